@@ -1,0 +1,187 @@
+// The host <-> lohar protocol. Both the daemon (src/engine/agent-client.ts) and
+// lohar (src/agent) import this module; nothing else defines wire formats.
+//
+// Transport: any reliable byte stream (a unix socket for the ns engine, a
+// virtio-serial port for the vm engine). It carries frames:
+//
+//   u32 BE  length of everything after this field (kind + stream + payload)
+//   u8      kind   (FrameKind)
+//   u32 BE  stream id (0 = the session itself; exec/file calls use 1, 2, ...)
+//   bytes   payload
+//
+// Session: the host connects and sends AUTH (payload = the per-sandbox token,
+// UTF-8). lohar answers a CONTROL {type:"hello"} on stream 0, or a CONTROL
+// {type:"error"} and closes. Nothing else is accepted before AUTH. Streams are
+// opened by the host with a CONTROL request on a fresh stream id; lohar answers
+// on the same stream id. A stream ends with CONTROL {type:"exit"} (exec),
+// {type:"result"} (file calls) or {type:"error"}.
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME = 1 << 20; // 1 MiB payload ceiling per frame
+export const HEADER_BYTES = 9; // 4 length + 1 kind + 4 stream
+
+export enum FrameKind {
+  Auth = 1,
+  Control = 2, // JSON payload: HostMessage or AgentMessage
+  Stdin = 3,
+  Stdout = 4,
+  Stderr = 5,
+  Data = 6, // file contents, either direction
+}
+
+// ---- host -> agent control messages ----
+
+export interface ExecStart {
+  type: "exec";
+  cmd: string[];
+  env?: Record<string, string>; // per-command env (WebSocket exec only); wins over everything
+  cwd?: string;
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
+  timeout_ms?: number; // kill the process group with SIGKILL after this
+  stdin?: boolean; // true: host will send Stdin frames then "eof"; false: stdin is /dev/null
+}
+export interface StdinEof { type: "eof" }
+export interface Resize { type: "resize"; rows: number; cols: number }
+export interface SignalMsg { type: "signal"; signal: string }
+export interface FileRead { type: "file_read"; path: string }
+// file_write: Data frames with the content follow on the same stream, then {type:"eof"}.
+export interface FileWrite { type: "file_write"; path: string; mode?: number }
+export interface FileStat { type: "file_stat"; path: string }
+export interface FileList { type: "file_list"; path: string }
+export interface Ping { type: "ping" }
+
+export type HostMessage =
+  | ExecStart | StdinEof | Resize | SignalMsg
+  | FileRead | FileWrite | FileStat | FileList | Ping;
+
+// ---- agent -> host control messages ----
+
+export interface Hello {
+  type: "hello";
+  version: number;
+  sandbox_id: string;
+  hostname: string;
+  config: "consumed"; // the config drive was read, applied and unmounted
+  boot_ms?: number; // lohar's own start-to-ready time
+}
+export interface ExecExit {
+  type: "exit";
+  exit_code: number; // 128+signal when killed by a signal
+  signal?: string;
+  timed_out?: boolean;
+}
+export interface ErrorMsg { type: "error"; message: string }
+export interface StatInfo {
+  name: string;
+  type: "file" | "dir" | "symlink" | "other";
+  size: number;
+  mode: number; // permission bits
+  uid: number;
+  gid: number;
+  mtime: string; // ISO-8601
+}
+// file_read: Data frames, then result. file_write: result. stat: result with stat. list: result with entries.
+export interface FileResult { type: "result"; stat?: StatInfo; entries?: StatInfo[] }
+export interface Pong { type: "pong" }
+
+export type AgentMessage = Hello | ExecExit | ErrorMsg | FileResult | Pong;
+
+// ---- the config drive (config.json on config.ext4) ----
+
+export interface ConfigFile {
+  path: string; // absolute path in the guest
+  content: string; // base64
+  mode: number; // e.g. 0o644
+}
+
+export interface ConfigDrive {
+  sandbox_id: string;
+  hostname: string;
+  token: string; // AUTH token for this sandbox
+  env: Record<string, string>; // secrets, then sandbox env on top (already merged by the host)
+  files: ConfigFile[];
+  init?: string; // optional boot command, run once as uid 1000 via /bin/sh -c
+}
+
+// Where things live inside the guest.
+export const GUEST = {
+  configDir: "/run/bhatti/config", // config drive mount point (removed after boot)
+  configFile: "/run/bhatti/config/config.json",
+  agentDir: "/run/bhatti/agent", // ns engine: host bind-mounts a runtime dir here
+  agentSocket: "/run/bhatti/agent/lohar.sock", // ns engine: lohar listens here
+  virtioPortName: "bhatti.agent", // vm engine: /sys/class/virtio-ports/*/name
+  user: { name: "lohar", uid: 1000, gid: 1000, home: "/home/lohar" },
+  defaultEnv: {
+    PATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+    HOME: "/home/lohar",
+    TERM: "xterm",
+    LANG: "C.UTF-8",
+  } as Record<string, string>,
+} as const;
+
+// ---- frame codec ----
+
+export function encodeFrame(kind: FrameKind, stream: number, payload: Uint8Array | string = new Uint8Array()): Buffer {
+  const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : payload;
+  if (body.length > MAX_FRAME) throw new Error(`frame payload ${body.length} exceeds ${MAX_FRAME}`);
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  buf.writeUInt32BE(5 + body.length, 0);
+  buf.writeUInt8(kind, 4);
+  buf.writeUInt32BE(stream >>> 0, 5);
+  buf.set(body, HEADER_BYTES);
+  return buf;
+}
+
+export function encodeControl(stream: number, msg: HostMessage | AgentMessage): Buffer {
+  return encodeFrame(FrameKind.Control, stream, JSON.stringify(msg));
+}
+
+export interface Frame { kind: FrameKind; stream: number; payload: Buffer }
+
+/** Incremental decoder: push() bytes as they arrive, get whole frames back. */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const out: Frame[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const head = this.peek(4);
+      const len = head.readUInt32BE(0);
+      if (len < 5 || len > MAX_FRAME + 5) throw new Error(`bad frame length ${len}`);
+      if (this.buffered < 4 + len) break;
+      const whole = this.take(4 + len);
+      out.push({ kind: whole.readUInt8(4) as FrameKind, stream: whole.readUInt32BE(5), payload: whole.subarray(HEADER_BYTES) });
+    }
+    return out;
+  }
+
+  reset(): void {
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0].subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
+    const first = this.chunks[0];
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+}
+
+export function parseControl<T extends HostMessage | AgentMessage>(payload: Buffer): T {
+  return JSON.parse(payload.toString("utf8")) as T;
+}
