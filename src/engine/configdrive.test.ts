@@ -1,0 +1,97 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { ConfigDrive } from "../protocol/agent.js";
+import { buildConfigDrive, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
+import { ensureRuntimeDir, isMounted, loopBackingFiles, loopDevicesFor, RUN_BHATTI } from "./runtime.js";
+
+const SECRET = "s3cr3t-value-\u00e9-" + Math.random().toString(36).slice(2);
+
+function config(): ConfigDrive {
+  return {
+    sandbox_id: "cdtest",
+    hostname: "cd-test",
+    token: "tok",
+    env: { API_KEY: SECRET, MULTI: "a\nb" },
+    files: [{ path: "/home/lohar/x", content: Buffer.from("hi").toString("base64"), mode: 0o600 }],
+  };
+}
+
+async function tmpDir(): Promise<string> {
+  const rt = join(RUN_BHATTI, "cdtest");
+  await ensureRuntimeDir(rt);
+  const d = mkdtempSync(join(rt, "d"));
+  return d;
+}
+
+test("config drive holds exactly config.json, 0400, owned as asked; nothing left mounted or attached", async () => {
+  const dir = await tmpDir();
+  const img = await buildConfigDrive(dir, config(), { owner: 1234567 });
+  assert.equal(img, configImagePath(dir));
+  assert.ok(statSync(img).isFile());
+  assert.deepEqual(loopDevicesFor(img), [], "no loop device after build");
+  assert.deepEqual(readdirSync(dir), ["config.ext4"], "no other file in the dir");
+
+  const mnt = await mountConfigDrive(dir);
+  assert.equal(mnt, configMountPath(dir));
+  assert.ok(isMounted(mnt));
+  const st = statSync(join(mnt, "config.json"));
+  assert.equal(st.mode & 0o777, 0o400);
+  assert.equal(st.uid, 1234567);
+  assert.equal(statSync(mnt).uid, 1234567);
+  assert.equal(statSync(mnt).mode & 0o777, 0o700);
+  assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), config());
+  assert.deepEqual(readdirSync(mnt).sort(), ["config.json", "lost+found"]);
+  assert.equal(loopDevicesFor(img).length, 1);
+
+  await destroyConfigDrive(dir);
+  assert.ok(!isMounted(mnt));
+  assert.ok(!existsSync(img));
+  assert.ok(!existsSync(mnt));
+  assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)), "loop device detached");
+  await destroyConfigDrive(dir); // idempotent
+  rmSync(dir, { recursive: true });
+});
+
+test("refuses a directory that is not on tmpfs, and the value is not in the error", async () => {
+  const dir = mkdtempSync("/var/tmp/bhatti-cd-");
+  try {
+    await assert.rejects(buildConfigDrive(dir, config()), (e: Error) => {
+      assert.match(e.message, /not on tmpfs/);
+      assert.ok(!e.message.includes(SECRET));
+      return true;
+    });
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("a failed build cleans up and names the step, not the value", async () => {
+  const dir = await tmpDir();
+  // A directory where the build mount point goes makes the build fail midway.
+  mkdirSync(join(dir, "config.build"));
+  await assert.rejects(buildConfigDrive(dir, config()), (e: Error) => {
+    assert.ok(!e.message.includes(SECRET));
+    return true;
+  });
+  assert.ok(!existsSync(configImagePath(dir)));
+  assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
+  rmSync(dir, { recursive: true });
+});
+
+test("build is fast enough for the create path", async () => {
+  const dir = await tmpDir();
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await buildConfigDrive(dir, config());
+    times.push(performance.now() - t);
+    await destroyConfigDrive(dir);
+  }
+  times.sort((a, b) => a - b);
+  console.log(`config drive build p50 ${times[2].toFixed(1)} ms`);
+  assert.ok(times[2] < 500);
+  rmSync(dir, { recursive: true });
+});

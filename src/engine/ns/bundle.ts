@@ -1,0 +1,83 @@
+// The OCI runtime spec (runc bundle config.json) of an ns sandbox. It holds
+// paths, ids and limits only: the process env is PATH and nothing else, so no
+// secret can ever land in it.
+import { GUEST } from "../../protocol/agent.js";
+import { UID_RANGE } from "../runtime.js";
+import { seccompProfile } from "./seccomp.js";
+
+export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
+export const PIDS_LIMIT = 1024;
+const CPU_PERIOD = 100_000;
+
+// What lohar (sandbox root) needs: drop to uid 1000 (SETUID/SETGID), chown and
+// write files anywhere (CHOWN/DAC_OVERRIDE/FOWNER), signal uid-1000 process
+// groups (KILL), umount2 the config drive and set the hostname (SYS_ADMIN).
+export const LOHAR_CAPS = [
+  "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_ADMIN",
+];
+
+export interface BundleSpec {
+  id: string;
+  hostname: string;
+  rootfs: string; // host path of the prepared (overlay) root
+  agentDir: string; // host dir bind-mounted at GUEST.agentDir
+  configMount: string; // host read-only mount of config.ext4, bind-mounted at GUEST.configDir
+  base: number; // first host uid/gid of the sandbox's range
+  cpus: number;
+  memoryMb: number;
+}
+
+export function cgroupsPath(id: string): string {
+  return `/bhatti/${id}`;
+}
+
+export function ociSpec(b: BundleSpec): Record<string, unknown> {
+  const mem = b.memoryMb * 1024 * 1024;
+  const idmap = [{ containerID: 0, hostID: b.base, size: UID_RANGE }];
+  return {
+    ociVersion: "1.0.2-dev",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: LOHAR_ARGS,
+      env: [`PATH=${GUEST.defaultEnv.PATH}`],
+      cwd: "/",
+      capabilities: { bounding: LOHAR_CAPS, effective: LOHAR_CAPS, permitted: LOHAR_CAPS, inheritable: [], ambient: [] },
+      noNewPrivileges: true,
+      oomScoreAdj: 0,
+    },
+    root: { path: b.rootfs, readonly: false },
+    hostname: b.hostname,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev", "hidepid=2"] },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
+      { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"] },
+      { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
+      { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+    ],
+    linux: {
+      uidMappings: idmap,
+      gidMappings: idmap,
+      namespaces: ["pid", "network", "ipc", "uts", "mount", "user", "cgroup"].map((type) => ({ type })),
+      cgroupsPath: cgroupsPath(b.id),
+      resources: {
+        devices: [{ allow: false, access: "rwm" }],
+        memory: { limit: mem, swap: mem },
+        cpu: { quota: Math.round(b.cpus * CPU_PERIOD), period: CPU_PERIOD },
+        pids: { limit: PIDS_LIMIT },
+      },
+      rootfsPropagation: "rprivate",
+      seccomp: seccompProfile(),
+      maskedPaths: [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+      ],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+}

@@ -1,0 +1,215 @@
+// The ns engine: each sandbox is a runc container in its own user, pid, mount,
+// uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
+import { connect, type Socket } from "node:net";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AgentClient } from "../agent-client.js";
+import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
+import { buildConfigDrive, configImagePath, destroyConfigDrive, mountConfigDrive } from "../configdrive.js";
+import {
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR,
+} from "../runtime.js";
+import { ociSpec } from "./bundle.js";
+import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
+import { prepareRootfs, releaseRootfs } from "./rootfs.js";
+import { Runc } from "./runc.js";
+
+export interface NsState extends EngineState {
+  slot: number;
+  base: number;
+  pid: number;
+  image: string;
+}
+
+export interface NsOptions {
+  bootTimeoutMs?: number; // lohar must say hello within this (default 10 s)
+  runcBin?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class NsEngine implements Engine {
+  readonly name = "ns" as const;
+  private readonly runc: Runc;
+  private availability?: Promise<Availability>;
+  private runtimeReady?: Promise<void>;
+
+  constructor(private readonly env: EngineEnv, private readonly opts: NsOptions = {}) {
+    this.runc = new Runc(join(env.runtimeDir, "runc"), opts.runcBin);
+  }
+
+  available(): Promise<Availability> {
+    this.availability ??= probe(this.runc.bin);
+    return this.availability;
+  }
+
+  private owner(id: string): string {
+    return `${this.env.runtimeDir}:${id}`;
+  }
+
+  async create(spec: CreateSpec): Promise<RunningSandbox> {
+    const avail = await this.available();
+    if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
+    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir);
+    await this.runtimeReady;
+    const p = nsPaths(this.env, spec.id);
+    const lower = join(this.env.imagesDir, spec.image, "rootfs");
+    if (!existsSync(join(lower, "opt/bhatti/lohar.js"))) throw new Error(`image ${spec.image} not found (no ${lower}); run: bhatti image build`);
+    if (existsSync(p.sb) || existsSync(p.data)) throw new Error(`sandbox ${spec.id} already exists`);
+
+    const { slot, base } = allocateUidSlot(this.owner(spec.id));
+    const state: NsState = { slot, base, pid: 0, image: spec.image };
+    try {
+      mkdirSync(p.sb, { mode: 0o710 });
+      chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
+      mkdirSync(p.bundle, { mode: 0o700 });
+      mkdirSync(p.agentDir, { mode: 0o700 });
+      chownSync(p.agentDir, base, base);
+      mkdirSync(p.data, { recursive: true, mode: 0o700 });
+      // The slow steps are independent: run them side by side.
+      await Promise.all([
+        prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base),
+        buildConfigDrive(p.sb, spec.config, { owner: base }).then(() => mountConfigDrive(p.sb)),
+      ]);
+      const oci = ociSpec({
+        id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
+        configMount: join(p.sb, "config.mnt"), base, cpus: spec.cpus, memoryMb: spec.memoryMb,
+      });
+      writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
+      try {
+        await this.runc.start(spec.id, p.bundle, p.pidFile, p.log);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}${logTail(p)}`);
+      }
+      state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
+      const agent = await this.connectAgent(p, spec.config.token, state.pid);
+      if (agent.hello.config !== "consumed") {
+        agent.close();
+        throw new Error("lohar did not consume the config drive");
+      }
+      await destroyConfigDrive(p.sb);
+      if (loopDevicesFor(configImagePath(p.sb)).length > 0) {
+        agent.close();
+        throw new Error("config drive still in use inside the sandbox after boot");
+      }
+      return { id: spec.id, engine: "ns", state, agent };
+    } catch (e) {
+      await this.destroy(spec.id, state).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Polls for lohar's socket, then authenticates. Fails early if the container dies. */
+  private async connectAgent(p: NsPaths, token: string, pid: number): Promise<AgentClient> {
+    const timeout = this.opts.bootTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeout;
+    let delay = 2;
+    for (;;) {
+      if (existsSync(p.socket)) {
+        const sock = await tryConnect(p.socket);
+        if (sock) {
+          try {
+            return await AgentClient.open(sock, token, Math.max(1000, deadline - Date.now()));
+          } catch (e) {
+            sock.destroy();
+            throw new Error(`lohar handshake failed: ${(e as Error).message}${logTail(p)}`);
+          }
+        }
+      }
+      if (!alive(pid)) throw new Error(`lohar exited during boot${logTail(p)}`);
+      if (Date.now() > deadline) throw new Error(`lohar did not come up within ${timeout} ms${logTail(p)}`);
+      await sleep(delay);
+      delay = Math.min(delay * 2, 25);
+    }
+  }
+
+  async reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null> {
+    const p = nsPaths(this.env, id);
+    const st = await this.runc.state(id);
+    if (st && st.status === "running" && existsSync(p.socket)) {
+      const sock = await tryConnect(p.socket);
+      if (sock) {
+        try {
+          const agent = await AgentClient.open(sock, token, 5000);
+          return { id, engine: "ns", state: { ...state, pid: st.pid }, agent };
+        } catch {
+          sock.destroy();
+        }
+      }
+    }
+    await this.destroy(id, state);
+    return null;
+  }
+
+  async destroy(id: string, state: EngineState): Promise<void> {
+    const p = nsPaths(this.env, id);
+    const errors: string[] = [];
+    const step = async (what: string, f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        errors.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    await step("runc delete", () => this.runc.delete(id));
+    await step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)));
+    await step("rootfs", () => releaseRootfs(p.rootfs));
+    await step("config drive", () => destroyConfigDrive(p.sb));
+    await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
+    await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
+    await step("uid slot", () => this.freeSlots(id, state));
+    if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+  }
+
+  private freeSlots(id: string, state: EngineState): void {
+    const owner = this.owner(id);
+    if (typeof state.slot === "number") freeUidSlot(state.slot, owner);
+    // A create that died before recording its slot: find it by owner.
+    if (!existsSync(UID_SLOTS_DIR)) return;
+    for (const n of readdirSync(UID_SLOTS_DIR)) freeUidSlot(Number(n), owner);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tryConnect(path: string): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", () => {
+      s.destroy();
+      resolve(null);
+    });
+  });
+}
+
+function logTail(p: NsPaths): string {
+  try {
+    const lines = readFileSync(p.log, "utf8").trim().split("\n").slice(-10).join("\n");
+    return lines ? `\n--- sandbox log (tail) ---\n${lines}` : "";
+  } catch {
+    return "";
+  }
+}
+
+async function probe(runcBin: string): Promise<Availability> {
+  try {
+    await run(runcBin, ["--version"]);
+  } catch {
+    return { ok: false, reason: `runc not found or not runnable (${runcBin}); install it: apt-get install runc` };
+  }
+  if (process.getuid?.() !== 0) return { ok: false, reason: "the ns engine needs the daemon to run as root" };
+  const r = await run("unshare", ["--user", "--map-root-user", "--mount", "true"], { allowFail: true });
+  if (r.code !== 0) return { ok: false, reason: `user namespaces do not work here: ${r.stderr.trim().split("\n").pop()}` };
+  return { ok: true };
+}

@@ -1,0 +1,184 @@
+// Helpers shared by the engines: running host tools with a cleared environment,
+// the tmpfs runtime dir, mount/loop inspection and host-global uid-slot
+// reservations for user namespaces. Nothing here ever sees a secret value:
+// arguments passed to run() must be paths and flags only.
+import { spawn } from "node:child_process";
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+export const TMPFS_MAGIC = 0x01021994;
+export const RUN_BHATTI = "/run/bhatti";
+export const UID_SLOTS_DIR = join(RUN_BHATTI, "uid-slots");
+export const UID_BASE = 1_000_000;
+export const UID_RANGE = 65536;
+export const MAX_SLOTS = 4096;
+
+/** The only environment any host tool we start gets. */
+export const TOOL_ENV: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" };
+
+export interface RunResult { stdout: string; stderr: string; code: number }
+
+/**
+ * Runs a host tool with a cleared environment and captured output. Rejects on a
+ * non-zero exit with the command line and the tail of stderr (callers pass
+ * only paths and flags, so both are safe to show).
+ */
+export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: TOOL_ENV, stdio: ["ignore", "pipe", "pipe"], timeout: opts.timeoutMs ?? 30_000 });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => reject(new Error(`${cmd}: ${e.message}`)));
+    child.on("close", (code, signal) => {
+      const res = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? 128 };
+      if (res.code === 0 || opts.allowFail) return resolve(res);
+      const tail = res.stderr.trim().split("\n").slice(-5).join("\n");
+      reject(new Error(`${cmd} ${args.join(" ")} failed (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ""}`));
+    });
+  });
+}
+
+export function isTmpfs(path: string): boolean {
+  return statfsSync(path).type === TMPFS_MAGIC;
+}
+
+export function assertTmpfs(path: string): void {
+  if (!isTmpfs(path)) throw new Error(`${path} is not on tmpfs; refusing to place a config drive there`);
+}
+
+/**
+ * Makes sure /run/bhatti is a tmpfs (mounting one if the host's /run is not)
+ * and creates the daemon's runtime dir 0700 inside it.
+ */
+export async function ensureRuntimeDir(runtimeDir: string): Promise<void> {
+  mkdirSync(RUN_BHATTI, { recursive: true, mode: 0o755 });
+  if (!isTmpfs(RUN_BHATTI)) {
+    await run("mount", ["-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "bhatti-run", RUN_BHATTI]);
+  }
+  mkdirSync(runtimeDir, { recursive: true, mode: 0o711 });
+  // 0711, not 0700: runc sets up a sandbox's mounts from inside its user
+  // namespace, so the sandbox's root (an unprivileged host uid) must be able to
+  // traverse to <rt>/sb/<id>/. Nothing here is listable, and each sandbox dir
+  // is root:<base> 0710, so no other host user gets further.
+  chmodSync(runtimeDir, 0o711);
+  mkdirSync(join(runtimeDir, "sb"), { recursive: true, mode: 0o711 });
+  if (!isTmpfs(runtimeDir)) throw new Error(`runtime dir ${runtimeDir} is not on tmpfs`);
+}
+
+export function sandboxRuntimeDir(runtimeDir: string, id: string): string {
+  return join(runtimeDir, "sb", id);
+}
+
+// ---- mounts and loop devices ----
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points (field 5 of /proc/self/mountinfo) of the host's mount namespace. */
+export function mountPoints(): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => unescapeMount(l.split(" ")[4]));
+}
+
+export function isMounted(path: string): boolean {
+  return mountPoints().includes(path);
+}
+
+/** Unmounts path if mounted (lazily if busy). */
+export async function unmountIfMounted(path: string): Promise<void> {
+  if (!isMounted(path)) return;
+  const r = await run("umount", [path], { allowFail: true });
+  if (r.code !== 0 && isMounted(path)) await run("umount", ["-l", path]);
+}
+
+/** Loop devices whose backing file is `file` ("/dev/loopN"). */
+export function loopDevicesFor(file: string): string[] {
+  const out: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const back = readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, "");
+      if (back === file) out.push(`/dev/${n}`);
+    } catch {
+      // not bound
+    }
+  }
+  return out;
+}
+
+/** Every bound loop device's backing file. */
+export function loopBackingFiles(): string[] {
+  const out: string[] = [];
+  for (const n of readdirSync("/sys/block").filter((x) => x.startsWith("loop"))) {
+    try {
+      out.push(readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim());
+    } catch {
+      // unbound
+    }
+  }
+  return out;
+}
+
+export async function detachLoops(file: string): Promise<void> {
+  for (const dev of loopDevicesFor(file)) await run("losetup", ["-d", dev], { allowFail: true });
+}
+
+// ---- uid slots (host-global user-namespace range reservations) ----
+
+export interface UidSlot { slot: number; base: number }
+
+export function slotBase(slot: number): number {
+  return UID_BASE + slot * UID_RANGE;
+}
+
+/**
+ * Reserves a free slot by creating /run/bhatti/uid-slots/<n> with O_EXCL, so
+ * several daemons on one host never hand out the same id range.
+ */
+export function allocateUidSlot(owner: string): UidSlot {
+  mkdirSync(UID_SLOTS_DIR, { recursive: true, mode: 0o755 });
+  const taken = new Set(readdirSync(UID_SLOTS_DIR));
+  for (let slot = 0; slot < MAX_SLOTS; slot++) {
+    if (taken.has(String(slot))) continue;
+    let fd: number;
+    try {
+      fd = openSync(join(UID_SLOTS_DIR, String(slot)), "wx", 0o644);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw e;
+    }
+    writeSync(fd, `${owner}\n`);
+    closeSync(fd);
+    return { slot, base: slotBase(slot) };
+  }
+  throw new Error(`no free user-namespace slot (all ${MAX_SLOTS} in ${UID_SLOTS_DIR} taken)`);
+}
+
+/** Frees a slot, but only if `owner` still holds it. */
+export function freeUidSlot(slot: number, owner: string): void {
+  const p = join(UID_SLOTS_DIR, String(slot));
+  try {
+    if (readFileSync(p, "utf8").trim() !== owner) return;
+    unlinkSync(p);
+  } catch {
+    // already free
+  }
+}
+
+export function slotOwner(slot: number): string | null {
+  try {
+    return readFileSync(join(UID_SLOTS_DIR, String(slot)), "utf8").trim();
+  } catch {
+    return null;
+  }
+}
