@@ -1,0 +1,79 @@
+// Builds one image's contents into a fresh directory: rootfs/, rootfs.ext4,
+// the vm artifacts and manifest.json. build.ts decides whether and where.
+import { chmod, copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ensureDebs } from "./apt.js";
+import { copyInto, installLibs } from "./elf.js";
+import { makeExt4 } from "./ext4.js";
+import { PACKAGES, type Inputs } from "./inputs.js";
+import { run } from "./run.js";
+import { busyboxLinks, fixOwnership, LOHAR_PATH, makeDirs, NODE_PATH, pruneDocs, TINI_PATH, writeEtc } from "./skeleton.js";
+import { treeSize } from "./tree.js";
+import type { Manifest, ManifestFile } from "./types.js";
+import { buildVmArtifacts } from "./vm-artifacts.js";
+
+type Log = (line: string) => void;
+
+export interface AssembleSpec {
+  dir: string; // must not exist yet
+  name: string;
+  inputs: Inputs;
+  inputsHash: string;
+  nodeBinary: string;
+  loharJs: string;
+  cacheDir: string;
+  vm: boolean;
+  log: Log;
+  started: number;
+}
+
+async function fileSize(p: string): Promise<number> {
+  return (await stat(p)).size;
+}
+
+export async function assemble(s: AssembleSpec): Promise<Manifest> {
+  const { log } = s;
+  await mkdir(s.dir, { mode: 0o755 });
+  const rootfs = join(s.dir, "rootfs");
+  await makeDirs(rootfs);
+
+  for (const d of await ensureDebs(PACKAGES, s.cacheDir, log)) {
+    if (d.info.version !== s.inputs.debs[d.info.package].version) throw new Error(`apt's candidate for ${d.info.package} changed during the build; run it again`);
+    log(`unpacking ${d.info.package} ${d.info.version}`);
+    await run("dpkg-deb", ["-x", d.path, rootfs]);
+  }
+  await pruneDocs(rootfs);
+  log(`linked ${await busyboxLinks(rootfs)} busybox applets`);
+
+  log(`copying node (${((await fileSize(s.nodeBinary)) / 1048576).toFixed(0)} MiB) and its libraries`);
+  await copyInto(rootfs, s.nodeBinary, 0o755, NODE_PATH);
+  const libs = new Set([...(await installLibs(rootfs, s.nodeBinary)), ...(await installLibs(rootfs, join(rootfs, TINI_PATH)))]);
+  log(`installed ${libs.size} shared libraries`);
+
+  await copyFile(s.loharJs, join(rootfs, LOHAR_PATH));
+  await chmod(join(rootfs, LOHAR_PATH), 0o644);
+  await writeEtc(rootfs);
+  await fixOwnership(rootfs);
+  const tree = await treeSize(rootfs);
+
+  log("packing rootfs.ext4");
+  await makeExt4(rootfs, join(s.dir, "rootfs.ext4"));
+  const files: ManifestFile[] = [{ path: "rootfs.ext4", size: await fileSize(join(s.dir, "rootfs.ext4")) }];
+
+  if (s.vm) {
+    await buildVmArtifacts(s.dir, s.cacheDir, log);
+    for (const p of ["vmlinux", "initramfs.cpio.gz"]) files.push({ path: p, size: await fileSize(join(s.dir, p)) });
+  }
+
+  const manifest: Manifest = {
+    name: s.name,
+    inputsHash: s.inputsHash,
+    inputs: s.inputs as unknown as Record<string, unknown>,
+    builtAt: new Date().toISOString(),
+    buildMs: Date.now() - s.started,
+    rootfs: { files: tree.files, bytes: tree.bytes },
+    files,
+  };
+  await writeFile(join(s.dir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n", { mode: 0o644 });
+  return manifest;
+}

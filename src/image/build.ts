@@ -1,0 +1,132 @@
+// `bhatti image build`: makes <imagesDir>/<name>/ with rootfs/ (ns engine),
+// rootfs.ext4 + vmlinux + initramfs.cpio.gz (vm engine) and manifest.json.
+// Idempotent (skips when the inputs hash is unchanged) and atomic (built in
+// <name>.tmp-<pid>/, renamed into place; the old image is removed after).
+import { access, constants, mkdir, readdir, readFile, realpath, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { resolveDebs } from "./apt.js";
+import { assemble } from "./assemble.js";
+import { HashCache } from "./hashes.js";
+import { collectInputs, inputsHash, PACKAGES } from "./inputs.js";
+import { acquireLock } from "./lock.js";
+import { defaultLoharJs } from "./paths.js";
+import { NODE_PATH } from "./skeleton.js";
+import type { BuildOptions, ImageInfo, Manifest } from "./types.js";
+import { KERNEL_META_PACKAGE, kernelInputs } from "./vm-artifacts.js";
+
+export type { BuildOptions, ImageInfo, Manifest } from "./types.js";
+export { BUILDER_VERSION } from "./inputs.js";
+
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+function checkName(name: string): void {
+  if (!NAME_RE.test(name)) throw new Error(`bad image name ${JSON.stringify(name)} (want ${NAME_RE.source})`);
+}
+
+function infoFrom(dir: string, m: Manifest, rebuilt: boolean): ImageInfo {
+  const has = (p: string): boolean => m.files.some((f) => f.path === p);
+  return {
+    name: m.name,
+    dir,
+    rootfs: join(dir, "rootfs"),
+    rootfsExt4: has("rootfs.ext4") ? join(dir, "rootfs.ext4") : undefined,
+    kernel: has("vmlinux") ? join(dir, "vmlinux") : undefined,
+    initramfs: has("initramfs.cpio.gz") ? join(dir, "initramfs.cpio.gz") : undefined,
+    inputsHash: m.inputsHash,
+    builtAt: m.builtAt,
+    rebuilt,
+  };
+}
+
+/** The built image `name`, or null if there is none (or it is incomplete). */
+export async function loadImage(imagesDir: string, name: string): Promise<ImageInfo | null> {
+  checkName(name);
+  const dir = join(imagesDir, name);
+  let m: Manifest;
+  try {
+    m = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Manifest;
+  } catch {
+    return null;
+  }
+  if (m.name !== name || typeof m.inputsHash !== "string" || !Array.isArray(m.files)) return null;
+  try {
+    await access(join(dir, "rootfs", NODE_PATH.slice(1)));
+  } catch {
+    return null;
+  }
+  return infoFrom(dir, m, false);
+}
+
+/** Removes leftovers of crashed builds; puts back an old image a crash left renamed aside. */
+async function recover(imagesDir: string, name: string): Promise<void> {
+  const entries = await readdir(imagesDir);
+  const current = entries.includes(name);
+  for (const e of entries) {
+    if (e.startsWith(`${name}.tmp-`)) await rm(join(imagesDir, e), { recursive: true, force: true });
+    else if (e.startsWith(`${name}.old-`)) {
+      if (!current && (await loadImage(imagesDir, name).catch(() => null)) === null) {
+        await rename(join(imagesDir, e), join(imagesDir, name)).catch(() => undefined);
+      }
+      await rm(join(imagesDir, e), { recursive: true, force: true });
+    }
+  }
+}
+
+export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
+  const started = Date.now();
+  const name = opts.name ?? "base";
+  checkName(name);
+  const vm = opts.vm ?? true;
+  const log = opts.log ?? (() => undefined);
+  const imagesDir = opts.imagesDir;
+  const cacheDir = opts.cacheDir ?? join(imagesDir, ".cache");
+  const nodeBinary = await realpath(opts.nodeBinary ?? process.execPath);
+  const loharJs = opts.loharJs ?? defaultLoharJs();
+  await access(loharJs).catch(() => {
+    throw new Error(`${loharJs} not found: build lohar first (npm run build)`);
+  });
+  if (process.getuid?.() !== 0) throw new Error("image build must run as root (the image's files are owned by root and uid 1000)");
+
+  await mkdir(imagesDir, { recursive: true, mode: 0o755 });
+  await mkdir(cacheDir, { recursive: true, mode: 0o755 });
+  const lock = await acquireLock(join(imagesDir, `.${name}.lock`));
+  try {
+    await recover(imagesDir, name);
+    const hashes = await HashCache.open(join(cacheDir, "hashes.json"));
+    const debs = await resolveDebs(vm ? [...PACKAGES, KERNEL_META_PACKAGE] : PACKAGES, cacheDir, log);
+    const kernel = vm ? await kernelInputs(debs[KERNEL_META_PACKAGE]) : null;
+    const inputs = await collectInputs({ debs, nodeBinary, loharJs, vm, kernel, hashes });
+    const hash = inputsHash(inputs);
+    await hashes.save();
+
+    const existing = await loadImage(imagesDir, name);
+    if (existing && existing.inputsHash === hash && !opts.force) {
+      log(`image ${name} is up to date (${hash.slice(0, 12)})`);
+      return existing;
+    }
+    log(existing ? `rebuilding image ${name} (${opts.force && existing.inputsHash === hash ? "forced" : "inputs changed"})` : `building image ${name}`);
+
+    const tmp = join(imagesDir, `${name}.tmp-${process.pid}`);
+    await rm(tmp, { recursive: true, force: true });
+    let manifest: Manifest;
+    try {
+      manifest = await assemble({ dir: tmp, name, inputs, inputsHash: hash, nodeBinary, loharJs, cacheDir, vm, log, started });
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
+    }
+
+    // Swap into place: the window between the two renames is a few microseconds,
+    // and recover() puts the old image back if a crash lands inside it.
+    const dir = join(imagesDir, name);
+    const old = join(imagesDir, `${name}.old-${process.pid}`);
+    const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
+    if (hadOld) await rename(dir, old);
+    await rename(tmp, dir);
+    if (hadOld) await rm(old, { recursive: true, force: true });
+    log(`image ${name} built in ${((Date.now() - started) / 1000).toFixed(1)} s: rootfs ${(manifest.rootfs.bytes / 1048576).toFixed(0)} MiB in ${manifest.rootfs.files} files`);
+    return infoFrom(dir, manifest, true);
+  } finally {
+    await lock.release();
+  }
+}
