@@ -1,0 +1,75 @@
+// Boot: read the config drive, take the drive away, apply files and hostname,
+// start the optional init command. Returns what lohar keeps in memory.
+import { mkdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { hostname as currentHostname } from "node:os";
+import { spawn } from "node:child_process";
+import { GUEST } from "../protocol/agent.js";
+import type { Args } from "./args.js";
+import { readConfig, writeConfigFile } from "./config.js";
+import { commandEnv } from "./env.js";
+import { log, errText } from "./log.js";
+import { run } from "./run.js";
+import { defaultCwd } from "./util.js";
+
+/** What lohar holds for its lifetime. token and env are secret: memory only. */
+export interface Sandbox {
+  readonly id: string;
+  readonly hostname: string;
+  readonly token: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+const VM_CONFIG_DEVICE = "/dev/vdb";
+
+export async function boot(args: Args): Promise<Sandbox> {
+  if (args.vm) {
+    mkdirSync(args.configDir, { recursive: true });
+    await run("/bin/mount", ["-t", "ext4", "-o", "ro", VM_CONFIG_DEVICE, args.configDir]);
+  }
+  const c = readConfig(args.configDir);
+  const sandbox: Sandbox = Object.freeze({ id: c.sandbox_id, hostname: c.hostname, token: c.token, env: Object.freeze({ ...c.env }) });
+
+  // The drive goes away first (in parallel with the rest): the less time it is mounted, the better.
+  const unmounted = args.unmount ? takeDriveAway(args) : Promise.resolve();
+  const named = args.hostname && c.hostname && c.hostname !== currentHostname()
+    ? run("/bin/hostname", [c.hostname]).catch((e: Error) => log(`hostname not set: ${e.message}`))
+    : Promise.resolve();
+  for (const f of c.files) {
+    try {
+      writeConfigFile(f);
+    } catch (e) {
+      log(`config file ${JSON.stringify(String(f.path))} not written: ${e instanceof Error && !(e as NodeJS.ErrnoException).code ? e.message : errText(e)}`);
+    }
+  }
+  await Promise.all([unmounted, named]);
+  if (c.init) startInit(c.init, sandbox.env);
+  return sandbox;
+}
+
+async function takeDriveAway(args: Args): Promise<void> {
+  try {
+    await run("/bin/umount", [args.configDir]);
+    rmdirSync(args.configDir);
+    if (args.vm) unlinkSync(VM_CONFIG_DEVICE);
+  } catch (e) {
+    throw new Error(`config drive not removed, refusing to serve: ${e instanceof Error && !(e as NodeJS.ErrnoException).code ? e.message : errText(e)}`);
+  }
+}
+
+function startInit(script: string, env: Readonly<Record<string, string>>): void {
+  try {
+    const child = spawn("/bin/sh", ["-c", script], {
+      uid: GUEST.user.uid,
+      gid: GUEST.user.gid,
+      cwd: defaultCwd(),
+      env: commandEnv(env),
+      detached: true,
+      stdio: "ignore",
+    });
+    child.on("error", (e) => log(`init not started: ${errText(e)}`));
+    child.on("exit", (code, signal) => log(`init finished: ${signal ?? `exit ${code}`}`));
+    child.unref();
+  } catch (e) {
+    log(`init not started: ${errText(e)}`);
+  }
+}

@@ -1,0 +1,11 @@
+// What a stream handler may do with its session's connection.
+import type { Readable } from "node:stream";
+
+export interface Out {
+  /** Send a frame. With `source`, the source is paused while the connection is congested. */
+  send(frame: Buffer, source?: Readable): void;
+  /** Resolves once the connection can take more (for handlers that pull their data). */
+  drained(): Promise<void>;
+  /** False after the session ended: stop sending. */
+  readonly open: boolean;
+}

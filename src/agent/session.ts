@@ -1,0 +1,199 @@
+// One host session over a byte stream: AUTH, then requests on streams.
+// Nothing is served before a correct AUTH; a wrong token closes the session.
+import type { Readable } from "node:stream";
+import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeControl, type Frame, type HostMessage } from "../protocol/agent.js";
+import type { Sandbox } from "./boot.js";
+import type { Out } from "./out.js";
+import { ExecStream } from "./exec.js";
+import { FileWriter, fileList, fileRead, fileStat } from "./files.js";
+import { log } from "./log.js";
+import { sameBytes } from "./util.js";
+
+/** The byte stream under a session (a net.Socket, or the virtio port wrapper). */
+export interface Conn {
+  write(buf: Buffer): boolean;
+  on(event: "drain", fn: () => void): unknown;
+  off(event: "drain", fn: () => void): unknown;
+  /** Close the connection (unix) or just drop the session (virtio). */
+  end(): void;
+}
+
+
+export class Session implements Out {
+  private readonly decoder = new FrameDecoder();
+  private authed = false;
+  private ended = false;
+  private readonly execs = new Map<number, ExecStream>();
+  private readonly writers = new Map<number, FileWriter>();
+  private readonly paused = new Set<Readable>();
+  private congested = false;
+  private waiters: (() => void)[] = [];
+  private readonly onDrain = () => {
+    this.congested = false;
+    for (const s of this.paused) s.resume();
+    this.paused.clear();
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  };
+
+  private readonly token: Buffer;
+
+  constructor(private readonly conn: Conn, private readonly sandbox: Sandbox, private readonly bootMs: number) {
+    this.token = Buffer.from(sandbox.token, "utf8");
+    conn.on("drain", this.onDrain);
+  }
+
+  get open(): boolean {
+    return !this.ended;
+  }
+
+  send(frame: Buffer, source?: Readable): void {
+    if (this.ended) return;
+    if (!this.conn.write(frame)) {
+      this.congested = true;
+      if (source && !this.paused.has(source)) {
+        source.pause();
+        this.paused.add(source);
+      }
+    }
+  }
+
+  drained(): Promise<void> {
+    if (!this.congested || this.ended) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Bytes from the host. */
+  push(chunk: Buffer): void {
+    if (this.ended) return;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch {
+      log("bad frame from host, closing the session");
+      return this.close();
+    }
+    for (const f of frames) {
+      if (this.ended) return;
+      this.frame(f);
+    }
+  }
+
+  /** The host went away (or the session is being replaced): streams are dropped, processes keep running. */
+  detach(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.conn.off("drain", this.onDrain);
+    for (const e of this.execs.values()) e.detach();
+    for (const w of this.writers.values()) w.abort();
+    this.execs.clear();
+    this.writers.clear();
+    for (const s of this.paused) s.resume();
+    this.paused.clear();
+    this.onDrain();
+  }
+
+  close(): void {
+    this.detach();
+    this.conn.end();
+  }
+
+  private frame(f: Frame): void {
+    if (!this.authed) {
+      if (f.kind !== FrameKind.Auth || f.stream !== 0 || !sameBytes(f.payload, this.token)) {
+        log("authentication failed");
+        this.send(encodeControl(0, { type: "error", message: "authentication failed" }));
+        return this.close();
+      }
+      this.authed = true;
+      this.send(encodeControl(0, {
+        type: "hello",
+        version: PROTOCOL_VERSION,
+        sandbox_id: this.sandbox.id,
+        hostname: this.sandbox.hostname,
+        config: "consumed",
+        boot_ms: this.bootMs,
+      }));
+      return;
+    }
+    const id = f.stream;
+    switch (f.kind) {
+      case FrameKind.Control: {
+        let msg: HostMessage;
+        try {
+          msg = JSON.parse(f.payload.toString("utf8")) as HostMessage;
+        } catch {
+          return this.send(encodeControl(id, { type: "error", message: "bad control message" }));
+        }
+        if (!msg || typeof msg !== "object") return this.send(encodeControl(id, { type: "error", message: "bad control message" }));
+        return this.control(id, msg);
+      }
+      case FrameKind.Stdin:
+        this.execs.get(id)?.stdin(f.payload);
+        return;
+      case FrameKind.Data: {
+        const w = this.writers.get(id);
+        w?.data(f.payload);
+        if (w?.done) this.writers.delete(id);
+        return;
+      }
+      default:
+        return; // Auth again, or agent->host kinds: ignore
+    }
+  }
+
+  private control(id: number, msg: HostMessage): void {
+    const exec = this.execs.get(id);
+    const writer = this.writers.get(id);
+    switch (msg.type) {
+      case "eof":
+        exec?.eof();
+        if (writer) {
+          writer.eof();
+          this.writers.delete(id);
+        }
+        return;
+      case "signal":
+        exec?.signal(msg.signal);
+        return;
+      case "resize":
+        exec?.resize(msg.rows, msg.cols);
+        return;
+    }
+    this.sweep();
+    if (id === 0 || this.execs.has(id) || this.writers.has(id)) {
+      return this.send(encodeControl(id, { type: "error", message: id === 0 ? "stream 0 takes no requests" : "stream id in use" }));
+    }
+    switch (msg.type) {
+      case "exec": {
+        const e = new ExecStream(id, this);
+        this.execs.set(id, e);
+        e.start(msg, this.sandbox);
+        return;
+      }
+      case "file_write": {
+        const w = new FileWriter(id, this);
+        w.start(msg.path, msg.mode);
+        if (!w.done) this.writers.set(id, w);
+        return;
+      }
+      case "file_read":
+        void fileRead(this, id, msg.path);
+        return;
+      case "file_stat":
+        return fileStat(this, id, msg.path);
+      case "file_list":
+        return fileList(this, id, msg.path);
+      case "ping":
+        return this.send(encodeControl(id, { type: "pong" }));
+      default:
+        return this.send(encodeControl(id, { type: "error", message: `unknown request ${JSON.stringify(String((msg as { type?: unknown }).type).slice(0, 40))}` }));
+    }
+  }
+
+  /** Forget finished exec streams (their ids may be reused). */
+  private sweep(): void {
+    for (const [id, e] of this.execs) if (e.done) this.execs.delete(id);
+  }
+}

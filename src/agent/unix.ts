@@ -1,0 +1,29 @@
+// ns engine transport: a unix socket, one session per connection.
+import { createServer, type Server } from "node:net";
+import { mkdirSync, rmSync, chmodSync } from "node:fs";
+import { dirname } from "node:path";
+import type { Sandbox } from "./boot.js";
+import { Session } from "./session.js";
+import { log } from "./log.js";
+
+export function serveUnix(path: string, sandbox: Sandbox, bootMs: number): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  rmSync(path, { force: true }); // a stale socket from an earlier lohar
+  const server = createServer({ allowHalfOpen: false }, (sock) => {
+    const session = new Session(sock, sandbox, bootMs);
+    sock.on("data", (d: Buffer) => session.push(d));
+    sock.on("error", () => {}); // 'close' follows
+    sock.on("close", () => session.detach());
+  });
+  return new Promise((resolve, reject) => {
+    const old = process.umask(0o177); // the socket is born 0600
+    server.once("error", reject);
+    server.listen(path, () => {
+      process.umask(old);
+      chmodSync(path, 0o600);
+      server.off("error", reject);
+      server.on("error", (e) => log(`socket error: ${(e as NodeJS.ErrnoException).code ?? "unknown"}`));
+      resolve(server);
+    });
+  });
+}
