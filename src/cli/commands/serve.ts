@@ -1,0 +1,32 @@
+import { parse } from "../args.js";
+import { resolveDataDir } from "../../util/paths.js";
+import { serve } from "../../server/daemon.js";
+
+const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--rate-limit N]";
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    listen: { type: "string" },
+    "rate-limit": { type: "string" },
+  }, { usage: USAGE });
+  const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
+  if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
+  const daemon = await serve({
+    dataDir: resolveDataDir(values["data-dir"]),
+    listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
+    rateLimit: rate,
+  });
+  process.stdout.write(
+    "\nNext steps, in another shell:\n" +
+    "  bin/bhatti user create --name alice          # prints an API key, once\n" +
+    "  bin/bhatti setup --token bht_...             # saves url + key to ~/.bhatti/config.yaml\n" +
+    "  echo -n s3cret | bin/bhatti secret set API_KEY\n" +
+    "  bin/bhatti secret list\n\n",
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => { daemon.close().then(resolve, resolve); };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return 0;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// The bhatti command: dispatches to subcommands; errors become one line on stderr.
+import { UsageError } from "./args.js";
+import { ApiError } from "../client/index.js";
+import { serveCommand } from "./commands/serve.js";
+import { userCommand } from "./commands/user.js";
+import { keyCommand } from "./commands/key.js";
+import { secretCommand } from "./commands/secret.js";
+import { setupCommand } from "./commands/setup.js";
+import { KeyLossError } from "../secrets/open.js";
+import { UserError } from "../util/errors.js";
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  serve: serveCommand,
+  user: userCommand,
+  key: keyCommand,
+  secret: secretCommand,
+  setup: setupCommand,
+};
+
+const HELP = `bhatti — sandboxes with a write-only secret store
+
+daemon and operator commands (local, on the daemon host):
+  serve [--data-dir DIR] [--listen HOST:PORT]   run the daemon
+  user create|list|rotate-key|delete            manage users and API keys
+  key rotate                                    re-encrypt all secrets under a new age key
+
+client commands (talk to the daemon's API):
+  setup --url URL --token KEY                   check and save connection settings
+  secret set NAME [VALUE] | list | delete NAME  manage your secrets
+
+global flags: --url URL  --token KEY  --json  --data-dir DIR
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 2;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`bhatti: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const known = err instanceof ApiError || err instanceof UserError || err instanceof KeyLossError || (err instanceof Error && !(err as NodeJS.ErrnoException).code);
+    const msg = err instanceof Error ? (known ? err.message : `${err.message}`) : String(err);
+    process.stderr.write(`bhatti: ${msg.split("\n")[0]}\n`);
+    process.exitCode = 1;
+  },
+);

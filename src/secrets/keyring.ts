@@ -1,0 +1,83 @@
+// The daemon's age identity: generating, loading and using it.
+//
+// age.key is an ordinary age identity file (readable by `age -d -i age.key`).
+// Normally it holds one X25519 identity. During `bhatti key rotate` it briefly
+// holds two (new first, then old) so that, whatever moment the rotation dies
+// at, the file still decrypts every blob in state.db; settleKeyFile() brings it
+// back to the single identity the database is actually encrypted to.
+import * as age from "age-encryption";
+import { existsSync, readFileSync } from "node:fs";
+import { writeFileAtomic } from "../util/atomic.js";
+
+// "AGE-SECRET-KEY-1" + 58 characters of upper-case bech32.
+const IDENTITY_RE = /^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/;
+
+export class KeyFileError extends Error {}
+
+export class Keyring {
+  private constructor(
+    readonly identity: string,
+    readonly recipient: string,
+    private readonly decrypter: age.Decrypter,
+  ) {}
+
+  static async fromIdentity(identity: string): Promise<Keyring> {
+    const recipient = await age.identityToRecipient(identity);
+    const d = new age.Decrypter();
+    d.addIdentity(identity);
+    return new Keyring(identity, recipient, d);
+  }
+
+  async encrypt(plaintext: string): Promise<Buffer> {
+    const e = new age.Encrypter();
+    e.addRecipient(this.recipient);
+    return Buffer.from(await e.encrypt(plaintext));
+  }
+
+  async decrypt(ciphertext: Uint8Array): Promise<string> {
+    return this.decrypter.decrypt(ciphertext, "text");
+  }
+}
+
+export async function generateIdentity(): Promise<string> {
+  // X25519, the identity type every age implementation (Debian's age 1.1 too) reads.
+  return age.generateX25519Identity();
+}
+
+export async function keyFileText(identities: string[], note?: string): Promise<string> {
+  const lines: string[] = [];
+  lines.push(`# bhatti daemon identity, created: ${new Date().toISOString()}`);
+  if (note) lines.push(`# ${note}`);
+  for (const id of identities) {
+    lines.push(`# public key: ${await age.identityToRecipient(id)}`);
+    lines.push(id);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export async function writeKeyFile(path: string, identities: string[], note?: string): Promise<void> {
+  writeFileAtomic(path, await keyFileText(identities, note), 0o600);
+}
+
+export type KeyFileState =
+  | { kind: "missing" }
+  | { kind: "empty" }
+  | { kind: "invalid"; why: string }
+  | { kind: "ok"; identities: string[] };
+
+/** Reads age.key without ever throwing on bad content: callers decide what a bad file means. */
+export function readKeyFile(path: string): KeyFileState {
+  if (!existsSync(path)) return { kind: "missing" };
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    return { kind: "invalid", why: `cannot be read (${(e as NodeJS.ErrnoException).code ?? "error"})` };
+  }
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  if (lines.length === 0) return { kind: "empty" };
+  for (const l of lines) {
+    if (!IDENTITY_RE.test(l)) return { kind: "invalid", why: "does not contain a valid AGE-SECRET-KEY-1 identity" };
+  }
+  return { kind: "ok", identities: lines };
+}

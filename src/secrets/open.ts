@@ -1,0 +1,78 @@
+// Loading the daemon's identity at start-up, and refusing to run when doing so
+// would lose secrets.
+import type { DB } from "../store/db.js";
+import { getMeta, setMeta } from "../store/db.js";
+import { Keyring, generateIdentity, readKeyFile, writeKeyFile } from "./keyring.js";
+import * as age from "age-encryption";
+
+export class KeyLossError extends Error {}
+
+const META_RECIPIENT = "age_recipient";
+
+function secretCount(db: DB): number {
+  return (db.prepare("SELECT COUNT(*) AS n FROM secrets").get() as { n: number }).n;
+}
+
+function restoreHint(keyPath: string, n: number): string {
+  return `${keyPath} is needed: state.db holds ${n} secret${n === 1 ? "" : "s"} that cannot be decrypted without it. ` +
+    `Restore age.key from the backup taken together with state.db. ` +
+    `bhatti will not generate a replacement key, because that would make every stored secret unrecoverable.`;
+}
+
+/**
+ * Returns the keyring for this data dir. Generates age.key only when the store
+ * holds no secrets and there is no key file; every other anomaly is an error
+ * whose message names the file and what to do.
+ */
+export async function openKeyring(keyPath: string, db: DB): Promise<Keyring> {
+  const state = readKeyFile(keyPath);
+  const n = secretCount(db);
+  const dbRecipient = getMeta(db, META_RECIPIENT);
+
+  if (state.kind === "missing" || state.kind === "empty") {
+    if (n > 0) throw new KeyLossError(`${keyPath} is ${state.kind}. ${restoreHint(keyPath, n)}`);
+    const identity = await generateIdentity();
+    await writeKeyFile(keyPath, [identity]);
+    const kr = await Keyring.fromIdentity(identity);
+    setMeta(db, META_RECIPIENT, kr.recipient);
+    return kr;
+  }
+  if (state.kind === "invalid") {
+    const tail = n > 0 ? restoreHint(keyPath, n) : "Fix or remove the file; bhatti will not overwrite it.";
+    throw new KeyLossError(`${keyPath} ${state.why}. ${tail}`);
+  }
+
+  let identity = state.identities[0];
+  if (state.identities.length > 1 || dbRecipient) {
+    // A rotation may have died half way: keep the identity the database is on.
+    const match = await findIdentityFor(state.identities, dbRecipient);
+    if (!match) {
+      if (n > 0 || state.identities.length > 1) {
+        throw new KeyLossError(`${keyPath} does not hold the key the stored secrets were encrypted with (${dbRecipient}). ${restoreHint(keyPath, n)}`);
+      }
+    } else {
+      identity = match;
+    }
+    if (state.identities.length > 1) await writeKeyFile(keyPath, [identity]);
+  }
+  let kr: Keyring;
+  try {
+    kr = await Keyring.fromIdentity(identity);
+  } catch {
+    throw new KeyLossError(`${keyPath} does not contain a valid AGE-SECRET-KEY-1 identity (bad checksum). ${n > 0 ? restoreHint(keyPath, n) : "Fix or remove the file; bhatti will not overwrite it."}`);
+  }
+  if (dbRecipient !== kr.recipient) setMeta(db, META_RECIPIENT, kr.recipient);
+  return kr;
+}
+
+async function findIdentityFor(identities: string[], recipient: string | undefined): Promise<string | undefined> {
+  if (!recipient) return identities.length === 1 ? identities[0] : undefined;
+  for (const id of identities) {
+    try {
+      if ((await age.identityToRecipient(id)) === recipient) return id;
+    } catch { /* a corrupt line matches nothing */ }
+  }
+  return undefined;
+}
+
+export { META_RECIPIENT };

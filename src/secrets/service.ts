@@ -1,0 +1,66 @@
+// The per-user, write-only secret store. Values go in, are encrypted to the
+// daemon's age recipient, and come out again only as plaintext for a sandbox's
+// config drive (resolveForSandbox) — never through the API.
+import type { DB } from "../store/db.js";
+import { recordEvent } from "../store/events.js";
+import { notFound, badRequest } from "../util/errors.js";
+import type { Keyring } from "./keyring.js";
+import { validateSecretName, validateSecretValue } from "./validate.js";
+
+export interface SecretMeta { name: string; created_at: string; updated_at: string }
+export interface Caller { id: number; name: string }
+
+export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`);
+
+export class SecretService {
+  constructor(private readonly db: DB, private readonly keyring: Keyring) {}
+
+  /** Create or replace. Returns the metadata and whether it was created. */
+  async set(user: Caller, rawName: unknown, rawValue: unknown): Promise<{ secret: SecretMeta; created: boolean }> {
+    const name = validateSecretName(rawName);
+    const value = validateSecretValue(rawValue);
+    const blob = await this.keyring.encrypt(value);
+    const now = new Date().toISOString();
+    // Synchronous from here: no other request can interleave between the read and the write.
+    return this.db.transaction(() => {
+      const prev = this.db.prepare("SELECT created_at FROM secrets WHERE user_id = ? AND name = ?").get(user.id, name) as { created_at: string } | undefined;
+      if (prev) {
+        this.db.prepare("UPDATE secrets SET value_encrypted = ?, updated_at = ? WHERE user_id = ? AND name = ?").run(blob, now, user.id, name);
+      } else {
+        this.db.prepare("INSERT INTO secrets (user_id, name, value_encrypted, created_at, updated_at) VALUES (?, ?, ?, ?, ?)").run(user.id, name, blob, now, now);
+      }
+      recordEvent(this.db, "secret.set", user.name, name, { replaced: !!prev });
+      return { secret: { name, created_at: prev?.created_at ?? now, updated_at: now }, created: !prev };
+    })();
+  }
+
+  list(user: Caller): SecretMeta[] {
+    return this.db.prepare("SELECT name, created_at, updated_at FROM secrets WHERE user_id = ? ORDER BY name").all(user.id) as SecretMeta[];
+  }
+
+  delete(user: Caller, rawName: string): void {
+    // An invalid name cannot exist, so it is simply not found: same answer as any missing name.
+    const res = this.db.prepare("DELETE FROM secrets WHERE user_id = ? AND name = ?").run(user.id, rawName);
+    if (res.changes === 0) throw secretNotFound(rawName);
+    recordEvent(this.db, "secret.deleted", user.name, rawName);
+  }
+
+  /**
+   * Decrypts the named secrets of this user for a sandbox's config drive. An
+   * unknown name — missing or another user's — is one and the same 400.
+   * The returned map holds plaintext: keep it in memory only.
+   */
+  async resolveForSandbox(user: Caller, names: string[]): Promise<Map<string, string>> {
+    const stmt = this.db.prepare("SELECT value_encrypted FROM secrets WHERE user_id = ? AND name = ?");
+    const blobs: [string, Buffer][] = [];
+    for (const name of names) {
+      const row = stmt.get(user.id, name) as { value_encrypted: Buffer } | undefined;
+      if (!row) throw badRequest(`secret ${JSON.stringify(name)} not found`);
+      blobs.push([name, row.value_encrypted]);
+    }
+    const out = new Map<string, string>();
+    const plain = await Promise.all(blobs.map(([, b]) => this.keyring.decrypt(b)));
+    blobs.forEach(([name], i) => out.set(name, plain[i]));
+    return out;
+  }
+}

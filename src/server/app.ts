@@ -1,0 +1,60 @@
+// Wires routes, auth and rate limits into a request listener.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Router, sendError, sendJson, type Ctx } from "./http.js";
+import { authenticate } from "./auth.js";
+import { RateLimiter } from "./ratelimit.js";
+import { Reply, HANDLED } from "./reply.js";
+import { UserError } from "../util/errors.js";
+import type { UserService, User } from "../users/service.js";
+
+export interface AppOptions { users: UserService; limiter: RateLimiter; log: (line: string) => void }
+
+export class App {
+  readonly router = new Router();
+  private inflight = 0;
+
+  constructor(private readonly opts: AppOptions) {}
+
+  get busy(): number { return this.inflight; }
+
+  /** Authenticates and rate-limits a request (also used for WebSocket upgrades). */
+  admit(req: IncomingMessage, query: URLSearchParams): User {
+    const user = authenticate(req, query, this.opts.users);
+    const wait = this.opts.limiter.take(user.id);
+    if (wait > 0) throw new UserError(429, "rate limit exceeded", { "Retry-After": String(wait) });
+    return user;
+  }
+
+  listener = (req: IncomingMessage, res: ServerResponse): void => {
+    this.inflight++;
+    res.on("close", () => { this.inflight--; });
+    this.handle(req, res).catch((err) => {
+      if (!(err instanceof UserError)) this.opts.log(`internal error on ${req.method} ${safePath(req)}: ${describe(err)}`);
+      sendError(res, err);
+    });
+  };
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const { route, params } = this.router.match(req.method ?? "GET", url.pathname);
+    const ctx: Ctx = { req, res, params, query: url.searchParams, user: undefined as unknown as User };
+    if (!route.public) ctx.user = this.admit(req, url.searchParams);
+    const out = await route.handler(ctx);
+    if (out === HANDLED) return;
+    if (out instanceof Reply) sendJson(res, out.status, out.body, out.headers);
+    else sendJson(res, 200, out);
+  }
+}
+
+function safePath(req: IncomingMessage): string {
+  return (req.url ?? "/").split("?")[0];
+}
+
+/** Error description for the daemon log: class and errno code only, never a message that could quote input. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return `${err.name}${code ? ` (${code})` : ""}${err.stack ? ` at ${err.stack.split("\n")[1]?.trim() ?? ""}` : ""}`;
+  }
+  return typeof err;
+}

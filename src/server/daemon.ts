@@ -1,0 +1,106 @@
+// `bhatti serve`: the daemon. Opens the store and the keyring, listens on TCP
+// and on a unix socket, and shuts down gracefully on SIGINT/SIGTERM.
+import { createServer, type Server } from "node:http";
+import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { connect } from "node:net";
+import { ensureDataDir, dataPaths } from "../util/paths.js";
+import { openDb } from "../store/db.js";
+import { openKeyring } from "../secrets/open.js";
+import { SecretService } from "../secrets/service.js";
+import { UserService } from "../users/service.js";
+import { App } from "./app.js";
+import { RateLimiter } from "./ratelimit.js";
+import { secretRoutes } from "./routes/secrets.js";
+import { claimPidFile, livePid, releasePidFile } from "./pidfile.js";
+import { VERSION } from "../version.js";
+
+export interface ServeOptions {
+  dataDir: string;
+  listen: string; // host:port
+  rateLimit: number; // requests per second per user; 0 = off
+  log?: (line: string) => void;
+}
+
+export const DAEMON_MARKER = "serve";
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new Error(`--listen must be HOST:PORT (got ${JSON.stringify(s)})`);
+  return { host: m[1].replace(/^\[|\]$/g, ""), port };
+}
+
+export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<void> }> {
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${new Date().toISOString()} ${l}\n`));
+  const { host, port } = parseListen(opts.listen);
+  process.umask(0o077); // everything the daemon creates is private to its owner
+  const dataDir = ensureDataDir(opts.dataDir);
+  const paths = dataPaths(dataDir);
+
+  const rotating = livePid(paths.rotateLock, "rotate");
+  if (rotating) throw new Error(`a key rotation (pid ${rotating}) is running on this data dir; start the daemon after it finishes`);
+  claimPidFile(paths.pidFile, DAEMON_MARKER, "another bhatti daemon");
+
+  const db = openDb(paths.db);
+  let keyring;
+  try {
+    keyring = await openKeyring(paths.key, db);
+  } catch (e) {
+    db.close();
+    releasePidFile(paths.pidFile);
+    throw e;
+  }
+  const users = new UserService(db);
+  const secrets = new SecretService(db, keyring);
+  const app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
+  app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION }), { public: true });
+  secretRoutes(app.router, secrets);
+
+  const tcp = createServer({ keepAliveTimeout: 30_000 }, app.listener);
+  const unix = createServer({ keepAliveTimeout: 30_000 }, app.listener);
+  await listen(tcp, () => tcp.listen(port, host));
+  await removeStaleSocket(paths.socket);
+  await listen(unix, () => unix.listen(paths.socket));
+  chmodSync(paths.socket, 0o600);
+  const addr = tcp.address();
+  const bound = typeof addr === "object" && addr ? `${addr.address.includes(":") ? `[${addr.address}]` : addr.address}:${addr.port}` : opts.listen;
+  log(`bhatti ${VERSION} listening on http://${bound} and unix:${paths.socket} (data dir ${dataDir})`);
+
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= (async () => {
+    log("shutting down: no new connections, finishing in-flight requests");
+    const stopped = Promise.all([tcp, unix].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    tcp.closeIdleConnections();
+    unix.closeIdleConnections();
+    const deadline = Date.now() + 10_000;
+    while (app.busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    tcp.closeAllConnections();
+    unix.closeAllConnections();
+    await stopped;
+    db.close();
+    try { unlinkSync(paths.socket); } catch { /* gone */ }
+    releasePidFile(paths.pidFile);
+    log("stopped");
+  })());
+  return { close };
+}
+
+function listen(server: Server, start: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.once("listening", () => { server.off("error", reject); resolve(); });
+    start();
+  });
+}
+
+/** A socket file left by a crashed daemon is removed; one that answers belongs to a live daemon. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const alive = await new Promise<boolean>((r) => {
+    const s = connect(path);
+    s.once("connect", () => { s.destroy(); r(true); });
+    s.once("error", () => r(false));
+  });
+  if (alive) throw new Error(`${path} is in use by another process`);
+  unlinkSync(path);
+}

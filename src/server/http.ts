@@ -1,0 +1,97 @@
+// A small JSON router over node:http: path params, 404/405, body limits, and
+// errors that never leak internals. Route modules register handlers on it.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { UserError } from "../util/errors.js";
+import type { User } from "../users/service.js";
+
+export const MAX_BODY = 1 << 20; // 1 MiB
+
+export interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  user: User; // set by auth for every route except public ones
+}
+
+export type Handler = (ctx: Ctx) => Promise<unknown> | unknown;
+
+interface Route { method: string; re: RegExp; keys: string[]; handler: Handler; public: boolean }
+
+export class Router {
+  private routes: Route[] = [];
+
+  add(method: string, pattern: string, handler: Handler, opts: { public?: boolean } = {}): void {
+    const keys: string[] = [];
+    const re = new RegExp("^" + pattern.replace(/:([a-z_]+)/g, (_, k: string) => { keys.push(k); return "([^/]+)"; }) + "/?$");
+    this.routes.push({ method, re, keys, handler, public: !!opts.public });
+  }
+
+  /** The route for a request, or a UserError (404 unknown path, 405 wrong method). */
+  match(method: string, path: string): { route: Route; params: Record<string, string> } {
+    let pathKnown = false;
+    const allowed: string[] = [];
+    for (const r of this.routes) {
+      const m = r.re.exec(path);
+      if (!m) continue;
+      pathKnown = true;
+      allowed.push(r.method);
+      if (r.method !== method && !(method === "HEAD" && r.method === "GET" && !this.hasExplicitHead(path))) continue;
+      const params: Record<string, string> = {};
+      r.keys.forEach((k, i) => {
+        try { params[k] = decodeURIComponent(m[i + 1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
+      });
+      return { route: r, params };
+    }
+    if (pathKnown) throw new UserError(405, `method ${method} not allowed on ${path}`, { Allow: [...new Set(allowed)].join(", ") });
+    throw new UserError(404, `no route for ${method} ${path}`);
+  }
+
+  private hasExplicitHead(path: string): boolean {
+    return this.routes.some((r) => r.method === "HEAD" && r.re.test(path));
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) { res.end(); return; }
+  const data = body === undefined ? "" : JSON.stringify(body);
+  res.writeHead(status, { ...(data ? { "Content-Type": "application/json" } : {}), "Content-Length": Buffer.byteLength(data), ...headers });
+  res.end(data);
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  if (err instanceof UserError) {
+    sendJson(res, err.status, { error: err.message }, err.headers);
+  } else {
+    // Never a stack trace or an internal message (which could quote input) in a response.
+    sendJson(res, 500, { error: "internal error" });
+  }
+}
+
+/** Reads the raw body, enforcing MAX_BODY (413) without buffering more than that. */
+export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > limit) throw new UserError(413, `request body exceeds ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new UserError(413, `request body exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses a JSON object body. Parse errors are reported generically: V8's messages quote the input. */
+export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const raw = await readBody(req);
+  let text: string;
+  try { text = utf8.decode(raw); } catch { throw new UserError(400, "request body is not valid UTF-8"); }
+  if (text.trim() === "") throw new UserError(400, "request body must be a JSON object");
+  let parsed: unknown;
+  try { parsed = JSON.parse(text); } catch { throw new UserError(400, "request body is not valid JSON"); }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new UserError(400, "request body must be a JSON object");
+  return parsed as Record<string, unknown>;
+}

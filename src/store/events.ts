@@ -1,0 +1,14 @@
+// The audit trail. Events carry who, what and when — never a secret value.
+import type { DB } from "./db.js";
+
+export type EventType =
+  | "secret.set" | "secret.deleted"
+  | "user.created" | "user.deleted" | "user.key_rotated"
+  | "key.rotated"
+  | "sandbox.created" | "sandbox.destroyed" | "sandbox.dead"
+  | "template.created" | "template.deleted";
+
+export function recordEvent(db: DB, type: EventType, userName: string | null, subject: string | null, detail?: Record<string, unknown>): void {
+  db.prepare("INSERT INTO events (at, type, user_name, subject, detail) VALUES (?, ?, ?, ?, ?)")
+    .run(new Date().toISOString(), type, userName, subject, detail ? JSON.stringify(detail) : null);
+}

@@ -1,0 +1,107 @@
+// Users and their API keys. Keys are shown once; only their SHA-256 is stored.
+import { createHash, randomBytes } from "node:crypto";
+import type { DB } from "../store/db.js";
+import { recordEvent } from "../store/events.js";
+import { UserError, badRequest, conflict, notFound } from "../util/errors.js";
+
+export const USER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
+export const API_KEY_RE = /^bht_[0-9a-f]{64}$/;
+
+export interface User {
+  id: number;
+  name: string;
+  max_sandboxes: number;
+  max_cpus: number;
+  max_memory_mb: number;
+  created_at: string;
+  key_rotated_at: string;
+}
+
+export interface Limits { max_sandboxes: number; max_cpus: number; max_memory_mb: number }
+export const DEFAULT_LIMITS: Limits = { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096 };
+
+export function newApiKey(): string {
+  return "bht_" + randomBytes(32).toString("hex");
+}
+
+export function hashKey(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex");
+}
+
+const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at";
+
+export class UserService {
+  constructor(private readonly db: DB) {}
+
+  create(name: string, limits: Limits = DEFAULT_LIMITS): { user: User; apiKey: string } {
+    if (!USER_NAME_RE.test(name)) throw badRequest("user name must be 1-32 characters: a lowercase letter, then lowercase letters, digits, '_' or '-' (^[a-z][a-z0-9_-]{0,31}$)");
+    for (const [k, v] of Object.entries(limits)) {
+      if (!Number.isInteger(v) || v < 1) throw badRequest(`${k.replace("max_", "max-").replace("_mb", "")} must be a positive integer`);
+    }
+    const apiKey = newApiKey();
+    const now = new Date().toISOString();
+    return this.db.transaction(() => {
+      if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`);
+      const res = this.db.prepare(
+        "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, now, now);
+      recordEvent(this.db, "user.created", name, name);
+      return { user: this.byId(Number(res.lastInsertRowid))!, apiKey };
+    }).immediate();
+  }
+
+  list(): (User & { secrets: number; sandboxes: number })[] {
+    return this.db.prepare(
+      `SELECT ${COLUMNS.split(", ").map((c) => "u." + c).join(", ")},
+        (SELECT COUNT(*) FROM secrets s WHERE s.user_id = u.id) AS secrets,
+        ${this.hasTable("sandboxes") ? "(SELECT COUNT(*) FROM sandboxes b WHERE b.user_id = u.id AND b.status != 'destroyed')" : "0"} AS sandboxes
+       FROM users u ORDER BY u.name`,
+    ).all() as (User & { secrets: number; sandboxes: number })[];
+  }
+
+  byName(name: string): User | undefined {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM users WHERE name = ?`).get(name) as User | undefined;
+  }
+
+  byId(id: number): User | undefined {
+    return this.db.prepare(`SELECT ${COLUMNS} FROM users WHERE id = ?`).get(id) as User | undefined;
+  }
+
+  /** The user a presented key belongs to, or undefined. */
+  authenticate(key: string): User | undefined {
+    if (!API_KEY_RE.test(key)) return undefined;
+    return this.db.prepare(`SELECT ${COLUMNS} FROM users WHERE api_key_sha256 = ?`).get(hashKey(key)) as User | undefined;
+  }
+
+  rotateKey(name: string): string {
+    const apiKey = newApiKey();
+    this.db.transaction(() => {
+      const res = this.db.prepare("UPDATE users SET api_key_sha256 = ?, key_rotated_at = ? WHERE name = ?").run(hashKey(apiKey), new Date().toISOString(), name);
+      if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`);
+      recordEvent(this.db, "user.key_rotated", name, name);
+    }).immediate();
+    return apiKey;
+  }
+
+  /** Deletes a user. Without force it refuses while the user owns secrets, templates or live sandboxes. */
+  delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
+    return this.db.transaction(() => {
+      const user = this.byName(name);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      const secrets = (this.db.prepare("SELECT COUNT(*) AS n FROM secrets WHERE user_id = ?").get(user.id) as { n: number }).n;
+      const sandboxes = this.hasTable("sandboxes")
+        ? (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ? AND status != 'destroyed'").get(user.id) as { n: number }).n
+        : 0;
+      if (!force && (secrets > 0 || sandboxes > 0)) {
+        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
+      }
+      this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
+      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force });
+      return { secrets, sandboxes };
+    }).immediate();
+  }
+
+  private hasTable(name: string): boolean {
+    return !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+  }
+}
