@@ -1,0 +1,155 @@
+// AgentClient against the real lohar bundle, plus scripted fake agents for
+// the failure modes a real lohar will not produce on demand.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AgentClient } from "./agent-client.js";
+import { encodeControl, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION } from "../protocol/agent.js";
+import { startLohar, config, run } from "../agent/testkit.js";
+
+async function fakeAgent(onConn: (s: Socket) => void): Promise<{ server: Server; path: string; done: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), "agent-client-"));
+  const path = join(dir, "s.sock");
+  const server = createServer(onConn);
+  await new Promise<void>((r) => server.listen(path, r));
+  return { server, path, done: () => { server.close(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const hello = encodeControl(0, { type: "hello", version: PROTOCOL_VERSION, sandbox_id: "fake", hostname: "fake", config: "consumed" });
+
+test("open rejects when the agent never answers, and closes the stream", async () => {
+  let peer: Socket | undefined;
+  const f = await fakeAgent((s) => (peer = s));
+  try {
+    const sock = connect(f.path);
+    const t0 = Date.now();
+    await assert.rejects(AgentClient.open(sock, "t", 200), /hello within 200 ms/);
+    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(sock.destroyed);
+    assert.ok(peer);
+  } finally {
+    f.done();
+  }
+});
+
+test("open rejects when the connection drops before hello", async () => {
+  const f = await fakeAgent((s) => s.destroy());
+  try {
+    await assert.rejects(AgentClient.open(connect(f.path), "t", 2000), /agent connection (closed|failed)/);
+  } finally {
+    f.done();
+  }
+});
+
+test("leftover bytes before hello (an earlier session's output) are skipped", async () => {
+  const f = await fakeAgent((s) => {
+    const dec = new FrameDecoder();
+    // Half a stale stdout frame and junk, as a virtio port can hold from a previous host.
+    s.write(encodeFrame(FrameKind.Stdout, 5, Buffer.alloc(1000, 1)).subarray(0, 300));
+    s.on("data", (d: Buffer) => {
+      for (const fr of dec.push(d)) {
+        if (fr.kind === FrameKind.Auth) {
+          assert.equal(fr.payload.toString(), "tok");
+          s.write(Buffer.concat([hello, encodeControl(3, { type: "pong" })]).subarray(0, hello.length + 2));
+          setTimeout(() => s.write(Buffer.concat([hello, encodeControl(3, { type: "pong" })]).subarray(hello.length + 2)), 20);
+        } else if (fr.kind === FrameKind.Control && JSON.parse(fr.payload.toString()).type === "ping") {
+          s.write(encodeControl(fr.stream, { type: "pong" }));
+        }
+      }
+    });
+  });
+  try {
+    const c = await AgentClient.open(connect(f.path), "tok", 2000);
+    assert.equal(c.hello.sandbox_id, "fake");
+    await new Promise((r) => setTimeout(r, 60)); // let the split stray frame arrive whole first
+    await c.ping(); // stream 1; the stray pong for stream 3 was ignored
+    c.close();
+    assert.equal(c.closed, true);
+  } finally {
+    f.done();
+  }
+});
+
+test("writeFile respects backpressure instead of buffering everything", async () => {
+  let peer: Socket | undefined;
+  const f = await fakeAgent((s) => {
+    peer = s;
+    s.once("data", () => {
+      s.write(hello);
+      s.pause(); // stop reading: the client must wait for 'drain'
+    });
+  });
+  try {
+    const sock = connect(f.path);
+    const c = await AgentClient.open(sock, "t", 2000);
+    const big = Buffer.alloc(64 * 1024 * 1024);
+    const p = c.writeFile("/x", big);
+    p.catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(sock.writableLength < 4 * 1024 * 1024, `client buffered ${sock.writableLength} bytes`);
+    peer!.destroy();
+    await assert.rejects(p, /agent connection (closed|failed)/);
+  } finally {
+    f.done();
+  }
+});
+
+test("against lohar: errors surface on done and as 'error' events", async () => {
+  const l = await startLohar(config());
+  try {
+    const c = await l.connect();
+    const e = c.exec({ cmd: ["no-such-command-xyz"], cwd: "/" });
+    const seen = new Promise<Error>((r) => e.on("error", r));
+    await assert.rejects(e.done, /no-such-command-xyz.*ENOENT/);
+    assert.match((await seen).message, /ENOENT/);
+    // an exec that only listens to events must not crash the process on error
+    c.exec({ cmd: ["no-such-command-xyz"], cwd: "/" });
+    assert.equal((await run(c, ["true"])).exit.exit_code, 0);
+    c.close();
+  } finally {
+    await l.stop();
+  }
+});
+
+test("against lohar: when the agent dies, pending calls reject and 'close' fires", async () => {
+  const l = await startLohar(config());
+  try {
+    const c = await l.connect();
+    const closed = new Promise<void>((r) => c.once("close", r));
+    const e = c.exec({ cmd: ["sleep", "30"], cwd: "/" });
+    await c.ping();
+    l.proc.kill("SIGKILL");
+    await assert.rejects(e.done, /connection closed/);
+    await closed;
+    assert.equal(c.closed, true);
+    await assert.rejects(c.ping(), /closed/);
+    await assert.rejects(c.exec({ cmd: ["true"] }).done, /closed/);
+  } finally {
+    await l.stop();
+  }
+});
+
+test("against lohar: exec round trip and parallel latency", async () => {
+  const l = await startLohar(config());
+  try {
+    const c = await l.connect();
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await run(c, ["true"]);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    const t = performance.now();
+    await Promise.all(Array.from({ length: 20 }, () => run(c, ["true"])));
+    const par = performance.now() - t;
+    console.log(`# exec round trip p50 ${times[10].toFixed(1)} ms, 20 parallel ${par.toFixed(1)} ms, hello boot_ms ${c.hello.boot_ms}`);
+    assert.ok(times[10] < 200);
+    c.close();
+  } finally {
+    await l.stop();
+  }
+});
