@@ -7,7 +7,7 @@ import type { HashCache } from "./hashes.js";
 import { sha256Hex } from "./hashes.js";
 
 /** Bump when the builder's output changes for the same inputs (layout, /etc files, init script, ...). */
-export const BUILDER_VERSION = "1";
+export const BUILDER_VERSION = "2";
 
 export const PACKAGES = ["busybox-static", "tini"];
 

@@ -35,15 +35,16 @@ export async function makeDirs(root: string): Promise<void> {
 export const INIT_SCRIPT = `#!/bin/sh
 # bhatti vm init (written by the image builder). Runs as PID 1 after switch_root.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-if mountpoint -q /proc; then mount -o remount,hidepid=2 /proc; else mount -t proc -o nosuid,nodev,noexec,hidepid=2 proc /proc; fi
-mountpoint -q /sys || mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
+mounted() { [ -r /proc/mounts ] && grep -q "^[^ ]* $1 " /proc/mounts; }
+if mounted /proc; then mount -o remount,hidepid=2 /proc; else mount -t proc -o nosuid,nodev,noexec,hidepid=2 proc /proc; fi
+mounted /sys || mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mounted /dev || mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
-mountpoint -q /dev/pts || mount -t devpts -o nosuid,noexec,ptmxmode=0666,mode=0620 devpts /dev/pts
+mounted /dev/pts || mount -t devpts -o nosuid,noexec,ptmxmode=0666,mode=0620 devpts /dev/pts
 [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-mountpoint -q /dev/shm || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /dev/shm
-mountpoint -q /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
-mountpoint -q /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
+mounted /dev/shm || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /dev/shm
+mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
+mounted /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
 ip link set lo up 2>/dev/null
 exec env -i ${TINI_PATH} -s -- ${NODE_PATH} ${LOHAR_PATH} --transport virtio --vm
 `;
