@@ -261,3 +261,13 @@ test("frames for unknown streams and garbage stream reuse do not break the sessi
   sock.destroy();
   assert.deepEqual(frames.map((f) => [f.stream, JSON.parse(f.payload.toString()).type]), [[0, "hello"], [7, "error"], [8, "pong"]]);
 });
+
+test("tty: the command runs on a pseudo-terminal of the requested size", async () => {
+  // Needs `script` (util-linux) — present on this host; the busybox guest image lacks it
+  // and lohar then answers "tty not supported".
+  const r = await run(c, ["/bin/sh", "-c", "tty; stty size"], { tty: true, rows: 33, cols: 101 });
+  const out = r.stdout.toString().replace(/\r/g, "");
+  assert.match(out, /^\/dev\/pts\/\d+\n33 101\n$/);
+  assert.equal(r.exit.exit_code, 0);
+  assert.equal((await run(c, ["/bin/sh", "-c", "exit 5"], { tty: true })).exit.exit_code, 5);
+});

@@ -51,7 +51,10 @@ export async function startLohar(cfg: ConfigDrive, opts: { env?: NodeJS.ProcessE
   // Wait for the socket to accept.
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`lohar exited ${proc.exitCode}: ${err}`);
+    if (proc.exitCode !== null) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`lohar exited ${proc.exitCode}: ${err}`);
+    }
     const ok = await new Promise<boolean>((r) => {
       const s = connect(socket);
       s.once("connect", () => { s.destroy(); r(true); });
