@@ -23,9 +23,9 @@ export const INIT_SCRIPT = `#!/bin/busybox sh
 B=/bin/busybox
 say() { echo "$*" > /dev/console; }
 die() { say "bhatti-initramfs: $*"; $B sleep 1; $B poweroff -f; }
-$B mount -t devtmpfs dev /dev
-$B mount -t proc proc /proc
-$B mount -t sysfs sys /sys
+$B mount -t devtmpfs -o nosuid,mode=0755 dev /dev
+$B mount -t proc -o nosuid,nodev,noexec proc /proc
+$B mount -t sysfs -o nosuid,nodev,noexec sys /sys
 say ${INIT_MARKER}
 case " $($B cat /proc/cmdline) " in *" bhatti.probe "*) say ${PROBE_MARKER}; $B poweroff -f;; esac
 for m in $($B cat /lib/modules/order); do $B insmod /lib/modules/$m.ko || die "insmod $m failed"; done

@@ -1,0 +1,78 @@
+// Which accelerator actually boots our kernel here. /dev/kvm existing proves
+// nothing (nested setups expose a KVM that cannot run a normal guest), so we
+// boot the real kernel + initramfs to the initramfs's probe marker: first with
+// KVM and a short timeout, then with TCG.
+import { spawn } from "node:child_process";
+import { PROBE_MARKER } from "../../image/initramfs.js";
+import { TOOL_ENV } from "../runtime.js";
+import { type Accel, QEMU_BIN, kernelCmdline } from "./qemu.js";
+
+export interface ProbeAttempt {
+  accel: Accel;
+  ok: boolean;
+  ms: number;
+  detail: string; // why it failed (QEMU's stderr / console tail), or "" when ok
+}
+
+export interface ProbeResult {
+  accel: Accel | null;
+  attempts: ProbeAttempt[];
+}
+
+const TIMEOUT_MS: Record<Accel, number> = { kvm: 10_000, tcg: 60_000 };
+// A working KVM prints the first early-console line within milliseconds; a KVM
+// that cannot run the guest (seen in nested setups) prints nothing at all.
+const FIRST_OUTPUT_MS: Record<Accel, number> = { kvm: 3_000, tcg: 60_000 };
+
+/** Boot once to the probe marker; resolves when it shows up, QEMU dies, or the timeout passes. */
+export function bootToMarker(accel: Accel, kernel: string, initramfs: string, timeoutMs = TIMEOUT_MS[accel]): Promise<ProbeAttempt> {
+  const started = Date.now();
+  const args = [
+    "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,pit=on,pic=off",
+    "-accel", accel, "-cpu", accel === "kvm" ? "host" : "max", "-smp", "1", "-m", "256M",
+    "-nodefaults", "-no-user-config", "-nographic", "-display", "none", "-no-reboot",
+    "-kernel", kernel, "-initrd", initramfs,
+    "-append", `${kernelCmdline({ accel, probe: true })}${accel === "kvm" ? " earlyprintk=ttyS0" : ""}`,
+    "-serial", "stdio",
+  ];
+  return new Promise((resolve) => {
+    const child = spawn(QEMU_BIN, args, { env: TOOL_ENV, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let done = false;
+    const finish = (ok: boolean, why: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      clearTimeout(silent);
+      child.kill("SIGKILL");
+      const tail = `${err.trim()}\n${out.trim()}`.trim().split("\n").slice(-6).join("\n");
+      resolve({ accel, ok, ms: Date.now() - started, detail: ok ? "" : `${why}${tail ? `: ${tail}` : ""}` });
+    };
+    const timer = setTimeout(() => finish(false, `no boot marker within ${timeoutMs} ms`), timeoutMs);
+    const silent = setTimeout(() => finish(false, `no console output within ${FIRST_OUTPUT_MS[accel]} ms`), Math.min(timeoutMs, FIRST_OUTPUT_MS[accel]));
+    child.stdout.on("data", (b: Buffer) => {
+      clearTimeout(silent);
+      out = (out + b.toString()).slice(-8192);
+      if (out.includes(PROBE_MARKER)) finish(true, "");
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      err = (err + b.toString()).slice(-8192);
+      // A KVM that cannot run the guest reports an internal/emulation error and pauses the VM.
+      if (/KVM internal error|emulation failure|failed to initialize kvm|Could not access KVM/i.test(err)) finish(false, "KVM cannot run the guest");
+    });
+    child.on("error", (e) => finish(false, `cannot run ${QEMU_BIN}: ${e.message}`));
+    child.on("exit", (code, sig) => finish(out.includes(PROBE_MARKER), `QEMU exited (${sig ?? code}) before the boot marker`));
+  });
+}
+
+/** KVM if it really boots the guest, else TCG if that does, else null (with the reasons). */
+export async function probeAccel(kernel: string, initramfs: string): Promise<ProbeResult> {
+  const attempts: ProbeAttempt[] = [];
+  for (const accel of ["kvm", "tcg"] as const) {
+    const a = await bootToMarker(accel, kernel, initramfs);
+    attempts.push(a);
+    if (a.ok) return { accel, attempts };
+  }
+  return { accel: null, attempts };
+}

@@ -1,0 +1,205 @@
+// The vm engine: each sandbox is a QEMU microvm with its own kernel. The image's
+// rootfs.ext4 is /dev/vda (read-only; the initramfs overlays it with guest
+// RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
+// over a virtio-serial port that QEMU exposes as a unix socket.
+import { connect, type Socket } from "node:net";
+import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from "node:fs";
+import { AgentClient } from "../agent-client.js";
+import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
+import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
+import { ensureRuntimeDir, run } from "../runtime.js";
+import { probeAccel } from "./accel.js";
+import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
+import { isOurQemu, spawnQemu, stopProcess } from "./proc.js";
+import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
+
+export interface VmState extends EngineState {
+  pid: number;
+  accel: Accel;
+  image: string;
+}
+
+export interface VmOptions {
+  bootTimeoutMs?: number; // lohar must say hello within this (default 20 s with KVM, 90 s with TCG)
+  probeImage?: string; // image whose kernel the accelerator probe boots (default "base")
+  accel?: Accel; // skip the probe and use this (tests, operators who know)
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class VmEngine implements Engine {
+  readonly name = "vm" as const;
+  private availability?: Promise<Availability>;
+  private runtimeReady?: Promise<void>;
+
+  constructor(private readonly env: EngineEnv, private readonly opts: VmOptions = {}) {}
+
+  available(): Promise<Availability> {
+    this.availability ??= this.probe();
+    return this.availability;
+  }
+
+  private async probe(): Promise<Availability> {
+    const r = await run(QEMU_BIN, ["--version"], { allowFail: true }).catch(() => null);
+    if (!r || r.code !== 0) return { ok: false, reason: `${QEMU_BIN} not found or not runnable; install it: apt-get install qemu-system-x86` };
+    const img = imagePaths(this.env, this.opts.probeImage ?? "base");
+    for (const f of [img.kernel, img.initramfs, img.rootfs]) {
+      if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
+    }
+    if (this.opts.accel) return { ok: true, accel: this.opts.accel };
+    const p = await probeAccel(img.kernel, img.initramfs);
+    if (!p.accel) {
+      return { ok: false, reason: `QEMU cannot boot the guest kernel: ${p.attempts.map((a) => `${a.accel}: ${a.detail}`).join("; ")}` };
+    }
+    return { ok: true, accel: p.accel };
+  }
+
+  async create(spec: CreateSpec): Promise<RunningSandbox> {
+    const avail = await this.available();
+    if (!avail.ok || !avail.accel) throw new Error(`vm engine unavailable: ${avail.reason}`);
+    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir);
+    await this.runtimeReady;
+    const p = vmPaths(this.env, spec.id);
+    const img = imagePaths(this.env, spec.image);
+    for (const f of [img.kernel, img.initramfs, img.rootfs]) {
+      if (!existsSync(f)) throw new Error(`image ${spec.image} is not built for the vm engine (no ${f}); run: bhatti image build`);
+    }
+    if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} already exists`);
+
+    const state: VmState = { pid: 0, accel: avail.accel, image: spec.image };
+    try {
+      mkdirSync(p.sb, { recursive: true, mode: 0o700 });
+      const drive = await buildConfigDrive(p.sb, spec.config);
+      const args = qemuArgs({
+        id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
+        configDrive: drive, agentSocket: p.socket, consoleLog: p.console,
+        cpus: spec.cpus, memoryMb: spec.memoryMb,
+      });
+      const qemu = spawnQemu(args, p.qemuLog);
+      state.pid = qemu.pid;
+      const agent = await this.connectAgent(p, spec.config.token, qemu.exited, avail.accel);
+      if (agent.hello.config !== "consumed") {
+        agent.close();
+        throw new Error("lohar did not consume the config drive");
+      }
+      // lohar has unmounted the drive and removed /dev/vdb. QEMU still holds an fd:
+      // empty the file so its pages (plaintext) are freed now, then delete it.
+      shred(configImagePath(p.sb));
+      await destroyConfigDrive(p.sb);
+      return { id: spec.id, engine: "vm", state, agent };
+    } catch (e) {
+      await this.destroy(spec.id, state).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Connects to QEMU's agent socket and authenticates; fails early if QEMU dies. */
+  private async connectAgent(p: VmPaths, token: string, exited: Promise<string>, accel: Accel): Promise<AgentClient> {
+    const timeout = this.opts.bootTimeoutMs ?? (accel === "kvm" ? 20_000 : 90_000);
+    const deadline = Date.now() + timeout;
+    let died: string | null = null;
+    void exited.then((why) => { died = why; });
+    let delay = 2;
+    let sock: Socket | null = null;
+    while (!sock) {
+      if (died) throw new Error(`QEMU ${died} during boot${tails(p)}`);
+      if (Date.now() > deadline) throw new Error(`QEMU did not open its agent socket within ${timeout} ms${tails(p)}`);
+      if (existsSync(p.socket)) sock = await tryConnect(p.socket);
+      if (!sock) {
+        await sleep(delay);
+        delay = Math.min(delay * 2, 25);
+      }
+    }
+    // The AUTH frame waits in the socket until lohar opens the port in the guest.
+    const s = sock;
+    const open = AgentClient.open(s, token, Math.max(1000, deadline - Date.now()));
+    const death = exited.then((why) => { throw new Error(`QEMU ${why} during boot`); });
+    try {
+      return await Promise.race([open, death]);
+    } catch (e) {
+      s.destroy();
+      open.then((a) => a.close(), () => {});
+      throw new Error(`lohar handshake failed: ${(e as Error).message}${tails(p)}`);
+    }
+  }
+
+  async reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null> {
+    const p = vmPaths(this.env, id);
+    const pid = Number(state.pid);
+    if (isOurQemu(pid, id, p.socket) && existsSync(p.socket)) {
+      const sock = await tryConnect(p.socket);
+      if (sock) {
+        try {
+          const agent = await AgentClient.open(sock, token, 10_000);
+          return { id, engine: "vm", state, agent };
+        } catch {
+          sock.destroy();
+        }
+      }
+    }
+    await this.destroy(id, state);
+    return null;
+  }
+
+  async destroy(id: string, state: EngineState): Promise<void> {
+    const p = vmPaths(this.env, id);
+    const errors: string[] = [];
+    const step = async (what: string, f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        errors.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    const pid = Number(state.pid);
+    // Only signal a pid we can prove is this sandbox's QEMU (pids get reused).
+    await step("qemu", () => (isOurQemu(pid, id, p.socket) ? stopProcess(pid) : undefined));
+    await step("config drive", () => { shred(configImagePath(p.sb)); return destroyConfigDrive(p.sb); });
+    await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
+    await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
+    if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+  }
+}
+
+/** Truncate a file to zero in place (frees its tmpfs pages even while another process holds it open). */
+function shred(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "r+");
+  } catch {
+    return;
+  }
+  try {
+    ftruncateSync(fd, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tryConnect(path: string): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", () => {
+      s.destroy();
+      resolve(null);
+    });
+  });
+}
+
+function tail(path: string, what: string): string {
+  try {
+    const lines = readFileSync(path, "utf8").trim().split("\n").slice(-12).join("\n");
+    return lines ? `\n--- ${what} (tail) ---\n${lines}` : "";
+  } catch {
+    return "";
+  }
+}
+
+/** Console and QEMU log tails for error messages: kernel/init/QEMU output only, never config values. */
+function tails(p: VmPaths): string {
+  return tail(p.qemuLog, "qemu") + tail(p.console, "guest console");
+}

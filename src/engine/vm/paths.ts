@@ -1,0 +1,43 @@
+// Where a vm sandbox keeps its things. All of it is on the runtime tmpfs:
+// a vm sandbox's writable layer lives in guest RAM, so it has no persistent dir.
+import { join } from "node:path";
+import type { EngineEnv } from "../types.js";
+import { sandboxRuntimeDir } from "../runtime.js";
+
+export interface VmPaths {
+  sb: string; // <rt>/sb/<id>
+  socket: string; // virtio-serial agent port (QEMU listens)
+  console: string; // guest serial console: kernel and initramfs messages
+  qemuLog: string; // QEMU's own stdout/stderr
+  data: string; // <dataDir>/sandboxes/<id> (unused by vm; removed by destroy if present)
+}
+
+export interface ImagePaths {
+  dir: string;
+  kernel: string;
+  initramfs: string;
+  rootfs: string;
+}
+
+export function vmPaths(env: EngineEnv, id: string): VmPaths {
+  if (!/^[a-z0-9]+$/.test(id)) throw new Error(`bad sandbox id ${JSON.stringify(id)}`);
+  const sb = sandboxRuntimeDir(env.runtimeDir, id);
+  return {
+    sb,
+    socket: join(sb, "agent.sock"),
+    console: join(sb, "console.log"),
+    qemuLog: join(sb, "qemu.log"),
+    data: join(env.dataDir, "sandboxes", id),
+  };
+}
+
+export function imagePaths(env: EngineEnv, image: string): ImagePaths {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/.test(image)) throw new Error(`bad image name ${JSON.stringify(image)}`);
+  const dir = join(env.imagesDir, image);
+  return {
+    dir,
+    kernel: join(dir, "vmlinux"),
+    initramfs: join(dir, "initramfs.cpio.gz"),
+    rootfs: join(dir, "rootfs.ext4"),
+  };
+}
