@@ -24,6 +24,8 @@ export interface NsState extends EngineState {
 export interface NsOptions {
   bootTimeoutMs?: number; // lohar must say hello within this (default 10 s)
   runcBin?: string;
+  /** Called with each create/destroy step's duration (benchmarks, debugging). */
+  trace?: (step: string, ms: number) => void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +49,16 @@ export class NsEngine implements Engine {
     return `${this.env.runtimeDir}:${id}`;
   }
 
+  private async timed<T>(step: string, f: () => Promise<T> | T): Promise<T> {
+    if (!this.opts.trace) return f();
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.opts.trace(step, performance.now() - t);
+    }
+  }
+
   async create(spec: CreateSpec): Promise<RunningSandbox> {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
@@ -68,8 +80,8 @@ export class NsEngine implements Engine {
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
       // The slow steps are independent: run them side by side.
       await Promise.all([
-        prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base),
-        buildConfigDrive(p.sb, spec.config, { owner: base }).then(() => mountConfigDrive(p.sb)),
+        this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base)),
+        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base }).then(() => mountConfigDrive(p.sb))),
       ]);
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
@@ -77,17 +89,17 @@ export class NsEngine implements Engine {
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.runc.start(spec.id, p.bundle, p.pidFile, p.log);
+        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log));
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
-      const agent = await this.connectAgent(p, spec.config.token, state.pid);
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid));
       if (agent.hello.config !== "consumed") {
         agent.close();
         throw new Error("lohar did not consume the config drive");
       }
-      await destroyConfigDrive(p.sb);
+      await this.timed("drive removal", () => destroyConfigDrive(p.sb));
       if (loopDevicesFor(configImagePath(p.sb)).length > 0) {
         agent.close();
         throw new Error("config drive still in use inside the sandbox after boot");
@@ -126,19 +138,20 @@ export class NsEngine implements Engine {
   async reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null> {
     const p = nsPaths(this.env, id);
     const st = await this.runc.state(id);
-    if (st && st.status === "running" && existsSync(p.socket)) {
-      const sock = await tryConnect(p.socket);
-      if (sock) {
-        try {
-          const agent = await AgentClient.open(sock, token, 5000);
-          return { id, engine: "ns", state: { ...state, pid: st.pid }, agent };
-        } catch {
-          sock.destroy();
-        }
-      }
+    if (!st || st.status !== "running") {
+      await this.destroy(id, state);
+      return null;
     }
-    await this.destroy(id, state);
-    return null;
+    // Alive: a failure to talk to it is an error, not a reason to kill it.
+    const sock = existsSync(p.socket) ? await tryConnect(p.socket) : null;
+    if (!sock) throw new Error(`sandbox ${id} is running but its agent socket does not answer`);
+    try {
+      const agent = await AgentClient.open(sock, token, 5000);
+      return { id, engine: "ns", state: { ...state, pid: st.pid }, agent };
+    } catch (e) {
+      sock.destroy();
+      throw new Error(`sandbox ${id}: agent handshake failed: ${(e as Error).message}`);
+    }
   }
 
   async destroy(id: string, state: EngineState): Promise<void> {
@@ -146,7 +159,7 @@ export class NsEngine implements Engine {
     const errors: string[] = [];
     const step = async (what: string, f: () => unknown) => {
       try {
-        await f();
+        await this.timed(what, f);
       } catch (e) {
         errors.push(`${what}: ${(e as Error).message}`);
       }

@@ -1,0 +1,217 @@
+// The ns engine against real runc and the real base image: the shared
+// conformance suite (full), ns-specific host checks, and measurements.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { conformanceSuite, execIn, newId, specFor, type HostInspector } from "../conformance.js";
+import type { EngineEnv } from "../types.js";
+import { loopBackingFiles, loopDevicesFor, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
+import { NsEngine } from "./engine.js";
+import { cgroupDirs, nsPaths } from "./paths.js";
+import { ensureTestImage } from "./test-image.js";
+
+const env: EngineEnv = {
+  dataDir: mkdtempSync("/var/tmp/bhatti-nstest-"),
+  runtimeDir: join(RUN_BHATTI, `nstest-${process.pid}`),
+  imagesDir: "",
+};
+
+async function makeEngine(): Promise<NsEngine> {
+  env.imagesDir = await ensureTestImage();
+  return new NsEngine(env);
+}
+
+function runcIds(): string[] {
+  const r = spawnSync("runc", ["--root", join(env.runtimeDir, "runc"), "list", "-q"], { env: TOOL_ENV, encoding: "utf8" });
+  return r.status === 0 ? r.stdout.split("\n").filter(Boolean) : [];
+}
+
+function slotFilesOf(owner: string): string[] {
+  if (!existsSync(UID_SLOTS_DIR)) return [];
+  return readdirSync(UID_SLOTS_DIR).filter((n) => {
+    try {
+      return readFileSync(join(UID_SLOTS_DIR, n), "utf8").trim() === owner;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const inspector: HostInspector = {
+  async configDriveTraces(id) {
+    const p = nsPaths(env, id);
+    const img = join(p.sb, "config.ext4");
+    const out: string[] = [];
+    if (existsSync(img)) out.push(`file ${img}`);
+    for (const d of loopDevicesFor(img)) out.push(`loop ${d}`);
+    for (const m of mountPoints()) if (m.startsWith(join(p.sb, "config"))) out.push(`mount ${m}`);
+    return out;
+  },
+  async traces(id) {
+    const p = nsPaths(env, id);
+    const out: string[] = [];
+    if (runcIds().includes(id)) out.push(`runc container ${id}`);
+    for (const m of mountPoints()) if (m.startsWith(`${p.sb}/`) || m.startsWith(`${p.data}/`)) out.push(`mount ${m}`);
+    for (const f of loopBackingFiles()) if (f.includes(`/sb/${id}/`)) out.push(`loop ${f}`);
+    for (const c of cgroupDirs(id)) out.push(`cgroup ${c}`);
+    for (const s of slotFilesOf(`${env.runtimeDir}:${id}`)) out.push(`uid slot ${s}`);
+    if (existsSync(p.sb)) out.push(`dir ${p.sb}`);
+    if (existsSync(p.data)) out.push(`dir ${p.data}`);
+    return out;
+  },
+  async counts() {
+    const cg = (ctrl: string) => {
+      const d = join("/sys/fs/cgroup", ctrl, "bhatti");
+      return existsSync(d) ? readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).length : 0;
+    };
+    const ls = (d: string) => (existsSync(d) ? readdirSync(d).length : 0);
+    return {
+      mounts: mountPoints().length,
+      loops: loopBackingFiles().length,
+      cgroupsMemory: cg("memory"),
+      cgroupsPids: cg("pids"),
+      cgroupsV2: cg(""),
+      uidSlots: ls(UID_SLOTS_DIR),
+      runc: runcIds().length,
+      runtimeSandboxes: ls(join(env.runtimeDir, "sb")),
+      dataSandboxes: ls(join(env.dataDir, "sandboxes")),
+    };
+  },
+};
+
+after(async () => {
+  rmSync(env.dataDir, { recursive: true, force: true });
+  if (existsSync(env.runtimeDir) && readdirSync(join(env.runtimeDir, "sb")).length === 0) {
+    rmSync(env.runtimeDir, { recursive: true, force: true });
+  }
+});
+
+conformanceSuite(makeEngine, { full: true, inspector, cycles: Number(process.env.BHATTI_NS_CYCLES ?? 100) });
+
+describe("ns engine specifics", () => {
+  let engine: NsEngine;
+  before(async () => {
+    engine = await makeEngine();
+  });
+
+  test("cgroup limits are in force on the host", async () => {
+    const s = await engine.create(specFor(newId(), {}, { cpus: 0.5, memoryMb: 128 }));
+    try {
+      const dirs = cgroupDirs(s.id);
+      assert.ok(dirs.length > 0, "cgroup dirs exist");
+      const read = (file: string) => {
+        for (const d of dirs) if (existsSync(join(d, file))) return readFileSync(join(d, file), "utf8").trim();
+        return undefined;
+      };
+      const v2 = read("memory.max");
+      if (v2 !== undefined) {
+        assert.equal(v2, String(128 * 1048576));
+        assert.equal(read("cpu.max"), "50000 100000");
+      } else {
+        assert.equal(read("memory.limit_in_bytes"), String(128 * 1048576));
+        assert.equal(read("cpu.cfs_quota_us"), "50000");
+        assert.equal(read("cpu.cfs_period_us"), "100000");
+      }
+      assert.equal(read("pids.max"), "1024");
+      // The sandbox's processes are really in them.
+      const procs = read("cgroup.procs") ?? "";
+      assert.ok(procs.split("\n").includes(String(s.state.pid)), "PID 1 is in the sandbox cgroup");
+    } finally {
+      await engine.destroy(s.id, s.state);
+    }
+  });
+
+  test("distinct id ranges, seccomp and no_new_privs on the sandbox's root processes", async () => {
+    const a = await engine.create(specFor(newId()));
+    const b = await engine.create(specFor(newId()));
+    try {
+      const map = (pid: unknown) => readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/).map(Number);
+      const [, baseA, sizeA] = map(a.state.pid);
+      const [, baseB] = map(b.state.pid);
+      assert.equal(sizeA, 65536);
+      assert.notEqual(baseA, baseB);
+      assert.ok(Math.abs(baseA - baseB) >= 65536);
+      assert.equal(baseA, a.state.base);
+      const status = readFileSync(`/proc/${a.state.pid}/status`, "utf8");
+      assert.match(status, /^Seccomp:\s+2$/m);
+      assert.match(status, /^NoNewPrivs:\s+1$/m);
+      assert.match(status, /^CapEff:\s+00000000002000eb$/m, "lohar's capabilities are the minimum set");
+    } finally {
+      await engine.destroy(a.id, a.state);
+      await engine.destroy(b.id, b.state);
+    }
+  });
+
+  test("the image stays unmodified; the OCI bundle holds no secret", async () => {
+    const secret = `sk-${Date.now()}-never-in-bundle`;
+    const s = await engine.create(specFor(newId(), { env: { SECRET: secret } }));
+    try {
+      const bundle = readFileSync(join(nsPaths(env, s.id).bundle, "config.json"), "utf8");
+      assert.ok(!bundle.includes(secret));
+      assert.deepEqual((JSON.parse(bundle) as { process: { env: string[] } }).process.env.map((e) => e.split("=")[0]), ["PATH"]);
+      // Root inside the sandbox (entered from the host, without seccomp) writes into the image's paths.
+      const r = spawnSync("nsenter", ["-t", String(s.state.pid), "-U", "-m", "-r", "-w", "--", "/bin/sh", "-c",
+        "echo x > /usr/bin/planted && echo changed > /etc/hostname && chmod 777 /bin/busybox && id -u"], { env: TOOL_ENV, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "0");
+      const lower = join(env.imagesDir, "base", "rootfs");
+      assert.ok(!existsSync(join(lower, "usr/bin/planted")));
+      assert.notEqual(existsSync(join(lower, "etc/hostname")) ? readFileSync(join(lower, "etc/hostname"), "utf8") : "", "changed\n");
+      assert.equal(statSync(join(lower, "bin/busybox")).mode & 0o777, 0o755);
+      assert.equal(statSync(join(lower, "bin/busybox")).uid, 0);
+      assert.ok(!JSON.stringify(s.state).includes(secret));
+    } finally {
+      await engine.destroy(s.id, s.state);
+    }
+  });
+
+  test("measurements: create->first exec, exec, destroy, bare runc", { timeout: 300_000 }, async () => {
+    const creates: number[] = [];
+    const destroys: number[] = [];
+    const execs: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      const s = await engine.create(specFor(newId("me"), { env: { A: "1", B: "2", C: "3" } }));
+      await execIn(s, ["/bin/true"]);
+      creates.push(performance.now() - t);
+      if (i === 0) for (let j = 0; j < 50; j++) execs.push((await execIn(s, ["/bin/true"])).ms);
+      const d = performance.now();
+      await engine.destroy(s.id, s.state);
+      destroys.push(performance.now() - d);
+    }
+    const bare = bareRunc(join(env.imagesDir, "base", "rootfs"), 10);
+    console.log(`ns: create->first exec p50 ${p50(creates)} ms, exec true p50 ${p50(execs)} ms, destroy p50 ${p50(destroys)} ms, bare runc run /bin/true p50 ${p50(bare)} ms`);
+    assert.ok(creates.length === 10 && bare.length === 10);
+  });
+});
+
+function p50(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)].toFixed(1);
+}
+
+/** `runc run` of the image rootfs (read-only, no user namespace) running /bin/true: the floor for any runc sandbox. */
+function bareRunc(rootfs: string, n: number): number[] {
+  const dir = join(env.runtimeDir, "bare");
+  mkdirSync(dir, { recursive: true });
+  const spec = {
+    ociVersion: "1.0.2-dev",
+    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["/bin/true"], env: ["PATH=/bin"], cwd: "/" },
+    root: { path: rootfs, readonly: true },
+    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+    linux: { namespaces: ["pid", "mount", "ipc", "uts", "network"].map((type) => ({ type })) },
+  };
+  writeFileSync(join(dir, "config.json"), JSON.stringify(spec));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const r = spawnSync("runc", ["--root", join(dir, "state"), "run", "--bundle", dir, `bare${process.pid}${i}`], { env: TOOL_ENV, encoding: "utf8" });
+    out.push(performance.now() - t);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
