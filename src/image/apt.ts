@@ -125,17 +125,17 @@ async function hasSha(path: string, sha256: string): Promise<boolean> {
 }
 
 /** The cached .deb for `info` (verified against apt's sha256), fetched with `apt-get download` if needed. */
-export async function fetchDeb(info: DebInfo, debsDir: string, log: Log): Promise<string> {
+export async function fetchDeb(info: DebInfo, debsDir: string, log: Log, aptArchives = APT_ARCHIVES): Promise<string> {
   await mkdir(debsDir, { recursive: true });
   const dest = join(debsDir, basename(info.filename));
   if (await hasSha(dest, info.sha256)) return dest;
   // apt may already hold it (e.g. it installed the same package on the host).
   const aptName = `${info.package}_${info.version.replace(/:/g, "%3a")}_${info.architecture}.deb`;
-  const local = join(APT_ARCHIVES, aptName);
+  const local = join(aptArchives, aptName);
   if (await hasSha(local, info.sha256)) {
     await copyFile(local, `${dest}.tmp-${process.pid}`);
     await rename(`${dest}.tmp-${process.pid}`, dest);
-    log(`took ${info.package} ${info.version} from ${APT_ARCHIVES}`);
+    log(`took ${info.package} ${info.version} from ${aptArchives}`);
     return dest;
   }
   log(`downloading ${info.package} ${info.version}`);

@@ -56,14 +56,13 @@ export async function assemble(s: AssembleSpec): Promise<Manifest> {
   await fixOwnership(rootfs);
   const tree = await treeSize(rootfs);
 
-  log("packing rootfs.ext4");
-  await makeExt4(rootfs, join(s.dir, "rootfs.ext4"));
-  const files: ManifestFile[] = [{ path: "rootfs.ext4", size: await fileSize(join(s.dir, "rootfs.ext4")) }];
-
-  if (s.vm) {
-    await buildVmArtifacts(s.dir, s.cacheDir, log);
-    for (const p of ["vmlinux", "initramfs.cpio.gz"]) files.push({ path: p, size: await fileSize(join(s.dir, p)) });
-  }
+  // mke2fs is mostly I/O, the kernel extraction mostly CPU: run them side by side.
+  log(s.vm ? "packing rootfs.ext4 and building the vm kernel artifacts" : "packing rootfs.ext4");
+  // allSettled: neither may still be writing into the directory when a failure removes it.
+  const done = await Promise.allSettled([makeExt4(rootfs, join(s.dir, "rootfs.ext4")), s.vm ? buildVmArtifacts(s.dir, s.cacheDir, log) : Promise.resolve()]);
+  for (const r of done) if (r.status === "rejected") throw r.reason;
+  const files: ManifestFile[] = [];
+  for (const p of s.vm ? ["rootfs.ext4", "vmlinux", "initramfs.cpio.gz"] : ["rootfs.ext4"]) files.push({ path: p, size: await fileSize(join(s.dir, p)) });
 
   const manifest: Manifest = {
     name: s.name,
