@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildImage, loadImage } from "./build.js";
@@ -160,6 +160,16 @@ test("changing lohar.js rebuilds; force rebuilds; a held lock refuses", async ()
   }
   assert.equal(await loadImage(imagesDir, "nope"), null);
   await assert.rejects(loadImage(imagesDir, "../etc"), /bad image name/);
+});
+
+test("a crash between the swap's two renames is repaired: the old image comes back", async () => {
+  const before = (await loadImage(imagesDir, "base"))!;
+  await rename(join(imagesDir, "base"), join(imagesDir, "base.old-999999"));
+  assert.equal(await loadImage(imagesDir, "base"), null);
+  const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
+  assert.equal(info.rebuilt, false);
+  assert.equal(info.builtAt, before.builtAt);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["base"]);
 });
 
 test("vm build adds vmlinux and initramfs.cpio.gz", async () => {
