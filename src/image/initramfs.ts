@@ -38,6 +38,8 @@ $B mount -t tmpfs -o mode=0755 rw /mnt/rw || die "cannot mount tmpfs"
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
 $B mount -t overlay root -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || die "cannot mount overlay"
 for d in dev proc sys; do $B mkdir -p /newroot/$d; $B mount --move /$d /newroot/$d || die "cannot move /$d"; done
+# Sandbox users get no user namespaces (same policy as the ns engine's seccomp filter).
+echo 0 > /proc/sys/user/max_user_namespaces || die "cannot disable user namespaces"
 [ -x /newroot/sbin/bhatti-init ] || die "no /sbin/bhatti-init in the root image"
 echo ${ROOT_MARKER} > /newroot/dev/console
 exec $B env -i $B switch_root /newroot /sbin/bhatti-init

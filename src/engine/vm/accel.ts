@@ -3,6 +3,7 @@
 // boot the real kernel + initramfs to the initramfs's probe marker: first with
 // KVM and a short timeout, then with TCG.
 import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
 import { PROBE_MARKER } from "../../image/initramfs.js";
 import { TOOL_ENV } from "../runtime.js";
 import { type Accel, QEMU_BIN, kernelCmdline } from "./qemu.js";
@@ -64,6 +65,26 @@ export function bootToMarker(accel: Accel, kernel: string, initramfs: string, ti
     child.on("error", (e) => finish(false, `cannot run ${QEMU_BIN}: ${e.message}`));
     child.on("exit", (code, sig) => finish(out.includes(PROBE_MARKER), `QEMU exited (${sig ?? code}) before the boot marker`));
   });
+}
+
+const cache = new Map<string, Promise<ProbeResult>>();
+
+/** probeAccel, once per process for a given kernel + initramfs (by path, size and mtime). */
+export function probeAccelCached(kernel: string, initramfs: string): Promise<ProbeResult> {
+  const key = [kernel, initramfs].map((f) => {
+    try {
+      const st = statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return `${f}:missing`;
+    }
+  }).join("|");
+  let p = cache.get(key);
+  if (!p) {
+    p = probeAccel(kernel, initramfs);
+    cache.set(key, p);
+  }
+  return p;
 }
 
 /** KVM if it really boots the guest, else TCG if that does, else null (with the reasons). */

@@ -8,7 +8,7 @@ import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
 import { ensureRuntimeDir, run } from "../runtime.js";
-import { probeAccel } from "./accel.js";
+import { probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
 import { isOurQemu, spawnQemu, stopProcess } from "./proc.js";
 import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
@@ -47,7 +47,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }
     if (this.opts.accel) return { ok: true, accel: this.opts.accel };
-    const p = await probeAccel(img.kernel, img.initramfs);
+    const p = await probeAccelCached(img.kernel, img.initramfs);
     if (!p.accel) {
       return { ok: false, reason: `QEMU cannot boot the guest kernel: ${p.attempts.map((a) => `${a.accel}: ${a.detail}`).join("; ")}` };
     }
