@@ -139,7 +139,7 @@ test("a second build with the same inputs is skipped, fast", async () => {
   assert.ok(ms < 500, `warm build took ${ms} ms`);
 });
 
-test("changing lohar.js rebuilds; force rebuilds; a held lock refuses", async () => {
+test("changing lohar.js rebuilds; force rebuilds; a held lock waits or times out", async () => {
   const before = (await loadImage(imagesDir, "base"))!;
   await writeFile(loharJs, PLACEHOLDER.replace("v: 1", "v: 2"));
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
@@ -152,9 +152,18 @@ test("changing lohar.js rebuilds; force rebuilds; a held lock refuses", async ()
   assert.equal(forced.rebuilt, true);
   assert.equal(forced.inputsHash, info.inputsHash);
 
+  // another builder holding the lock: fail after lockTimeoutMs, or wait for it
   const lock = await acquireLock(join(imagesDir, ".base.lock"));
+  let released = false;
   try {
-    await assert.rejects(buildImage({ imagesDir, cacheDir, loharJs, vm: false }), /another image build/);
+    await assert.rejects(buildImage({ imagesDir, cacheDir, loharJs, vm: false, lockTimeoutMs: 300 }), /another image build/);
+    const waiting = buildImage({ imagesDir, cacheDir, loharJs, vm: false, log }).then((i) => ({ i, released }));
+    await new Promise((r) => setTimeout(r, 500));
+    released = true;
+    await lock.release();
+    const after = await waiting;
+    assert.equal(after.released, true, "the build went ahead while the lock was held");
+    assert.equal(after.i.rebuilt, false);
   } finally {
     await lock.release();
   }

@@ -89,7 +89,10 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
 
   await mkdir(imagesDir, { recursive: true, mode: 0o755 });
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });
-  const lock = await acquireLock(join(imagesDir, `.${name}.lock`));
+  const lock = await acquireLock(join(imagesDir, `.${name}.lock`), {
+    timeoutMs: opts.lockTimeoutMs ?? 15 * 60_000,
+    onWait: (pid) => log(`waiting for the image build in process ${pid}`),
+  });
   try {
     await recover(imagesDir, name);
     const hashes = await HashCache.open(join(cacheDir, "hashes.json"));

@@ -12,6 +12,8 @@ export interface BuildOptions {
   loharJs?: string;
   /** Node binary to install; default process.execPath. */
   nodeBinary?: string;
+  /** How long to wait for another process building the same image; default 15 min. */
+  lockTimeoutMs?: number;
 }
 
 export interface ImageInfo {
