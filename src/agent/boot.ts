@@ -1,6 +1,6 @@
 // Boot: read the config drive, take the drive away, apply files and hostname,
 // start the optional init command. Returns what lohar keeps in memory.
-import { mkdirSync, rmdirSync, unlinkSync } from "node:fs";
+import { mkdirSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname as currentHostname } from "node:os";
 import { spawn } from "node:child_process";
 import { GUEST } from "../protocol/agent.js";
@@ -31,9 +31,7 @@ export async function boot(args: Args): Promise<Sandbox> {
 
   // The drive goes away first (in parallel with the rest): the less time it is mounted, the better.
   const unmounted = args.unmount ? takeDriveAway(args) : Promise.resolve();
-  const named = args.hostname && c.hostname && c.hostname !== currentHostname()
-    ? run("/bin/hostname", [c.hostname]).catch((e: Error) => log(`hostname not set: ${e.message}`))
-    : Promise.resolve();
+  const named = args.hostname && c.hostname && c.hostname !== currentHostname() ? setHostname(c.hostname) : Promise.resolve();
   for (const f of c.files) {
     try {
       writeConfigFile(f);
@@ -44,6 +42,17 @@ export async function boot(args: Args): Promise<Sandbox> {
   await Promise.all([unmounted, named]);
   if (c.init) startInit(c.init, sandbox.env);
   return sandbox;
+}
+
+/** Real root (vm) can write the UTS name directly; a user-namespace root (ns) cannot, so fall back to busybox. */
+async function setHostname(name: string): Promise<void> {
+  try {
+    writeFileSync("/proc/sys/kernel/hostname", name);
+    return;
+  } catch {
+    // not permitted here
+  }
+  await run("/bin/hostname", [name]).catch((e: Error) => log(`hostname not set: ${e.message}`));
 }
 
 async function takeDriveAway(args: Args): Promise<void> {

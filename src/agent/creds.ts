@@ -11,7 +11,12 @@ const { uid, gid } = GUEST.user;
 export function asUser<T>(fn: () => T): T {
   if (process.geteuid?.() !== 0) return fn(); // not root (never in a sandbox): nothing to drop
   const groups = process.getgroups!();
-  process.setgroups!([gid]);
+  try {
+    process.setgroups!([gid]);
+  } catch (e) {
+    // A user namespace with setgroups denied: tolerable only if we hold no other group.
+    if (groups.some((g) => g !== gid)) throw e;
+  }
   process.setegid!(gid);
   process.seteuid!(uid);
   try {
@@ -19,6 +24,6 @@ export function asUser<T>(fn: () => T): T {
   } finally {
     process.seteuid!(0);
     process.setegid!(0);
-    process.setgroups!(groups);
+    try { process.setgroups!(groups); } catch { /* denied: never changed */ }
   }
 }
