@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfigDrive } from "../protocol/agent.js";
-import { buildConfigDrive, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
+import { buildConfigDrive, buildMountedConfigDrive, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
 import { ensureRuntimeDir, isMounted, loopBackingFiles, loopDevicesFor, RUN_BHATTI } from "./runtime.js";
 
 const SECRET = "s3cr3t-value-\u00e9-" + Math.random().toString(36).slice(2);
@@ -51,6 +51,24 @@ test("config drive holds exactly config.json, 0400, owned as asked; nothing left
   assert.ok(!existsSync(mnt));
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)), "loop device detached");
   await destroyConfigDrive(dir); // idempotent
+  rmSync(dir, { recursive: true });
+});
+
+test("mounted variant: read-only, right owner, one loop device; destroy removes it all", async () => {
+  const dir = await tmpDir();
+  const big = { ...config(), env: { ...config().env, BIG: "x".repeat(3 * 1024 * 1024) } };
+  const mnt = await buildMountedConfigDrive(dir, big, { owner: 4242 });
+  assert.equal(mnt, configMountPath(dir));
+  const line = readFileSync("/proc/self/mountinfo", "utf8").split("\n").find((l) => l.split(" ")[4] === mnt);
+  assert.ok(line, "mounted");
+  assert.match(line.split(" ")[5], /^ro,nosuid,nodev,noexec/);
+  assert.equal(statSync(join(mnt, "config.json")).uid, 4242);
+  assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), big);
+  assert.equal(loopDevicesFor(configImagePath(dir)).length, 1);
+  await destroyConfigDrive(dir);
+  assert.ok(!isMounted(mnt));
+  assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
+  assert.deepEqual(readdirSync(dir), []);
   rmSync(dir, { recursive: true });
 });
 

@@ -3,7 +3,7 @@
 // written from this process straight into the loop-mounted filesystem, so it
 // never exists as any other file, never in argv, never in a message.
 import { mkdirSync, rmSync, rmdirSync, existsSync } from "node:fs";
-import { open, chown, chmod } from "node:fs/promises";
+import { chmod, chown, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ConfigDrive } from "../protocol/agent.js";
 import { assertTmpfs, detachLoops, isMounted, run, unmountIfMounted } from "./runtime.js";
@@ -26,21 +26,49 @@ export function configMountPath(dir: string): string {
   return join(dir, HOST_MOUNT);
 }
 
+// mke2fs output for a given size does not depend on the contents to come, so
+// each size is made once per process (on tmpfs, never holding a value) and
+// copied per drive: one process spawn fewer on the create path.
+const templates = new Map<number, Promise<Buffer>>();
+
+function template(dir: string, kib: number): Promise<Buffer> {
+  let t = templates.get(kib);
+  if (!t) {
+    t = (async () => {
+      const tmp = join(dir, `.empty-${kib}.ext4`);
+      try {
+        await run("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-N", "64", tmp, `${kib}k`]);
+        return await readFile(tmp);
+      } finally {
+        rmSync(tmp, { force: true });
+      }
+    })();
+    t.catch(() => templates.delete(kib));
+    templates.set(kib, t);
+  }
+  return t;
+}
+
+/** Drive size: 4 MiB, doubled until it holds the JSON twice over. */
+function sizeKib(bytes: number): number {
+  let kib = 4096;
+  while (kib * 1024 < 2 * bytes + 1024 * 1024) kib *= 2;
+  return kib;
+}
+
 /**
- * Builds <dir>/config.ext4 (dir must be on tmpfs) holding config.json mode 0400.
- * The image is left unmounted and detached. Errors name the failing step only.
+ * Creates <dir>/config.ext4 and mounts it at mnt: writes config.json (0400,
+ * owner), syncs, then either remounts read-only (keep) or unmounts and detaches.
  */
-export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
+async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number, keep: boolean): Promise<string> {
   assertTmpfs(dir);
-  const owner = opts.owner ?? 0;
   const img = configImagePath(dir);
-  const mnt = join(dir, BUILD_MOUNT);
   const body = Buffer.from(JSON.stringify(config), "utf8");
   try {
-    const kib = 4096 + Math.ceil((body.length * 2) / 1024);
-    await run("mke2fs", ["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-N", "64", "-E", `root_owner=${owner}:${owner}`, img, `${kib}k`]);
+    await writeFile(img, await template(dir, sizeKib(body.length)), { mode: 0o600, flag: "wx" });
     mkdirSync(mnt, { mode: 0o700 });
     await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noexec", img, mnt]);
+    await chown(mnt, owner, owner);
     await chmod(mnt, 0o700);
     let fh;
     try {
@@ -53,18 +81,39 @@ export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: C
     } finally {
       await fh?.close();
     }
-    await chown(mnt, owner, owner);
-    await run("umount", [mnt]);
-    await detachLoops(img);
-    rmdirSync(mnt);
+    if (keep) {
+      await run("mount", ["-o", "remount,ro,nosuid,nodev,noexec", mnt]);
+    } else {
+      await run("umount", [mnt]);
+      await detachLoops(img);
+      rmdirSync(mnt);
+    }
     return img;
   } catch (e) {
-    body.fill(0);
     await destroyConfigDrive(dir).catch(() => {});
     throw e;
   } finally {
     body.fill(0);
   }
+}
+
+/**
+ * Builds <dir>/config.ext4 (dir must be on tmpfs) holding config.json mode 0400.
+ * The image is left unmounted and detached. Errors name the failing step only.
+ */
+export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
+  return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0, false);
+}
+
+/**
+ * Like buildConfigDrive, but leaves the drive loop-mounted read-only
+ * (nosuid,nodev,noexec) at <dir>/config.mnt (the ns engine bind-mounts that).
+ * Returns the mount path.
+ */
+export async function buildMountedConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
+  const mnt = configMountPath(dir);
+  await populate(dir, mnt, config, opts.owner ?? 0, true);
+  return mnt;
 }
 
 /** Loop-mounts the drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path. */

@@ -1,11 +1,12 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
 import { connect, type Socket } from "node:net";
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildConfigDrive, configImagePath, destroyConfigDrive, mountConfigDrive } from "../configdrive.js";
+import { buildMountedConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
 import {
   allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR,
 } from "../runtime.js";
@@ -35,6 +36,7 @@ export class NsEngine implements Engine {
   private readonly runc: Runc;
   private availability?: Promise<Availability>;
   private runtimeReady?: Promise<void>;
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(private readonly env: EngineEnv, private readonly opts: NsOptions = {}) {
     this.runc = new Runc(join(env.runtimeDir, "runc"), opts.runcBin);
@@ -62,7 +64,10 @@ export class NsEngine implements Engine {
   async create(spec: CreateSpec): Promise<RunningSandbox> {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
-    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir);
+    if (!this.runtimeReady) {
+      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir);
+      this.sweepTrash();
+    }
     await this.runtimeReady;
     const p = nsPaths(this.env, spec.id);
     const lower = join(this.env.imagesDir, spec.image, "rootfs");
@@ -81,7 +86,7 @@ export class NsEngine implements Engine {
       // The slow steps are independent: run them side by side.
       await Promise.all([
         this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base)),
-        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base }).then(() => mountConfigDrive(p.sb))),
+        this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
@@ -164,14 +169,47 @@ export class NsEngine implements Engine {
         errors.push(`${what}: ${(e as Error).message}`);
       }
     };
+    await step("kill", () => killSandbox(id, state));
     await step("runc delete", () => this.runc.delete(id));
     await step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)));
     await step("rootfs", () => releaseRootfs(p.rootfs));
     await step("config drive", () => destroyConfigDrive(p.sb));
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
-    await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
+    await step("sandbox dir", () => this.discard(p.data));
     await step("uid slot", () => this.freeSlots(id, state));
     if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+  }
+
+  /** Waits for background removals of destroyed sandboxes' writable layers. */
+  async idle(): Promise<void> {
+    while (this.removals.size) await Promise.all([...this.removals]);
+  }
+
+  /**
+   * Removes a writable layer: renamed out of the way at once (so the id is
+   * free and nothing is visible under its name), deleted in the background.
+   */
+  private discard(dir: string): void {
+    if (!existsSync(dir)) return;
+    const trash = join(this.env.dataDir, "sandboxes", `.trash-${basename(dir)}-${process.pid}-${Date.now()}`);
+    renameSync(dir, trash);
+    const job: Promise<void> = rm(trash, { recursive: true, force: true })
+      .catch(() => {})
+      .finally(() => this.removals.delete(job));
+    this.removals.add(job);
+  }
+
+  /** Deletes trash a crashed daemon left behind. */
+  private sweepTrash(): void {
+    const dir = join(this.env.dataDir, "sandboxes");
+    if (!existsSync(dir)) return;
+    for (const n of readdirSync(dir)) {
+      if (!n.startsWith(".trash-")) continue;
+      const job: Promise<void> = rm(join(dir, n), { recursive: true, force: true })
+        .catch(() => {})
+        .finally(() => this.removals.delete(job));
+      this.removals.add(job);
+    }
   }
 
   private freeSlots(id: string, state: EngineState): void {
@@ -180,6 +218,39 @@ export class NsEngine implements Engine {
     // A create that died before recording its slot: find it by owner.
     if (!existsSync(UID_SLOTS_DIR)) return;
     for (const n of readdirSync(UID_SLOTS_DIR)) freeUidSlot(Number(n), owner);
+  }
+}
+
+/**
+ * SIGKILLs the sandbox's PID 1 (the whole pid namespace goes with it) and waits
+ * for it to die: `runc delete --force` alone polls in 100 ms steps. The pid is
+ * only trusted if it still sits in this sandbox's cgroup.
+ */
+async function killSandbox(id: string, state: EngineState): Promise<void> {
+  const pid = typeof state.pid === "number" ? state.pid : 0;
+  if (pid <= 0) return;
+  let cgroups: string;
+  try {
+    cgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  } catch {
+    return;
+  }
+  if (!cgroups.includes(`/bhatti/${id}\n`)) return;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && !dead(pid)) await sleep(2);
+}
+
+function dead(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
   }
 }
 

@@ -18,9 +18,12 @@ const env: EngineEnv = {
   imagesDir: "",
 };
 
+const engines: NsEngine[] = [];
 async function makeEngine(): Promise<NsEngine> {
   env.imagesDir = await ensureTestImage();
-  return new NsEngine(env);
+  const e = new NsEngine(env);
+  engines.push(e);
+  return e;
 }
 
 function runcIds(): string[] {
@@ -62,18 +65,32 @@ const inspector: HostInspector = {
     return out;
   },
   async counts() {
+    for (const e of engines) await e.idle(); // writable layers are deleted in the background
+    // Scoped to this test daemon: other daemons on the host run sandboxes in parallel.
+    const ours = (p: string) => p.startsWith(`${env.runtimeDir}/`) || p.startsWith(`${env.dataDir}/`);
+    const known = new Set(readdirSync(join(env.runtimeDir, "sb")));
     const cg = (ctrl: string) => {
       const d = join("/sys/fs/cgroup", ctrl, "bhatti");
-      return existsSync(d) ? readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).length : 0;
+      if (!existsSync(d)) return 0;
+      return readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory() && (e.name.startsWith(`cy${process.pid.toString(36)}`) || known.has(e.name))).length;
     };
     const ls = (d: string) => (existsSync(d) ? readdirSync(d).length : 0);
+    const slots = existsSync(UID_SLOTS_DIR)
+      ? readdirSync(UID_SLOTS_DIR).filter((n) => {
+        try {
+          return readFileSync(join(UID_SLOTS_DIR, n), "utf8").startsWith(`${env.runtimeDir}:`);
+        } catch {
+          return false;
+        }
+      }).length
+      : 0;
     return {
-      mounts: mountPoints().length,
-      loops: loopBackingFiles().length,
+      mounts: mountPoints().filter(ours).length,
+      loops: loopBackingFiles().filter(ours).length,
       cgroupsMemory: cg("memory"),
       cgroupsPids: cg("pids"),
       cgroupsV2: cg(""),
-      uidSlots: ls(UID_SLOTS_DIR),
+      uidSlots: slots,
       runc: runcIds().length,
       runtimeSandboxes: ls(join(env.runtimeDir, "sb")),
       dataSandboxes: ls(join(env.dataDir, "sandboxes")),
