@@ -29,6 +29,8 @@ $B mount -t sysfs -o nosuid,nodev,noexec sys /sys
 say ${INIT_MARKER}
 case " $($B cat /proc/cmdline) " in *" bhatti.probe "*) say ${PROBE_MARKER}; $B poweroff -f;; esac
 for m in $($B cat /lib/modules/order); do $B insmod /lib/modules/$m.ko || die "insmod $m failed"; done
+# Sandbox users get no user namespaces (same policy as the ns engine's seccomp filter).
+echo 0 > /proc/sys/user/max_user_namespaces || die "cannot disable user namespaces"
 root=/dev/vda
 for a in $($B cat /proc/cmdline); do case "$a" in root=*) root="\${a#root=}";; esac; done
 i=0
@@ -38,8 +40,6 @@ $B mount -t tmpfs -o mode=0755 rw /mnt/rw || die "cannot mount tmpfs"
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
 $B mount -t overlay root -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || die "cannot mount overlay"
 for d in dev proc sys; do $B mkdir -p /newroot/$d; $B mount --move /$d /newroot/$d || die "cannot move /$d"; done
-# Sandbox users get no user namespaces (same policy as the ns engine's seccomp filter).
-echo 0 > /proc/sys/user/max_user_namespaces || die "cannot disable user namespaces"
 [ -x /newroot/sbin/bhatti-init ] || die "no /sbin/bhatti-init in the root image"
 echo ${ROOT_MARKER} > /newroot/dev/console
 exec $B env -i $B switch_root /newroot /sbin/bhatti-init

@@ -1,0 +1,188 @@
+// The vm engine against real QEMU and the real base image: the conformance
+// subset (each boot costs seconds under TCG), vm-specific checks of the config
+// drive and cleanup, the accelerator probe, and a boot-time measurement.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, fstatSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { conformanceSuite, execIn, newId, parseEnv, sh, specFor, type HostInspector } from "../conformance.js";
+import { ensureTestImage } from "../ns/test-image.js";
+import { loopBackingFiles, mountPoints, RUN_BHATTI } from "../runtime.js";
+import type { EngineEnv } from "../types.js";
+import { bootToMarker, probeAccel } from "./accel.js";
+import { VmEngine } from "./engine.js";
+import { imagePaths, vmPaths } from "./paths.js";
+
+const env: EngineEnv = {
+  dataDir: mkdtempSync("/var/tmp/bhatti-vmtest-"),
+  runtimeDir: join(RUN_BHATTI, `vmtest-${process.pid}`),
+  imagesDir: "",
+};
+
+async function makeEngine(): Promise<VmEngine> {
+  env.imagesDir = await ensureTestImage();
+  return new VmEngine(env);
+}
+
+/** QEMU processes started for sandbox id (found by argv, like reattach does). */
+function qemuPidsFor(id: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("qemu-system-x86_64") && argv.includes(`bhatti-${id},process=bhatti-vm-${id}`)) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const inspector: HostInspector = {
+  async configDriveTraces(id) {
+    const p = vmPaths(env, id);
+    const img = join(p.sb, "config.ext4");
+    const t: string[] = [];
+    if (existsSync(img)) t.push(`file ${img}`);
+    for (const b of loopBackingFiles()) if (b.startsWith(p.sb)) t.push(`loop ${b}`);
+    for (const m of mountPoints()) if (m.startsWith(p.sb)) t.push(`mount ${m}`);
+    return t;
+  },
+  async traces(id) {
+    const p = vmPaths(env, id);
+    const t = await inspector.configDriveTraces(id);
+    for (const pid of qemuPidsFor(id)) t.push(`qemu pid ${pid}`);
+    for (const f of [p.sb, p.socket, p.data]) if (existsSync(f)) t.push(`path ${f}`);
+    return t;
+  },
+  async counts() {
+    return {
+      loops: loopBackingFiles().length,
+      mounts: mountPoints().filter((m) => m.startsWith(env.runtimeDir)).length,
+      sandboxes: existsSync(join(env.runtimeDir, "sb")) ? readdirSync(join(env.runtimeDir, "sb")).length : 0,
+    };
+  },
+};
+
+after(() => {
+  rmSync(env.dataDir, { recursive: true, force: true });
+  rmSync(env.runtimeDir, { recursive: true, force: true });
+});
+
+conformanceSuite(makeEngine, { full: false, inspector });
+
+describe("vm engine", () => {
+  let engine: VmEngine;
+  before(async () => {
+    engine = await makeEngine();
+  });
+
+  test("accelerator probe: KVM only if it really boots the kernel, else TCG", { timeout: 120_000 }, async () => {
+    const img = imagePaths(env, "base");
+    const r = await probeAccel(img.kernel, img.initramfs);
+    assert.equal(r.attempts[0].accel, "kvm");
+    assert.ok(r.accel, r.attempts.map((a) => a.detail).join("; "));
+    if (r.accel === "tcg") assert.equal(r.attempts[0].ok, false);
+    const avail = await engine.available();
+    assert.deepEqual(avail, { ok: true, accel: r.accel });
+    // This project's machines are Firecracker guests: /dev/kvm exists but cannot run a guest kernel.
+    const expected = process.env.BHATTI_EXPECT_ACCEL ?? (existsSync("/dev/kvm") && r.attempts[0].ok ? "kvm" : "tcg");
+    assert.equal(r.accel, expected);
+    console.log(`# accel ${r.accel}; ${r.attempts.map((a) => `${a.accel}: ${a.ok ? "ok" : a.detail.split("\n")[0]} (${a.ms} ms)`).join("; ")}`);
+  });
+
+  test("lifecycle: env, uid 1000, config drive gone in the guest and on the host, nothing left after destroy", { timeout: 180_000 }, async () => {
+    const secret = `sk-${randomBytes(16).toString("hex")}`;
+    const spec = specFor(newId("vm"), { env: { API_KEY: secret, BOTH: "from-config" } });
+    const sb = await engine.create(spec);
+    const p = vmPaths(env, sb.id);
+    try {
+      assert.equal(sb.engine, "vm");
+      assert.equal(sb.agent.hello.config, "consumed");
+      const pid = Number(sb.state.pid);
+      assert.deepEqual(qemuPidsFor(sb.id), [pid]);
+
+      const e = parseEnv((await execIn(sb, ["/usr/bin/env"], { env: { BOTH: "from-exec" } })).stdout.toString());
+      assert.equal(e.API_KEY, secret);
+      assert.equal(e.BOTH, "from-exec");
+      assert.equal(parseEnv((await execIn(sb, ["/usr/bin/env"])).stdout.toString()).BOTH, "from-config");
+      assert.equal((await sh(sb, "id -u; id -g")).stdout.toString(), "1000\n1000\n");
+
+      // In the guest: no second disk, no mount of it, nothing of the drive.
+      const g = await sh(sb, "ls /dev; echo ---; ls /sys/block; echo ---; cat /proc/mounts");
+      const [devs, blocks, mounts] = g.stdout.toString().split("---\n");
+      assert.ok(!/\bvdb\b/.test(devs), `/dev/vdb still there: ${devs}`);
+      assert.ok(/\bvda\b/.test(devs));
+      assert.ok(blocks.split(/\s+/).includes("vdb") === false || !devs.includes("vdb"), blocks);
+      assert.ok(!mounts.includes("vdb") && !mounts.includes("/run/bhatti/config"), mounts);
+      const root = await sh(sb, "echo hi > /home/lohar/w && cat /home/lohar/w && touch /etc/x 2>&1; echo rc=$?");
+      assert.match(root.stdout.toString(), /^hi\n/, "the overlay root is writable where uid 1000 may write");
+
+      // On the host: the image is deleted and QEMU's remaining fd to it holds nothing.
+      assert.deepEqual(await inspector.configDriveTraces(sb.id), []);
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        let target = "";
+        try {
+          target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (!target.includes("config.ext4")) continue;
+        const h = openSync(`/proc/${pid}/fd/${fd}`, "r");
+        try {
+          assert.equal(fstatSync(h).size, 0, "the drive QEMU still holds was emptied");
+        } finally {
+          closeSync(h);
+        }
+      }
+      // The secret is nowhere QEMU or its logs can show it.
+      assert.ok(!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(secret));
+      assert.ok(!readFileSync(`/proc/${pid}/environ`, "utf8").includes(secret));
+      for (const f of [p.console, p.qemuLog]) if (existsSync(f)) assert.ok(!readFileSync(f, "utf8").includes(secret), f);
+    } finally {
+      await engine.destroy(sb.id, sb.state);
+    }
+    assert.deepEqual(await inspector.traces(sb.id), []);
+    await engine.destroy(sb.id, sb.state); // idempotent
+    assert.equal(await engine.reattach(sb.id, sb.state, spec.config.token), null);
+  });
+
+  test("reattach refuses a pid that is not this sandbox's QEMU", async () => {
+    const id = newId("vm");
+    assert.equal(await engine.reattach(id, { pid: process.pid, accel: "tcg", image: "base" }, "t"), null);
+    assert.ok(existsSync(`/proc/${process.pid}`), "the test process was not signalled");
+  });
+
+  test("a failed boot reports the console tail and leaves nothing", { timeout: 120_000 }, async () => {
+    const id = newId("vm");
+    const broken = new VmEngine(env, { bootTimeoutMs: 15_000 });
+    // An image name that exists with no rootfs.ext4 must be refused before QEMU starts.
+    await assert.rejects(broken.create(specFor(id, {}, { image: "no-such-image" })), /not built for the vm engine/);
+    assert.deepEqual(await inspector.traces(id), []);
+  });
+
+  test("measure: create -> first exec vs a bare boot of the same kernel + initramfs", { timeout: 300_000 }, async () => {
+    const img = imagePaths(env, "base");
+    const accel = (await engine.available()).accel!;
+    const runs = Number(process.env.BHATTI_VM_BENCH_RUNS ?? 3);
+    const bare: number[] = [];
+    const full: number[] = [];
+    const hello: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const b = await bootToMarker(accel, img.kernel, img.initramfs);
+      assert.ok(b.ok, b.detail);
+      bare.push(b.ms);
+      const t = performance.now();
+      const sb = await engine.create(specFor(newId("vb"), { env: { K1: "v1", K2: "v2", K3: "v3" } }));
+      const r = await execIn(sb, ["/bin/true"]);
+      full.push(Math.round(performance.now() - t));
+      hello.push(sb.agent.hello.boot_ms ?? -1);
+      assert.equal(r.exit.exit_code, 0);
+      await engine.destroy(sb.id, sb.state);
+    }
+    const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(`# vm (${accel}) create->first exec p50 ${p50(full)} ms [${full.join(", ")}]; bare boot to initramfs p50 ${p50(bare)} ms [${bare.join(", ")}]; lohar boot_ms [${hello.join(", ")}]`);
+  });
+});
