@@ -133,7 +133,7 @@ export class NsEngine implements Engine {
           }
         }
       }
-      if (!alive(pid)) throw new Error(`lohar exited during boot${logTail(p)}`);
+      if (dead(pid)) throw new Error(`lohar exited during boot${logTail(p)}`);
       if (Date.now() > deadline) throw new Error(`lohar did not come up within ${timeout} ms${logTail(p)}`);
       await sleep(delay);
       delay = Math.min(delay * 2, 25);
@@ -251,15 +251,6 @@ function dead(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch {
     return true;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

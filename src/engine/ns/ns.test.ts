@@ -184,6 +184,38 @@ describe("ns engine specifics", () => {
     }
   });
 
+  for (const kind of ["crashes", "hangs"] as const) {
+    test(`lohar that ${kind} at boot: clear error with its log tail, nothing left`, async () => {
+      // An image whose lohar.js is replaced: an overlay of the base rootfs under a one-file layer.
+      const images = mkdtempSync("/var/tmp/bhatti-broken-");
+      const patch = join(images, "patch/opt/bhatti");
+      mkdirSync(patch, { recursive: true });
+      writeFileSync(join(patch, "lohar.js"), kind === "crashes"
+        ? "console.error('broken-lohar-marker: cannot start'); process.exit(3);\n"
+        : "console.error('hanging-lohar-marker'); setInterval(() => {}, 1000);\n", { mode: 0o644 });
+      const rootfs = join(images, "broken/rootfs");
+      mkdirSync(rootfs, { recursive: true });
+      const m = spawnSync("mount", ["-t", "overlay", "-o", `ro,lowerdir=${join(images, "patch")}:${join(env.imagesDir, "base/rootfs")}`, "broken", rootfs], { env: TOOL_ENV, encoding: "utf8" });
+      assert.equal(m.status, 0, m.stderr);
+      try {
+        const broken = new NsEngine({ ...env, imagesDir: images }, { bootTimeoutMs: 1500 });
+        const id = newId();
+        const t = performance.now();
+        await assert.rejects(broken.create(specFor(id, {}, { image: "broken" })), (e: Error) => {
+          if (kind === "crashes") assert.match(e.message, /lohar exited during boot[\s\S]*broken-lohar-marker/);
+          else assert.match(e.message, /did not come up within 1500 ms[\s\S]*hanging-lohar-marker/);
+          return true;
+        });
+        assert.ok(performance.now() - t < 10_000);
+        await broken.idle();
+        assert.deepEqual(await inspector.traces(id), []);
+      } finally {
+        spawnSync("umount", [rootfs]);
+        rmSync(images, { recursive: true, force: true });
+      }
+    });
+  }
+
   test("measurements: create->first exec, exec, destroy, bare runc", { timeout: 300_000 }, async () => {
     const creates: number[] = [];
     const destroys: number[] = [];
