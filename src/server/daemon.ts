@@ -13,11 +13,18 @@ import { RateLimiter } from "./ratelimit.js";
 import { secretRoutes } from "./routes/secrets.js";
 import { claimPidFile, livePid, releasePidFile } from "./pidfile.js";
 import { VERSION } from "../version.js";
+import { Engines, type EngineChoice } from "../sandboxes/engines.js";
+import { SandboxService } from "../sandboxes/service.js";
+import { TemplateService } from "../sandboxes/templates.js";
+import { sandboxRoutes } from "./routes/sandboxes.js";
+import { execWebSocket } from "./ws.js";
+import { runtimeDirFor } from "../util/paths.js";
 
 export interface ServeOptions {
   dataDir: string;
   listen: string; // host:port
   rateLimit: number; // requests per second per user; 0 = off
+  engine: EngineChoice;
   log?: (line: string) => void;
 }
 
@@ -33,7 +40,6 @@ export function parseListen(s: string): { host: string; port: number } {
 export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<void> }> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${new Date().toISOString()} ${l}\n`));
   const { host, port } = parseListen(opts.listen);
-  process.umask(0o077); // everything the daemon creates is private to its owner
   const dataDir = ensureDataDir(opts.dataDir);
   const paths = dataPaths(dataDir);
 
@@ -52,12 +58,33 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   }
   const users = new UserService(db);
   const secrets = new SecretService(db, keyring);
-  const app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
-  app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION }), { public: true });
-  secretRoutes(app.router, secrets);
+  const engines = new Engines({ dataDir, runtimeDir: runtimeDirFor(dataDir), imagesDir: paths.images }, opts.engine);
+  let sandboxes: SandboxService;
+  let app: App;
+  try {
+    const chosen = await engines.init();
+    log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
+    const templates = new TemplateService(db);
+    sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
+    const rec = await sandboxes.recover();
+    if (rec.reattached || rec.dead) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead`);
+    app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
+    app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
+    secretRoutes(app.router, secrets);
+    sandboxRoutes(app.router, sandboxes, templates);
+  } catch (e) {
+    db.close();
+    releasePidFile(paths.pidFile);
+    throw e;
+  }
+  const reaper = setInterval(() => { sandboxes.reapOrphans().catch(() => {}); }, 2000);
+  reaper.unref();
 
   const tcp = createServer({ keepAliveTimeout: 30_000 }, app.listener);
   const unix = createServer({ keepAliveTimeout: 30_000 }, app.listener);
+  const upgrade = execWebSocket(app, sandboxes, log);
+  tcp.on("upgrade", upgrade);
+  unix.on("upgrade", upgrade);
   await listen(tcp, () => tcp.listen(port, host));
   await removeStaleSocket(paths.socket);
   await listen(unix, () => unix.listen(paths.socket));
@@ -77,6 +104,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     tcp.closeAllConnections();
     unix.closeAllConnections();
     await stopped;
+    clearInterval(reaper);
+    sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
     db.close();
     try { unlinkSync(paths.socket); } catch { /* gone */ }
     releasePidFile(paths.pidFile);

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { UserError } from "../util/errors.js";
 import type { User } from "../users/service.js";
+import { RawJson } from "./reply.js";
 
 export const MAX_BODY = 1 << 20; // 1 MiB
 
@@ -54,7 +55,7 @@ export class Router {
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) { res.end(); return; }
-  const data = body === undefined ? "" : JSON.stringify(body);
+  const data = body === undefined ? "" : body instanceof RawJson ? body.text : JSON.stringify(body);
   res.writeHead(status, { ...(data ? { "Content-Type": "application/json" } : {}), "Content-Length": Buffer.byteLength(data), ...headers });
   res.end(data);
 }

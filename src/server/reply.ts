@@ -4,3 +4,7 @@ export class Reply {
 }
 /** Returned by handlers that wrote the response themselves (streams). */
 export const HANDLED = Symbol("handled");
+/** A body that is already serialized JSON (e.g. built by SQLite), sent as is. */
+export class RawJson {
+  constructor(readonly text: string) {}
+}

@@ -38,4 +38,39 @@ export const migrations: Migration[] = [
       CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `,
   },
+  {
+    version: 2,
+    name: "sandboxes, templates",
+    sql: `
+      CREATE TABLE templates (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        image TEXT NOT NULL,
+        cpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        env TEXT NOT NULL,      -- JSON object of plain (non-secret) env
+        secrets TEXT NOT NULL,  -- JSON array of secret NAMES, resolved at sandbox create
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+      );
+      CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        engine TEXT NOT NULL,
+        image TEXT NOT NULL,
+        cpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        env_keys TEXT NOT NULL,      -- JSON array: names only, values live in the sandbox
+        secret_names TEXT NOT NULL,  -- JSON array
+        template_id TEXT,
+        status TEXT NOT NULL,        -- creating | running | dead
+        token_encrypted BLOB,        -- the lohar AUTH token, age-encrypted like a secret
+        engine_state TEXT,           -- JSON, never a value
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+      );
+    `,
+  },
 ];

@@ -1,20 +1,24 @@
-import { parse } from "../args.js";
+import { parse, UsageError } from "../args.js";
 import { resolveDataDir } from "../../util/paths.js";
 import { serve } from "../../server/daemon.js";
 
-const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--rate-limit N]";
+const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]";
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     listen: { type: "string" },
     "rate-limit": { type: "string" },
+    engine: { type: "string" },
   }, { usage: USAGE });
+  const engine = values.engine ?? process.env.BHATTI_ENGINE ?? "auto";
+  if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto\nusage: ${USAGE}`);
   const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
   if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
   const daemon = await serve({
     dataDir: resolveDataDir(values["data-dir"]),
     listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
     rateLimit: rate,
+    engine,
   });
   process.stdout.write(
     "\nNext steps, in another shell:\n" +

@@ -2,7 +2,7 @@
 import type { Router } from "../http.js";
 import { readJson } from "../http.js";
 import type { SecretService } from "../../secrets/service.js";
-import { Reply } from "../reply.js";
+import { Reply, RawJson } from "../reply.js";
 
 export function secretRoutes(router: Router, secrets: SecretService): void {
   router.add("POST", "/secrets", async ({ req, user }) => {
@@ -10,7 +10,7 @@ export function secretRoutes(router: Router, secrets: SecretService): void {
     const { secret, created } = await secrets.set(user, body.name, body.value);
     return new Reply(created ? 201 : 200, secret);
   });
-  router.add("GET", "/secrets", ({ user }) => secrets.list(user));
+  router.add("GET", "/secrets", ({ user }) => new RawJson(secrets.listJson(user)));
   router.add("DELETE", "/secrets/:name", ({ user, params }) => {
     secrets.delete(user, params.name);
     return new Reply(204);

@@ -1,0 +1,76 @@
+// Templates: named, per-user presets of image, size, env and secret NAMES.
+import { randomBytes } from "node:crypto";
+import type { DB } from "../store/db.js";
+import { recordEvent } from "../store/events.js";
+import { badRequest, conflict, notFound } from "../util/errors.js";
+import type { Caller } from "../secrets/service.js";
+import { validateEnv, validateInt, validateName, validateSecretNames } from "./validate.js";
+
+export interface Template {
+  id: string;
+  name: string;
+  image: string;
+  cpus: number;
+  memory_mb: number;
+  env: Record<string, string>;
+  secrets: string[];
+  created_at: string;
+}
+
+interface Row { id: string; name: string; image: string; cpus: number; memory_mb: number; env: string; secrets: string; created_at: string }
+
+const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets) });
+
+export const DEFAULTS = { image: "base", cpus: 1, memory_mb: 512 };
+
+export class TemplateService {
+  constructor(private readonly db: DB) {}
+
+  create(user: Caller, body: Record<string, unknown>): Template {
+    const name = validateName(body.name, "name");
+    const image = body.image === undefined ? DEFAULTS.image : validateName(body.image, "image");
+    const cpus = body.cpus === undefined ? DEFAULTS.cpus : validateInt(body.cpus, "cpus", 1, 64);
+    const memory_mb = body.memory_mb === undefined ? DEFAULTS.memory_mb : validateInt(body.memory_mb, "memory_mb", 64, 262144);
+    const env = validateEnv(body.env);
+    // Secret names are checked when a sandbox is created from the template, in the requesting user's store.
+    const secrets = validateSecretNames(body.secrets);
+    const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, created_at: new Date().toISOString() };
+    this.db.transaction(() => {
+      if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`);
+      this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), t.created_at);
+      recordEvent(this.db, "template.created", user.name, name);
+    })();
+    return t;
+  }
+
+  list(user: Caller): Template[] {
+    return (this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, created_at FROM templates WHERE user_id = ? ORDER BY name").all(user.id) as Row[]).map(toTemplate);
+  }
+
+  /** By id or name, the caller's own only. */
+  find(user: Caller, ref: string): Template | undefined {
+    const r = this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, created_at FROM templates WHERE user_id = ? AND (id = ? OR name = ?)").get(user.id, ref, ref) as Row | undefined;
+    return r && toTemplate(r);
+  }
+
+  get(user: Caller, ref: string): Template {
+    const t = this.find(user, ref);
+    if (!t) throw notFound(`template ${JSON.stringify(ref)} not found`);
+    return t;
+  }
+
+  delete(user: Caller, ref: string): void {
+    const t = this.get(user, ref);
+    this.db.prepare("DELETE FROM templates WHERE id = ?").run(t.id);
+    recordEvent(this.db, "template.deleted", user.name, t.name);
+  }
+
+  /** For sandbox create: a template reference that does not resolve is a 400, like an unknown secret. */
+  resolve(user: Caller, ref: unknown): Template {
+    if (typeof ref !== "string" || ref === "") throw badRequest("template must be a template id or name");
+    const t = this.find(user, ref);
+    if (!t) throw badRequest(`template ${JSON.stringify(ref)} not found`);
+    return t;
+  }
+}

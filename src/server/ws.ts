@@ -1,0 +1,80 @@
+// GET /sandboxes/:id/exec/ws — interactive exec over a WebSocket.
+// Client -> server: first a JSON text frame {cmd, env?, cwd?, tty?, rows?, cols?};
+// then binary frames (stdin) and JSON text frames {type: eof|resize|signal}.
+// Server -> client: binary frames [1|2, ...bytes] for stdout|stderr, and JSON
+// text frames ending with {type:"exit", exit_code} or {type:"error", message}.
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket, type RawData } from "ws";
+import type { App } from "./app.js";
+import type { SandboxService } from "../sandboxes/service.js";
+import { UserError } from "../util/errors.js";
+import { validateEnv } from "../sandboxes/validate.js";
+import type { ExecSession } from "../engine/agent-client.js";
+
+const PATH_RE = /^\/sandboxes\/([^/]+)\/exec\/ws\/?$/;
+const SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP"]);
+
+export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: string) => void) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
+
+  return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const m = PATH_RE.exec(url.pathname);
+    try {
+      if (!m) throw new UserError(404, `no route for GET ${url.pathname}`);
+      const user = app.admit(req, url.searchParams);
+      const agent = sandboxes.agent(user, decodeURIComponent(m[1]));
+      wss.handleUpgrade(req, socket, head, (ws) => serveExec(ws, agent));
+    } catch (e) {
+      const status = e instanceof UserError ? e.status : 500;
+      const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
+      if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
+      socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+  };
+}
+
+function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): void {
+  let session: ExecSession | null = null;
+  let finished = false;
+  const fail = (message: string) => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message }));
+    ws.close(1008);
+  };
+  ws.on("message", (data: RawData, isBinary: boolean) => {
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+    if (!session) {
+      if (isBinary) return fail("the first message must be a JSON command spec");
+      let spec: Record<string, unknown>;
+      try { spec = JSON.parse(buf.toString("utf8")); } catch { return fail("the first message must be valid JSON"); }
+      if (typeof spec !== "object" || spec === null) return fail("the first message must be a JSON object");
+      const { cmd, cwd, tty, rows, cols } = spec;
+      if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return fail("cmd must be a non-empty array of strings");
+      let env: Record<string, string>;
+      try { env = validateEnv(spec.env); } catch (e) { return fail((e as Error).message); }
+      if (cwd !== undefined && typeof cwd !== "string") return fail("cwd must be a string");
+      session = agent.exec({
+        cmd: cmd as string[], env, cwd: cwd as string | undefined, stdin: true, tty: tty === true,
+        rows: typeof rows === "number" ? rows : undefined, cols: typeof cols === "number" ? cols : undefined,
+      });
+      session.on("stdout", (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
+      session.on("stderr", (b: Buffer) => ws.send(Buffer.concat([Buffer.from([2]), b])));
+      session.done.then(
+        (exit) => { finished = true; ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}) })); ws.close(1000); },
+        (e: Error) => { finished = true; fail(e.message); },
+      );
+      return;
+    }
+    if (isBinary) { session.write(buf); return; }
+    let msg: Record<string, unknown>;
+    try { msg = JSON.parse(buf.toString("utf8")); } catch { return; }
+    if (msg.type === "eof") session.end();
+    else if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") session.resize(msg.rows, msg.cols);
+    else if (msg.type === "signal" && typeof msg.signal === "string" && SIGNALS.has(msg.signal)) session.signal(msg.signal);
+  });
+  ws.on("close", () => {
+    // A client that goes away takes its command with it.
+    if (session && !finished) session.signal("SIGKILL");
+  });
+}
