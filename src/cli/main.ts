@@ -7,6 +7,12 @@ import { userCommand } from "./commands/user.js";
 import { keyCommand } from "./commands/key.js";
 import { secretCommand } from "./commands/secret.js";
 import { setupCommand } from "./commands/setup.js";
+import { createCommand, listCommand, inspectCommand, destroyCommand } from "./commands/sandbox.js";
+import { execCommand } from "./commands/exec.js";
+import { templateCommand } from "./commands/template.js";
+import { fileCommand } from "./commands/file.js";
+import { imageCommand } from "./commands/image.js";
+import { infoCommand } from "./commands/info.js";
 import { KeyLossError } from "../secrets/open.js";
 import { UserError } from "../util/errors.js";
 
@@ -18,6 +24,15 @@ const COMMANDS: Record<string, Command> = {
   key: keyCommand,
   secret: secretCommand,
   setup: setupCommand,
+  info: infoCommand,
+  image: imageCommand,
+  create: createCommand,
+  list: listCommand,
+  inspect: inspectCommand,
+  exec: execCommand,
+  destroy: destroyCommand,
+  template: templateCommand,
+  file: fileCommand,
 };
 
 const HELP = `bhatti — sandboxes with a write-only secret store
@@ -26,10 +41,17 @@ daemon and operator commands (local, on the daemon host):
   serve [--data-dir DIR] [--listen HOST:PORT]   run the daemon
   user create|list|rotate-key|delete            manage users and API keys
   key rotate                                    re-encrypt all secrets under a new age key
+  image build [--force]                         build the guest image
 
 client commands (talk to the daemon's API):
   setup --url URL --token KEY                   check and save connection settings
+  info                                          daemon version, engines, accelerator
   secret set NAME [VALUE] | list | delete NAME  manage your secrets
+  create --name N [--secret S]... [--env K=V]... [--file L:G[:M]]... [--template T]
+  list | inspect SB | destroy SB                sandboxes
+  exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
+  file read|write|ls SB PATH                    files in a sandbox, as its user
+  template create|list|delete                   presets with pre-configured secret names
 
 global flags: --url URL  --token KEY  --json  --data-dir DIR
 `;

@@ -1,6 +1,25 @@
 // Typed client of the bhatti HTTP API. The CLI uses it; so can other programs:
 //   import { BhattiClient } from "bhatti/dist/src/client/index.js"
+import WebSocket from "ws";
+
 export interface SecretMeta { name: string; created_at: string; updated_at: string }
+export interface Sandbox {
+  id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; status: string;
+  env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
+}
+export interface CreateSandbox {
+  name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
+  files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
+}
+export interface Template {
+  id: string; name: string; image: string; cpus: number; memory_mb: number; env: Record<string, string>; secrets: string[]; created_at: string;
+}
+export interface ExecResult {
+  exit_code: number; stdout?: string; stderr?: string; stdout_base64?: string; stderr_base64?: string;
+  signal?: string; timed_out?: boolean; message?: string;
+}
+export interface FileEntry { name: string; type: string; size: number; mode: number; uid: number; gid: number; mtime: string }
+export interface WsExecSpec { cmd: string[]; env?: Record<string, string>; cwd?: string; tty?: boolean; rows?: number; cols?: number }
 export interface Health { status: string; version: string; [k: string]: unknown }
 
 export class ApiError extends Error {
@@ -58,4 +77,48 @@ export class BhattiClient {
   setSecret(name: string, value: string): Promise<SecretMeta> { return this.request("POST", "/secrets", { name, value }); }
   listSecrets(): Promise<SecretMeta[]> { return this.request("GET", "/secrets"); }
   deleteSecret(name: string): Promise<void> { return this.request("DELETE", `/secrets/${encodeURIComponent(name)}`); }
+
+  createSandbox(spec: CreateSandbox): Promise<Sandbox> { return this.request("POST", "/sandboxes", spec); }
+  listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
+  getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
+  destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
+
+  exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string } = {}): Promise<ExecResult> {
+    return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/exec`, { cmd, ...opts });
+  }
+
+  /** Opens an interactive exec. The socket speaks the protocol described in src/server/ws.ts. */
+  execWebSocket(ref: string, spec: WsExecSpec): Promise<WebSocket> {
+    const url = this.url.replace(/^http/, "ws") + `/sandboxes/${encodeURIComponent(ref)}/exec/ws`;
+    const ws = new WebSocket(url, { headers: this.authHeader, perMessageDeflate: false });
+    return new Promise((resolve, reject) => {
+      ws.once("open", () => { ws.send(JSON.stringify(spec)); resolve(ws); });
+      ws.once("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => { body += d; });
+        res.on("end", () => {
+          let msg = `HTTP ${res.statusCode}`;
+          try { msg = JSON.parse(body).error ?? msg; } catch { /* not JSON */ }
+          reject(new ApiError(res.statusCode ?? 0, msg, new Headers()));
+        });
+      });
+      ws.once("error", (e) => reject(new ApiError(0, `cannot reach the bhatti daemon at ${this.url} (${(e as NodeJS.ErrnoException).code ?? e.message})`, new Headers())));
+    });
+  }
+
+  async readFile(ref: string, path: string): Promise<Buffer> {
+    const res = await this.raw("GET", `/sandboxes/${encodeURIComponent(ref)}/files?path=${encodeURIComponent(path)}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+  writeFile(ref: string, path: string, data: Uint8Array, mode?: number): Promise<{ path: string; size: number }> {
+    const q = `path=${encodeURIComponent(path)}${mode === undefined ? "" : `&mode=${mode.toString(8).padStart(4, "0")}`}`;
+    return this.request("PUT", `/sandboxes/${encodeURIComponent(ref)}/files?${q}`, data, { "Content-Type": "application/octet-stream" });
+  }
+  listFiles(ref: string, path: string): Promise<FileEntry[]> {
+    return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}/files?path=${encodeURIComponent(path)}&ls=true`);
+  }
+
+  createTemplate(spec: Omit<CreateSandbox, "files" | "template" | "init"> & { image?: string }): Promise<Template> { return this.request("POST", "/templates", spec); }
+  listTemplates(): Promise<Template[]> { return this.request("GET", "/templates"); }
+  deleteTemplate(ref: string): Promise<void> { return this.request("DELETE", `/templates/${encodeURIComponent(ref)}`); }
 }
