@@ -1,0 +1,49 @@
+// Test-only helpers for sandbox tests through the daemon's API.
+import { BhattiClient } from "../client/index.js";
+import { api, type Daemon } from "./harness.js";
+
+export const IMAGES_DIR = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
+
+export async function exec(d: Daemon, key: string, sb: string, cmd: string[], extra: Record<string, unknown> = {}) {
+  const r = await api(d, "POST", `/sandboxes/${sb}/exec`, { key, body: { cmd, ...extra } });
+  if (r.status !== 200) throw new Error(`exec ${cmd.join(" ")}: ${r.status} ${r.text}`);
+  return r.json as { exit_code: number; stdout: string; stderr: string; stdout_base64?: string; timed_out?: boolean; message?: string };
+}
+
+export const sh = (d: Daemon, key: string, sb: string, script: string) => exec(d, key, sb, ["/bin/sh", "-c", script]);
+
+export interface WsResult { stdout: Buffer; stderr: Buffer; exit?: number; error?: string }
+
+/** Runs a command over the WebSocket exec; `stdin` is sent then EOF. */
+export async function wsExec(d: Daemon, key: string, sb: string, spec: { cmd: string[]; env?: Record<string, string>; cwd?: string }, stdin?: Buffer): Promise<WsResult> {
+  const ws = await new BhattiClient({ url: d.url, token: key }).execWebSocket(sb, spec);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const res: WsResult = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+  if (stdin) ws.send(stdin);
+  ws.send(JSON.stringify({ type: "eof" }));
+  await new Promise<void>((resolve) => {
+    ws.on("message", (data: Buffer, binary: boolean) => {
+      if (binary) (data[0] === 1 ? out : err).push(data.subarray(1));
+      else {
+        const m = JSON.parse(data.toString());
+        if (m.type === "exit") res.exit = m.exit_code;
+        if (m.type === "error") res.error = m.message;
+      }
+    });
+    ws.on("close", () => resolve());
+  });
+  res.stdout = Buffer.concat(out);
+  res.stderr = Buffer.concat(err);
+  return res;
+}
+
+/** Parses `env -0` / `env` output into a map. */
+export function envOf(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
