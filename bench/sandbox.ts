@@ -1,0 +1,280 @@
+// bench/sandbox: sandbox create/exec/destroy through the real daemon's HTTP API,
+// beside bare references measured in the same run (runc, host spawn, QEMU).
+// Run: bench/sandbox [--engine ns|vm] [--runs N]   (or node dist/bench/sandbox.js)
+import http from "node:http";
+import { cpus, loadavg } from "node:os";
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startDaemon, createUser, type Daemon } from "../src/testing/harness.js";
+import { buildImage } from "../src/image/build.js";
+import { DEFAULTS } from "../src/sandboxes/templates.js";
+import { runtimeDirFor } from "../src/util/paths.js";
+import { mountPoints } from "../src/engine/runtime.js";
+import type { Accel } from "../src/engine/vm/qemu.js";
+import { printTable, timeit, type Row } from "./stats.js";
+import { bareBoot, QEMU_REF_INCLUDES, RUNC_REF_INCLUDES, runcReference, scratchDir, spawnWait } from "./sandbox-refs.js";
+
+const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+// ---- cleanup: everything this run creates is registered here, newest first ----
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+async function cleanupAll(): Promise<void> {
+  while (cleanups.length) {
+    try {
+      await cleanups.pop()!();
+    } catch (e) {
+      console.error(`cleanup: ${(e as Error).message}`);
+    }
+  }
+  agent.destroy();
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => { void cleanupAll().finally(() => process.exit(130)); });
+}
+
+// ---- HTTP ----
+interface Api { url: string; key: string }
+
+function request(a: Api, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const u = new URL(path, a.url);
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, agent,
+      headers: { Authorization: `Bearer ${a.key}`, ...(data ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+async function must(a: Api, method: string, path: string, status: number, body?: unknown): Promise<any> {
+  const r = await request(a, method, path, body);
+  if (r.status !== status) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
+  return r.body ? JSON.parse(r.body) : undefined;
+}
+
+async function execTrue(a: Api, id: string): Promise<void> {
+  const r = await must(a, "POST", `/sandboxes/${id}/exec`, 200, { cmd: ["true"] });
+  if (r.exit_code !== 0) throw new Error(`exec true: exit ${r.exit_code}`);
+}
+
+async function createSandbox(a: Api, name: string, secrets: string[]): Promise<string> {
+  const sb = await must(a, "POST", "/sandboxes", 201, { name, secrets });
+  const id = sb.id as string;
+  // Until its DELETE has been sent, a sandbox is this run's to clean up.
+  cleanups.push(() => request(a, "DELETE", `/sandboxes/${id}`));
+  return id;
+}
+
+async function destroySandbox(a: Api, id: string): Promise<void> {
+  await must(a, "DELETE", `/sandboxes/${id}`, 204);
+}
+
+// ---- measurement helpers ----
+const sorted = (xs: number[]) => xs.sort((x, y) => x - y);
+
+/** Runs each named step once per round, in turn, so subject and reference see the same load; warmup rounds are discarded. */
+async function alternate(rounds: number, warmup: number, steps: Record<string, (i: number) => Promise<number | void>>): Promise<Record<string, number[]>> {
+  const out: Record<string, number[]> = Object.fromEntries(Object.keys(steps).map((k) => [k, []]));
+  for (let i = -warmup; i < rounds; i++) {
+    for (const [k, f] of Object.entries(steps)) {
+      const t = performance.now();
+      const r = await f(i);
+      const ms = typeof r === "number" ? r : performance.now() - t;
+      if (i >= 0) out[k].push(ms);
+    }
+  }
+  for (const k of Object.keys(out)) sorted(out[k]);
+  return out;
+}
+
+async function wall(n: number, f: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await Promise.all(Array.from({ length: n }, f));
+  return performance.now() - t;
+}
+
+// ---- setup shared by both engines ----
+async function ensureImage(engine: "ns" | "vm"): Promise<void> {
+  const base = join(IMAGES, "base");
+  const need = engine === "ns" ? [join(base, "rootfs/opt/bhatti/lohar.js")] : ["vmlinux", "initramfs.cpio.gz", "rootfs.ext4"].map((f) => join(base, f));
+  if (need.every((f) => existsSync(f))) return;
+  process.stderr.write(`building the base image in ${IMAGES} ...\n`);
+  await buildImage({ imagesDir: IMAGES });
+}
+
+async function daemon(engine: "ns" | "vm"): Promise<{ d: Daemon; a: Api; health: any; secrets: string[] }> {
+  const d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES } });
+  cleanups.push(() => removeDaemonDirs(d));
+  cleanups.push(() => d.stop());
+  const a = { url: d.url, key: createUser(d.dataDir, "bench") };
+  const health = JSON.parse((await request(a, "GET", "/health")).body);
+  const secrets = ["BENCH_API_KEY", "BENCH_DB_PASSWORD", "BENCH_TOKEN"];
+  for (const name of secrets) await must(a, "POST", "/secrets", 201, { name, value: `bench-value-of-${name.toLowerCase()}-0123456789abcdef` });
+  return { d, a, health, secrets };
+}
+
+/** The daemon's data dir, and its runtime dir on /run/bhatti (the daemon leaves it) unless something is still mounted there. */
+function removeDaemonDirs(d: Daemon): void {
+  rmSync(d.dataDir, { recursive: true, force: true });
+  const rt = runtimeDirFor(d.dataDir);
+  const busy = mountPoints().filter((m) => m === rt || m.startsWith(rt + "/"));
+  if (busy.length) console.error(`leaving ${rt}: still mounted there: ${busy.join(", ")}`);
+  else rmSync(rt, { recursive: true, force: true });
+}
+
+/** Stops the daemon and removes its dirs now (its cleanups become no-ops). */
+async function stopDaemon(d: Daemon): Promise<void> {
+  await d.stop();
+  removeDaemonDirs(d);
+}
+
+// ---- ns ----
+async function benchNs(runs: number): Promise<void> {
+  await ensureImage("ns");
+  const scratch = await scratchDir();
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const { d, a, secrets } = await daemon("ns");
+  const ref = runcReference(scratch, join(IMAGES, "base", "rootfs"), DEFAULTS.memory_mb, DEFAULTS.cpus);
+  cleanups.push(() => ref.close());
+
+  const R_TRUE = "ref: bare runc run /bin/true";
+  const R_NODE = "ref: bare runc run node -e 0";
+  const R_SPAWN = "ref: host spawn /bin/true";
+  const R_SPAWN20 = "ref: 20 parallel host spawns /bin/true";
+  const C = "create (3 secrets) → first exec done";
+  const D = "destroy (DELETE)";
+
+  // Create → first exec, destroy, and the runc references, alternating.
+  let destroyMs: number[] = [];
+  const created = await alternate(runs, 2, {
+    [R_TRUE]: () => ref.run("true"),
+    [R_NODE]: () => ref.run("node"),
+    [C]: async (i) => {
+      const t = performance.now();
+      const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
+      await execTrue(a, id);
+      const ms = performance.now() - t;
+      const t2 = performance.now();
+      await destroySandbox(a, id);
+      cleanups.pop();
+      if (i >= 0) destroyMs.push(performance.now() - t2);
+      return ms;
+    },
+  });
+  destroyMs = sorted(destroyMs);
+
+  // Exec round trips on one sandbox, alternating with host spawns.
+  const id = await createSandbox(a, "exec", secrets);
+  const execs = await alternate(200, 20, {
+    [R_SPAWN]: () => spawnWait("/bin/true"),
+    exec: () => execTrue(a, id),
+  });
+  const par = await alternate(20, 2, {
+    [R_SPAWN20]: () => wall(20, () => spawnWait("/bin/true")),
+    par: () => wall(20, () => execTrue(a, id)),
+  });
+  await destroySandbox(a, id);
+  cleanups.pop();
+  await stopDaemon(d);
+
+  const rows: Row[] = [
+    { name: R_TRUE, samples: created[R_TRUE] },
+    { name: R_NODE, samples: created[R_NODE] },
+    { name: C, samples: created[C], ref: R_NODE, target: "p50 ≤ 100 ms and ≤ 1.5× bare runc" },
+    { name: `${C} (vs runc /bin/true)`, samples: created[C], ref: R_TRUE },
+    { name: D, samples: destroyMs, ref: R_TRUE, target: "p50 ≤ 50 ms" },
+    { name: R_SPAWN, samples: execs[R_SPAWN] },
+    { name: "exec `true` round trip (POST exec)", samples: execs.exec, ref: R_SPAWN, target: "p50 ≤ 5 ms" },
+    { name: R_SPAWN20, samples: par[R_SPAWN20] },
+    { name: "20 parallel execs `true` (wall)", samples: par.par, ref: R_SPAWN20, target: "p50 ≤ 30 ms" },
+  ];
+  printTable(`sandbox, engine ns (runc ${await runcVersion()}, ${DEFAULTS.cpus} cpu / ${DEFAULTS.memory_mb} MiB sandboxes)`, rows);
+  process.stdout.write(`Reference "bare runc run": ${RUNC_REF_INCLUDES}.\n` +
+    `Create/destroy and their runc references alternate (2 warmup rounds); exec rows alternate with host spawns (20 warmups). ` +
+    `Host spawn: child_process.spawn with an empty environment, to exit.\n\n`);
+}
+
+async function runcVersion(): Promise<string> {
+  const { execFileSync } = await import("node:child_process");
+  return /runc version (\S+)/.exec(execFileSync("runc", ["--version"]).toString())?.[1] ?? "?";
+}
+
+// ---- vm ----
+async function benchVm(runs: number): Promise<void> {
+  await ensureImage("vm");
+  const scratch = await scratchDir();
+  cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
+  const { d, a, health, secrets } = await daemon("vm");
+  const accel = (health.accel ?? health.engines?.vm?.accel) as Accel | undefined;
+  if (accel !== "kvm" && accel !== "tcg") throw new Error(`the daemon reports no vm accelerator: ${JSON.stringify(health)}`);
+  const base = join(IMAGES, "base");
+
+  const R_BOOT = "ref: bare QEMU boot to initramfs /init";
+  const C = "create (3 secrets) → first exec done";
+  const D = "destroy (DELETE)";
+  let destroyMs: number[] = [];
+  let n = 0;
+  const created = await alternate(runs, 1, {
+    [R_BOOT]: () => bareBoot({ scratch, n: n++, accel, kernel: join(base, "vmlinux"), initramfs: join(base, "initramfs.cpio.gz"),
+      rootfs: join(base, "rootfs.ext4"), cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb }),
+    [C]: async (i) => {
+      const t = performance.now();
+      const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
+      await execTrue(a, id);
+      const ms = performance.now() - t;
+      const t2 = performance.now();
+      await destroySandbox(a, id);
+      cleanups.pop();
+      if (i >= 0) destroyMs.push(performance.now() - t2);
+      return ms;
+    },
+  });
+  destroyMs = sorted(destroyMs);
+
+  const id = await createSandbox(a, "exec", secrets);
+  const execN = accel === "kvm" ? 200 : 50;
+  const execs = await alternate(execN, 5, {
+    "ref: host spawn /bin/true": () => spawnWait("/bin/true"),
+    exec: () => execTrue(a, id),
+  });
+  const par = await timeit(accel === "kvm" ? 20 : 5, () => wall(20, () => execTrue(a, id)), 1);
+  await destroySandbox(a, id);
+  cleanups.pop();
+  await stopDaemon(d);
+
+  printTable(`sandbox, engine vm (accel ${accel}, ${DEFAULTS.cpus} vcpu / ${DEFAULTS.memory_mb} MiB guests)`, [
+    { name: R_BOOT, samples: created[R_BOOT] },
+    { name: C, samples: created[C], ref: R_BOOT, target: "≤ 1.3× bare boot" },
+    { name: D, samples: destroyMs },
+    { name: "ref: host spawn /bin/true", samples: execs["ref: host spawn /bin/true"] },
+    { name: "exec `true` round trip (POST exec)", samples: execs.exec, ref: "ref: host spawn /bin/true" },
+    { name: "20 parallel execs `true` (wall)", samples: par },
+  ]);
+  process.stdout.write(`Reference "bare QEMU boot": ${QEMU_REF_INCLUDES}.\n` +
+    `Create/destroy alternate with the bare boot (1 warmup round each).\n\n`);
+}
+
+// ---- main ----
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" } } });
+  const engine = values.engine;
+  if (engine !== "ns" && engine !== "vm") throw new Error("--engine must be ns or vm");
+  const runs = values.runs === undefined ? (engine === "ns" ? 15 : 5) : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be a positive integer");
+  const load = loadavg().map((x) => x.toFixed(2)).join(", ");
+  process.stdout.write(`bench/sandbox --engine ${engine} --runs ${runs}, ${new Date().toISOString()}\n` +
+    `machine: ${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores; ${process.platform} ${process.arch}, node ${process.version}; load average at start ${load}\n\n`);
+  if (engine === "ns") await benchNs(runs);
+  else await benchVm(runs);
+  process.stdout.write(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(", ")}\n`);
+}
+
+main()
+  .catch((e) => { console.error(e); process.exitCode = 1; })
+  .finally(() => cleanupAll());
