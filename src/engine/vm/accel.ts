@@ -3,7 +3,7 @@
 // boot the real kernel + initramfs to the initramfs's probe marker: first with
 // KVM and a short timeout, then with TCG.
 import { spawn } from "node:child_process";
-import { statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { PROBE_MARKER } from "../../image/initramfs.js";
 import { TOOL_ENV } from "../runtime.js";
 import { type Accel, QEMU_BIN, kernelCmdline } from "./qemu.js";
@@ -69,9 +69,8 @@ export function bootToMarker(accel: Accel, kernel: string, initramfs: string, ti
 
 const cache = new Map<string, Promise<ProbeResult>>();
 
-/** probeAccel, once per process for a given kernel + initramfs (by path, size and mtime). */
-export function probeAccelCached(kernel: string, initramfs: string): Promise<ProbeResult> {
-  const key = [kernel, initramfs].map((f) => {
+function probeKey(kernel: string, initramfs: string): string {
+  return [kernel, initramfs].map((f) => {
     try {
       const st = statSync(f);
       return `${f}:${st.size}:${st.mtimeMs}`;
@@ -79,11 +78,41 @@ export function probeAccelCached(kernel: string, initramfs: string): Promise<Pro
       return `${f}:missing`;
     }
   }).join("|");
+}
+
+/**
+ * probeAccel, once per process for a given kernel + initramfs (by path, size and
+ * mtime), and once per boot of the host when cacheFile (on the runtime tmpfs)
+ * is given: a restarted daemon does not pay for the probe boots again.
+ */
+export function probeAccelCached(kernel: string, initramfs: string, cacheFile?: string): Promise<ProbeResult> {
+  const key = probeKey(kernel, initramfs);
   let p = cache.get(key);
+  if (p) return p;
+  if (cacheFile) {
+    try {
+      const saved = JSON.parse(readFileSync(cacheFile, "utf8")) as { key?: string; accel?: Accel };
+      if (saved.key === key && (saved.accel === "kvm" || saved.accel === "tcg")) {
+        p = Promise.resolve({ accel: saved.accel, attempts: [] });
+      }
+    } catch {
+      // no or unreadable cache: probe
+    }
+  }
   if (!p) {
     p = probeAccel(kernel, initramfs);
-    cache.set(key, p);
+    if (cacheFile) {
+      void p.then((r) => {
+        if (!r.accel) return;
+        try {
+          writeFileSync(cacheFile, JSON.stringify({ key, accel: r.accel }), { mode: 0o600 });
+        } catch {
+          // the runtime dir does not exist yet; the next start probes again
+        }
+      });
+    }
   }
+  cache.set(key, p);
   return p;
 }
 

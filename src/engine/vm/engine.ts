@@ -4,13 +4,14 @@
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import { connect, type Socket } from "node:net";
 import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
 import { ensureRuntimeDir, run } from "../runtime.js";
 import { probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
-import { isOurQemu, spawnQemu, stopProcess } from "./proc.js";
+import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
 import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
 
 export interface VmState extends EngineState {
@@ -47,7 +48,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }
     if (this.opts.accel) return { ok: true, accel: this.opts.accel };
-    const p = await probeAccelCached(img.kernel, img.initramfs);
+    const p = await probeAccelCached(img.kernel, img.initramfs, join(this.env.runtimeDir, "vm-accel.json"));
     if (!p.accel) {
       return { ok: false, reason: `QEMU cannot boot the guest kernel: ${p.attempts.map((a) => `${a.accel}: ${a.detail}`).join("; ")}` };
     }
@@ -127,17 +128,34 @@ export class VmEngine implements Engine {
     const p = vmPaths(this.env, id);
     const pid = Number(state.pid);
     if (isOurQemu(pid, id, p.socket) && existsSync(p.socket)) {
-      const sock = await tryConnect(p.socket);
-      if (sock) {
-        try {
-          const agent = await AgentClient.open(sock, token, 10_000);
-          return { id, engine: "vm", state, agent };
-        } catch {
-          sock.destroy();
-        }
-      }
+      const agent = await this.reconnect(p, token, pid);
+      if (agent) return { id, engine: "vm", state, agent };
     }
     await this.destroy(id, state);
+    return null;
+  }
+
+  /**
+   * A new session on the virtio port. lohar notices that a host left only if the
+   * guest processes the port-closed event on its own: a close immediately
+   * followed by a connect can reach the guest as one batch, and lohar then takes
+   * our AUTH as bytes of the old session. So give the guest a moment before
+   * connecting, and retry with longer pauses if hello does not come.
+   */
+  private async reconnect(p: VmPaths, token: string, pid: number): Promise<AgentClient | null> {
+    const deadline = Date.now() + (this.opts.bootTimeoutMs ?? 30_000);
+    for (let attempt = 1; Date.now() < deadline; attempt++) {
+      await sleep(250 * attempt);
+      if (!isAlive(pid)) return null;
+      const sock = await tryConnect(p.socket);
+      if (!sock) return null;
+      try {
+        return await AgentClient.open(sock, token, Math.min(2000 * attempt, Math.max(1000, deadline - Date.now())));
+      } catch (e) {
+        sock.destroy();
+        if (/refused/.test((e as Error).message)) return null; // wrong token: retrying cannot help
+      }
+    }
     return null;
   }
 
@@ -151,9 +169,11 @@ export class VmEngine implements Engine {
         errors.push(`${what}: ${(e as Error).message}`);
       }
     };
+    // Only signal pids we can prove are this sandbox's QEMU (pids get reused). A
+    // create interrupted before its state was saved has no pid: find it by argv.
     const pid = Number(state.pid);
-    // Only signal a pid we can prove is this sandbox's QEMU (pids get reused).
-    await step("qemu", () => (isOurQemu(pid, id, p.socket) ? stopProcess(pid) : undefined));
+    const pids = isOurQemu(pid, id, p.socket) ? [pid] : findOurQemu(id, p.socket);
+    await step("qemu", () => Promise.all(pids.map((x) => stopProcess(x))));
     await step("config drive", () => { shred(configImagePath(p.sb)); return destroyConfigDrive(p.sb); });
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));

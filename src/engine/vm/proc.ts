@@ -1,7 +1,7 @@
 // The QEMU process of a sandbox: spawn (detached, so it outlives a daemon
 // restart), recognise (for reattach), stop.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TOOL_ENV } from "../runtime.js";
 import { QEMU_BIN } from "./qemu.js";
@@ -58,6 +58,19 @@ export function isOurQemu(pid: number, id: string, agentSocket: string): boolean
     return false;
   }
   return argv.includes(`bhatti-${id},process=bhatti-vm-${id}`) && argv.some((a) => a.includes(`path=${agentSocket},`));
+}
+
+/** QEMU processes of sandbox id (by argv), for when the recorded pid is missing or stale. */
+export function findOurQemu(id: string, agentSocket: string): number[] {
+  const out: number[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const d of names) if (/^\d+$/.test(d) && isOurQemu(Number(d), id, agentSocket)) out.push(Number(d));
+  return out;
 }
 
 /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */

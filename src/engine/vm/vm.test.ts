@@ -4,11 +4,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, fstatSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { conformanceSuite, execIn, newId, parseEnv, sh, specFor, type HostInspector } from "../conformance.js";
 import { ensureTestImage } from "../ns/test-image.js";
-import { loopBackingFiles, mountPoints, RUN_BHATTI } from "../runtime.js";
+import { loopBackingFiles, mountPoints, RUN_BHATTI, TOOL_ENV } from "../runtime.js";
 import type { EngineEnv } from "../types.js";
 import { bootToMarker, probeAccel } from "./accel.js";
 import { VmEngine } from "./engine.js";
@@ -155,12 +156,46 @@ describe("vm engine", () => {
     assert.ok(existsSync(`/proc/${process.pid}`), "the test process was not signalled");
   });
 
-  test("a failed boot reports the console tail and leaves nothing", { timeout: 120_000 }, async () => {
+  test("an unbuilt image is refused before QEMU starts", async () => {
     const id = newId("vm");
-    const broken = new VmEngine(env, { bootTimeoutMs: 15_000 });
-    // An image name that exists with no rootfs.ext4 must be refused before QEMU starts.
-    await assert.rejects(broken.create(specFor(id, {}, { image: "no-such-image" })), /not built for the vm engine/);
+    await assert.rejects(engine.create(specFor(id, {}, { image: "no-such-image" })), /not built for the vm engine/);
     assert.deepEqual(await inspector.traces(id), []);
+  });
+
+  test("a boot that fails in the guest reports the console tail and leaves nothing", { timeout: 120_000 }, async () => {
+    // An image whose root disk has no /sbin/bhatti-init: the initramfs says so and powers off.
+    const imagesDir = mkdtempSync("/var/tmp/bhatti-vmbroken-");
+    try {
+      const base = imagePaths(env, "base");
+      const dir = join(imagesDir, "broken");
+      mkdirSync(dir);
+      symlinkSync(base.kernel, join(dir, "vmlinux"));
+      symlinkSync(base.initramfs, join(dir, "initramfs.cpio.gz"));
+      const mk = spawnSync("mke2fs", ["-q", "-F", "-t", "ext4", join(dir, "rootfs.ext4"), "8M"], { env: TOOL_ENV });
+      assert.equal(mk.status, 0, String(mk.stderr));
+      const accel = (await engine.available()).accel!;
+      const broken = new VmEngine({ ...env, imagesDir }, { accel, probeImage: "broken", bootTimeoutMs: 60_000 });
+      const id = newId("vm");
+      const t = performance.now();
+      await assert.rejects(broken.create(specFor(id, {}, { image: "broken" })), (e: Error) => {
+        assert.match(e.message, /no \/sbin\/bhatti-init in the root image/);
+        assert.match(e.message, /guest console \(tail\)/);
+        return true;
+      });
+      assert.ok(performance.now() - t < 30_000, "QEMU's exit is noticed, not waited out");
+      assert.deepEqual(await inspector.traces(id), []);
+    } finally {
+      rmSync(imagesDir, { recursive: true, force: true });
+    }
+  });
+
+  test("destroy finds and stops a QEMU whose pid was never recorded", { timeout: 120_000 }, async () => {
+    const sb = await engine.create(specFor(newId("vm")));
+    const pid = Number(sb.state.pid);
+    sb.agent.close();
+    await engine.destroy(sb.id, {}); // e.g. the daemon died inside create()
+    assert.ok(!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "), "QEMU is gone");
+    assert.deepEqual(await inspector.traces(sb.id), []);
   });
 
   test("measure: create -> first exec vs a bare boot of the same kernel + initramfs", { timeout: 300_000 }, async () => {
