@@ -1,7 +1,7 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
 import { connect, type Socket } from "node:net";
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
@@ -116,27 +116,48 @@ export class NsEngine implements Engine {
     }
   }
 
-  /** Polls for lohar's socket, then authenticates. Fails early if the container dies. */
+  /**
+   * Waits for lohar's socket (inotify on the agent dir, with a short poll as a
+   * backstop), then authenticates. Fails early if the container dies.
+   */
   private async connectAgent(p: NsPaths, token: string, pid: number): Promise<AgentClient> {
     const timeout = this.opts.bootTimeoutMs ?? 10_000;
     const deadline = Date.now() + timeout;
-    let delay = 2;
-    for (;;) {
-      if (existsSync(p.socket)) {
-        const sock = await tryConnect(p.socket);
-        if (sock) {
-          try {
-            return await AgentClient.open(sock, token, Math.max(1000, deadline - Date.now()));
-          } catch (e) {
-            sock.destroy();
-            throw new Error(`lohar handshake failed: ${(e as Error).message}${logTail(p)}`);
+    let wake: (() => void) | undefined;
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(p.agentDir, () => wake?.());
+      watcher.on("error", () => {});
+    } catch {
+      // no inotify: the poll below still finds it
+    }
+    try {
+      for (;;) {
+        if (existsSync(p.socket)) {
+          const sock = await tryConnect(p.socket);
+          if (sock) {
+            try {
+              return await AgentClient.open(sock, token, Math.max(1000, deadline - Date.now()));
+            } catch (e) {
+              sock.destroy();
+              throw new Error(`lohar handshake failed: ${(e as Error).message}${logTail(p)}`);
+            }
           }
         }
+        if (dead(pid)) throw new Error(`lohar exited during boot${logTail(p)}`);
+        if (Date.now() > deadline) throw new Error(`lohar did not come up within ${timeout} ms${logTail(p)}`);
+        // The socket exists before lohar listens: retry that quickly.
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, existsSync(p.socket) ? 1 : 10);
+          wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        wake = undefined;
       }
-      if (dead(pid)) throw new Error(`lohar exited during boot${logTail(p)}`);
-      if (Date.now() > deadline) throw new Error(`lohar did not come up within ${timeout} ms${logTail(p)}`);
-      await sleep(delay);
-      delay = Math.min(delay * 2, 25);
+    } finally {
+      watcher?.close();
     }
   }
 
