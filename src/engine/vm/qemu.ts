@@ -55,7 +55,7 @@ export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe">): string {
 export function qemuArgs(spec: QemuSpec): string[] {
   const args = [
     "-name", `bhatti-${spec.id},process=bhatti-vm-${spec.id}`,
-    "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,pit=on,pic=off",
+    "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,pit=on,pic=off,dump-guest-core=off",
     "-accel", spec.accel,
     "-cpu", spec.accel === "kvm" ? "host" : "max",
     "-smp", String(spec.cpus),
