@@ -2,9 +2,10 @@
 // a bare `runc run` of the image's rootfs, a host spawn, and a bare QEMU boot
 // of the image's kernel + initramfs with the vm engine's own QEMU flags.
 import { spawn, spawnSync } from "node:child_process";
-import { createReadStream, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { PROBE_MARKER } from "../src/image/initramfs.js";
+import { INIT_SCRIPT, newcCpio, PROBE_MARKER } from "../src/image/initramfs.js";
 import { GUEST } from "../src/protocol/agent.js";
 import { allocateUidSlot, ensureRuntimeDir, freeUidSlot, RUN_BHATTI, TOOL_ENV, UID_RANGE } from "../src/engine/runtime.js";
 import { PIDS_LIMIT } from "../src/engine/ns/bundle.js";
@@ -118,8 +119,43 @@ export const QEMU_REF_INCLUDES =
   "serial console) and no config drive; timed from spawn until the initramfs /init prints " + PROBE_MARKER +
   " on the serial console (right after it mounts /dev, /proc and /sys, before module loading, the root mount and lohar), then killed";
 
+export const NODE_MARKER = "BHATTI-BENCH-NODE-DONE";
+
+export const QEMU_NODE_REF_INCLUDES =
+  "the same QEMU command line with `rdinit=/bench-init` appended instead of `bhatti.probe`, where /bench-init (a gzip'd cpio " +
+  "member appended to the image's initramfs) is the image's own /init up to its switch_root — modules, read-only root " +
+  "mount, tmpfs overlay, /dev /proc /sys moved — followed by `chroot /newroot /usr/local/bin/node -e 0` and a console " +
+  "marker; timed from spawn to that marker";
+
+/**
+ * The image's initramfs plus a /bench-init that does everything /init does up
+ * to switch_root, then runs `node -e 0` in the new root and prints NODE_MARKER.
+ */
+export function nodeInitramfs(scratch: string, initramfs: string): string {
+  const cut = INIT_SCRIPT.indexOf("[ -x /newroot/sbin/bhatti-init ]");
+  if (cut < 0) throw new Error("the initramfs /init changed: no bhatti-init check to cut at");
+  const script = INIT_SCRIPT.slice(0, cut) +
+    `$B chroot /newroot /usr/local/bin/node -e 0 && echo ${NODE_MARKER} > /newroot/dev/console\n$B poweroff -f\n`;
+  const extra = gzipSync(newcCpio([{ name: "bench-init", mode: 0o100755, data: Buffer.from(script) }]));
+  const out = join(scratch, "initramfs-node.cpio.gz");
+  // The kernel unpacks concatenated (compressed) cpio archives in order.
+  writeFileSync(out, Buffer.concat([readFileSync(initramfs), extra]));
+  return out;
+}
+
+export interface BootOpts { scratch: string; n: number; accel: Accel; kernel: string; initramfs: string; rootfs: string; cpus: number; memoryMb: number }
+
 /** One bare boot: ms from spawning QEMU to the probe marker on the serial console. */
-export function bareBoot(opts: { scratch: string; n: number; accel: Accel; kernel: string; initramfs: string; rootfs: string; cpus: number; memoryMb: number }): Promise<number> {
+export function bareBoot(opts: BootOpts): Promise<number> {
+  return bootTo(opts, PROBE_MARKER, true, "");
+}
+
+/** One boot through the root mount to `node -e 0` (initramfs from nodeInitramfs). */
+export function bareBootNode(opts: BootOpts): Promise<number> {
+  return bootTo(opts, NODE_MARKER, false, " rdinit=/bench-init");
+}
+
+function bootTo(opts: BootOpts, marker: string, probe: boolean, append: string): Promise<number> {
   const id = `benchref${process.pid}x${opts.n}`;
   const sock = join(opts.scratch, `${id}.sock`);
   // The console goes to a FIFO we read as it is written (the engine's file chardev, unchanged flags).
@@ -128,8 +164,10 @@ export function bareBoot(opts: { scratch: string; n: number; accel: Accel; kerne
   if (mk.status !== 0) return Promise.reject(new Error(`mkfifo: ${mk.stderr}`));
   const args = qemuArgs({
     id, accel: opts.accel, kernel: opts.kernel, initramfs: opts.initramfs, rootfs: opts.rootfs,
-    agentSocket: sock, consoleLog: fifo, cpus: opts.cpus, memoryMb: opts.memoryMb, probe: true,
+    agentSocket: sock, consoleLog: fifo, cpus: opts.cpus, memoryMb: opts.memoryMb, probe,
   });
+  const ai = args.indexOf("-append");
+  args[ai + 1] += append;
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const console = createReadStream(fifo); // its open() completes when QEMU opens the FIFO for writing
@@ -141,7 +179,7 @@ export function bareBoot(opts: { scratch: string; n: number; accel: Accel; kerne
     console.on("error", () => {});
     console.on("data", (b: Buffer | string) => {
       out = (out + b.toString()).slice(-8192);
-      if (ms < 0 && out.includes(PROBE_MARKER)) {
+      if (ms < 0 && out.includes(marker)) {
         ms = performance.now() - t0;
         child.kill("SIGKILL");
       }
@@ -154,7 +192,7 @@ export function bareBoot(opts: { scratch: string; n: number; accel: Accel; kerne
       rmSync(sock, { force: true });
       rmSync(fifo, { force: true });
       if (ms >= 0) resolve(ms);
-      else reject(new Error(`bare QEMU boot: no ${PROBE_MARKER}:\n${err}\n${out.split("\n").slice(-8).join("\n")}`));
+      else reject(new Error(`bare QEMU boot: no ${marker}:\n${err}\n${out.split("\n").slice(-8).join("\n")}`));
     });
   });
 }

@@ -1,6 +1,7 @@
 // bench/sandbox: sandbox create/exec/destroy through the real daemon's HTTP API,
 // beside bare references measured in the same run (runc, host spawn, QEMU).
-// Run: bench/sandbox [--engine ns|vm] [--runs N]   (or node dist/bench/sandbox.js)
+// Run: bench/sandbox [--engine ns|vm] [--runs N] [--steps]   (or node dist/bench/sandbox.js)
+// --steps (ns): also time each step of the engine's create/destroy, in process.
 import http from "node:http";
 import { cpus, loadavg } from "node:os";
 import { existsSync, rmSync } from "node:fs";
@@ -13,7 +14,8 @@ import { runtimeDirFor } from "../src/util/paths.js";
 import { mountPoints } from "../src/engine/runtime.js";
 import type { Accel } from "../src/engine/vm/qemu.js";
 import { printTable, timeit, type Row } from "./stats.js";
-import { bareBoot, QEMU_REF_INCLUDES, RUNC_REF_INCLUDES, runcReference, scratchDir, spawnWait } from "./sandbox-refs.js";
+import { nsSteps } from "./sandbox-steps.js";
+import { bareBoot, bareBootNode, nodeInitramfs, QEMU_NODE_REF_INCLUDES, QEMU_REF_INCLUDES, RUNC_REF_INCLUDES, runcReference, scratchDir, spawnWait } from "./sandbox-refs.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -135,7 +137,7 @@ async function stopDaemon(d: Daemon): Promise<void> {
 }
 
 // ---- ns ----
-async function benchNs(runs: number): Promise<void> {
+async function benchNs(runs: number, steps: boolean): Promise<void> {
   await ensureImage("ns");
   const scratch = await scratchDir();
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
@@ -198,6 +200,9 @@ async function benchNs(runs: number): Promise<void> {
   process.stdout.write(`Reference "bare runc run": ${RUNC_REF_INCLUDES}.\n` +
     `Create/destroy and their runc references alternate (2 warmup rounds); exec rows alternate with host spawns (20 warmups). ` +
     `Host spawn: child_process.spawn with an empty environment, to exit.\n\n`);
+  if (steps) {
+    printTable("ns engine steps (NsEngine in process, no daemon/HTTP; rootfs and config drive run in parallel)", await nsSteps(runs, IMAGES, scratch, cleanups));
+  }
 }
 
 async function runcVersion(): Promise<string> {
@@ -216,13 +221,17 @@ async function benchVm(runs: number): Promise<void> {
   const base = join(IMAGES, "base");
 
   const R_BOOT = "ref: bare QEMU boot to initramfs /init";
+  const R_NODE = "ref: bare QEMU boot to root + node -e 0";
+  const boot = { scratch, accel, kernel: join(base, "vmlinux"), initramfs: join(base, "initramfs.cpio.gz"),
+    rootfs: join(base, "rootfs.ext4"), cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb };
+  const nodeRd = nodeInitramfs(scratch, boot.initramfs);
   const C = "create (3 secrets) → first exec done";
   const D = "destroy (DELETE)";
   let destroyMs: number[] = [];
   let n = 0;
   const created = await alternate(runs, 1, {
-    [R_BOOT]: () => bareBoot({ scratch, n: n++, accel, kernel: join(base, "vmlinux"), initramfs: join(base, "initramfs.cpio.gz"),
-      rootfs: join(base, "rootfs.ext4"), cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb }),
+    [R_BOOT]: () => bareBoot({ ...boot, n: n++ }),
+    [R_NODE]: () => bareBootNode({ ...boot, initramfs: nodeRd, n: n++ }),
     [C]: async (i) => {
       const t = performance.now();
       const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
@@ -250,19 +259,22 @@ async function benchVm(runs: number): Promise<void> {
 
   printTable(`sandbox, engine vm (accel ${accel}, ${DEFAULTS.cpus} vcpu / ${DEFAULTS.memory_mb} MiB guests)`, [
     { name: R_BOOT, samples: created[R_BOOT] },
+    { name: R_NODE, samples: created[R_NODE] },
     { name: C, samples: created[C], ref: R_BOOT, target: "≤ 1.3× bare boot" },
+    { name: `${C} (vs boot + node)`, samples: created[C], ref: R_NODE },
     { name: D, samples: destroyMs },
     { name: "ref: host spawn /bin/true", samples: execs["ref: host spawn /bin/true"] },
     { name: "exec `true` round trip (POST exec)", samples: execs.exec, ref: "ref: host spawn /bin/true" },
     { name: "20 parallel execs `true` (wall)", samples: par },
   ]);
-  process.stdout.write(`Reference "bare QEMU boot": ${QEMU_REF_INCLUDES}.\n` +
-    `Create/destroy alternate with the bare boot (1 warmup round each).\n\n`);
+  process.stdout.write(`Reference "bare QEMU boot to initramfs /init": ${QEMU_REF_INCLUDES}.\n` +
+    `Reference "bare QEMU boot to root + node -e 0": ${QEMU_NODE_REF_INCLUDES}.\n` +
+    `Create/destroy alternate with the two bare boots (1 warmup round each).\n\n`);
 }
 
 // ---- main ----
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" } } });
+  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" }, steps: { type: "boolean", default: false } } });
   const engine = values.engine;
   if (engine !== "ns" && engine !== "vm") throw new Error("--engine must be ns or vm");
   const runs = values.runs === undefined ? (engine === "ns" ? 15 : 5) : Number(values.runs);
@@ -270,7 +282,7 @@ async function main(): Promise<void> {
   const load = loadavg().map((x) => x.toFixed(2)).join(", ");
   process.stdout.write(`bench/sandbox --engine ${engine} --runs ${runs}, ${new Date().toISOString()}\n` +
     `machine: ${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores; ${process.platform} ${process.arch}, node ${process.version}; load average at start ${load}\n\n`);
-  if (engine === "ns") await benchNs(runs);
+  if (engine === "ns") await benchNs(runs, values.steps === true);
   else await benchVm(runs);
   process.stdout.write(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(", ")}\n`);
 }
