@@ -12,7 +12,7 @@ import {
 } from "../runtime.js";
 import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
-import { prepareRootfs, releaseRootfs } from "./rootfs.js";
+import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
 
 export interface NsState extends EngineState {
@@ -47,6 +47,11 @@ export class NsEngine implements Engine {
     return this.availability;
   }
 
+  /** Ownership layers of images, per id range (see rootfs.ts). */
+  private get layers(): string {
+    return join(this.env.runtimeDir, "layers");
+  }
+
   private owner(id: string): string {
     return `${this.env.runtimeDir}:${id}`;
   }
@@ -65,7 +70,7 @@ export class NsEngine implements Engine {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
     if (!this.runtimeReady) {
-      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir);
+      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir).then(() => sweepLayerBuilds(this.layers));
       this.sweepTrash();
     }
     await this.runtimeReady;
@@ -85,7 +90,7 @@ export class NsEngine implements Engine {
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
       // The slow steps are independent: run them side by side.
       await Promise.all([
-        this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base)),
+        this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base, this.layers)),
         this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
       const oci = ociSpec({
@@ -197,6 +202,7 @@ export class NsEngine implements Engine {
     await step("config drive", () => destroyConfigDrive(p.sb));
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => this.discard(p.data));
+    if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));
     await step("uid slot", () => this.freeSlots(id, state));
     if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
   }

@@ -1,11 +1,20 @@
 // The sandbox root: an overlay on the host with the image rootfs as the
-// read-only lower layer and a per-sandbox upper layer under
+// read-only bottom layer and a per-sandbox upper layer under
 // <dataDir>/sandboxes/<id>/. Image files belong to host uid 0, which the
-// sandbox's user namespace does not map, so every entry is re-owned to
-// base+uid in the merged view; with metacopy=on that copies up metadata only
-// and the image itself is never touched.
-import { lstat, lchown, readdir } from "node:fs/promises";
-import { mkdirSync, statSync } from "node:fs";
+// sandbox's user namespace does not map, so every entry must appear owned by
+// base+uid in the merged view.
+//
+// That re-owning is done once per (image, id range), not per sandbox: an
+// "ownership layer" (metadata-only copies, overlay metacopy) is made by
+// chowning every entry of an overlay over the image, and kept on tmpfs under
+// <rt>/layers/<image key>/<base>/. A sandbox's overlay stacks its own upper
+// on that layer on the image. Both lower layers are read-only to the sandbox
+// (writes copy up into its upper), and only the sandbox holding the id range
+// ever uses a layer, so nothing passes between sandboxes; the image itself is
+// never touched. Without metacopy support each sandbox is re-owned as before.
+import { chmod, lstat, lchown, readdir, rename, rm } from "node:fs/promises";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UID_RANGE, isMounted, run, unmountIfMounted } from "../runtime.js";
 
@@ -44,29 +53,135 @@ let metacopyWorks: boolean | undefined;
 
 export interface RootfsPaths { lower: string; upper: string; work: string; merged: string }
 
-/** Mounts the overlay at paths.merged and re-owns it for the id range starting at base. */
-export async function prepareRootfs(p: RootfsPaths, base: number): Promise<void> {
-  for (const x of [p.lower, p.upper, p.work, p.merged]) {
+function checkPaths(paths: string[]): void {
+  for (const x of paths) {
     if (/[,:\\\s]/.test(x)) throw new Error(`unsupported character in path ${x}`);
   }
-  mkdirSync(p.upper, { recursive: true, mode: 0o755 });
-  mkdirSync(p.work, { recursive: true, mode: 0o700 });
-  mkdirSync(p.merged, { recursive: true, mode: 0o755 });
-  const manifest = imageManifest(p.lower);
-  const opts = `lowerdir=${p.lower},upperdir=${p.upper},workdir=${p.work}`;
-  if (metacopyWorks !== false) {
-    const r = await run("mount", ["-t", "overlay", "-o", `${opts},metacopy=on`, "bhatti-root", p.merged], { allowFail: true });
-    metacopyWorks = r.code === 0;
-  }
-  if (!metacopyWorks) await run("mount", ["-t", "overlay", "-o", opts, "bhatti-root", p.merged]);
-  const entries = await manifest;
+}
+
+async function chownAll(lower: string, merged: string, base: number): Promise<void> {
+  const entries = await imageManifest(lower);
   // Children before parents does not matter for chown; batch to bound open requests.
   const BATCH = 64;
   for (let i = 0; i < entries.length; i += BATCH) {
     await Promise.all(
-      entries.slice(i, i + BATCH).map((e) => lchown(join(p.merged, e.rel), base + mapId(e.uid), base + mapId(e.gid))),
+      entries.slice(i, i + BATCH).map((e) => lchown(join(merged, e.rel), base + mapId(e.uid), base + mapId(e.gid))),
     );
   }
+}
+
+/**
+ * Identity of an image's rootfs: its path, the root dir's inode and mtime
+ * (an image rebuild swaps in a new directory) and the manifest's inputs hash.
+ */
+function imageKey(lower: string): string {
+  const st = statSync(lower);
+  let inputs = "";
+  try {
+    inputs = String((JSON.parse(readFileSync(join(lower, "..", "manifest.json"), "utf8")) as { inputsHash?: unknown }).inputsHash ?? "");
+  } catch {
+    // no manifest: path and inode still tell images apart
+  }
+  return createHash("sha256").update(`${lower}\0${st.dev}:${st.ino}:${st.mtimeMs}\0${inputs}`).digest("hex").slice(0, 20);
+}
+
+const SOURCE = "source"; // in each <layers>/<key>/: the lower path the key was made from
+
+const building = new Map<string, Promise<string | null>>();
+
+/** The ownership layer of image `lower` for the id range at base, made on first use; null without metacopy. */
+async function ownershipLayer(layers: string, lower: string, base: number): Promise<string | null> {
+  const keyDir = join(layers, imageKey(lower));
+  const final = join(keyDir, String(base));
+  if (existsSync(final)) return final;
+  let job: Promise<string | null> | undefined = building.get(final);
+  if (!job) {
+    job = makeLayer(keyDir, lower, base, final).finally(() => building.delete(final));
+    building.set(final, job);
+  }
+  return job;
+}
+
+async function makeLayer(keyDir: string, lower: string, base: number, final: string): Promise<string | null> {
+  mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+  if (!existsSync(join(keyDir, SOURCE))) writeFileSync(join(keyDir, SOURCE), lower, { mode: 0o600 });
+  const tmp = join(keyDir, `.build-${base}-${process.pid}-${Date.now()}`);
+  const p = { lower, upper: join(tmp, "upper"), work: join(tmp, "work"), merged: join(tmp, "merged") };
+  checkPaths(Object.values(p));
+  for (const d of [p.upper, p.work, p.merged]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  try {
+    const r = await run("mount", ["-t", "overlay", "-o", `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work},metacopy=on`, "bhatti-layer", p.merged], { allowFail: true });
+    if (r.code !== 0) {
+      metacopyWorks = false;
+      return null;
+    }
+    metacopyWorks = true;
+    await chownAll(lower, p.merged, base);
+    await run("umount", [p.merged]);
+    await rename(p.upper, final);
+    return final;
+  } finally {
+    await unmountIfMounted(p.merged).catch(() => {});
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * Removes this id range's layers of images that have changed or gone since
+ * they were made. Call only while the range is held and no sandbox of it has
+ * its root mounted (destroy, after releaseRootfs).
+ */
+export function dropStaleLayers(layers: string, base: number): void {
+  if (!existsSync(layers)) return;
+  for (const key of readdirSync(layers)) {
+    const keyDir = join(layers, key);
+    let current = false;
+    try {
+      const lower = readFileSync(join(keyDir, SOURCE), "utf8");
+      current = imageKey(lower) === key;
+    } catch {
+      // source unreadable or image gone: stale
+    }
+    if (current) continue;
+    rmSync(join(keyDir, String(base)), { recursive: true, force: true });
+    if (readdirSync(keyDir).every((n) => n === SOURCE)) rmSync(keyDir, { recursive: true, force: true });
+  }
+}
+
+/** Clears half-made layers a crashed daemon left (call before any create of this runtime dir). */
+export async function sweepLayerBuilds(layers: string): Promise<void> {
+  if (!existsSync(layers)) return;
+  for (const key of readdirSync(layers)) {
+    for (const n of readdirSync(join(layers, key))) {
+      if (!n.startsWith(".build-")) continue;
+      await unmountIfMounted(join(layers, key, n, "merged"));
+      rmSync(join(layers, key, n), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Mounts the sandbox overlay at paths.merged, owned for the id range starting
+ * at base. layers: where ownership layers live (on tmpfs, root only).
+ */
+export async function prepareRootfs(p: RootfsPaths, base: number, layers: string): Promise<void> {
+  checkPaths([p.lower, p.upper, p.work, p.merged, layers]);
+  mkdirSync(p.upper, { recursive: true, mode: 0o755 });
+  mkdirSync(p.work, { recursive: true, mode: 0o700 });
+  mkdirSync(p.merged, { recursive: true, mode: 0o755 });
+  // The upper's root dir is the overlay's root: give it the image root's owner and mode.
+  const root = statSync(p.lower);
+  await lchown(p.upper, base + mapId(root.uid), base + mapId(root.gid));
+  await chmod(p.upper, root.mode & 0o7777);
+  if (metacopyWorks !== false) {
+    const own = await ownershipLayer(layers, p.lower, base);
+    if (own) {
+      await run("mount", ["-t", "overlay", "-o", `lowerdir=${own}:${p.lower},upperdir=${p.upper},workdir=${p.work},metacopy=on`, "bhatti-root", p.merged]);
+      return;
+    }
+  }
+  await run("mount", ["-t", "overlay", "-o", `lowerdir=${p.lower},upperdir=${p.upper},workdir=${p.work}`, "bhatti-root", p.merged]);
+  await chownAll(p.lower, p.merged, base);
 }
 
 export async function releaseRootfs(merged: string): Promise<void> {
