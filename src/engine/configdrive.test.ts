@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { spawnSync } from "node:child_process";
 import type { ConfigDrive } from "../protocol/agent.js";
 import { buildConfigDrive, buildMountedConfigDrive, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
 import { ensureRuntimeDir, isMounted, loopBackingFiles, loopDevicesFor, RUN_BHATTI } from "./runtime.js";
@@ -88,14 +89,48 @@ test("refuses a directory that is not on tmpfs, and the value is not in the erro
 
 test("a failed build cleans up and names the step, not the value", async () => {
   const dir = await tmpDir();
-  // A directory where the build mount point goes makes the build fail midway.
-  mkdirSync(join(dir, "config.build"));
-  await assert.rejects(buildConfigDrive(dir, config()), (e: Error) => {
+  // Small configs (prepared image, no build mount): a directory where the mount point goes fails the mounted build midway.
+  mkdirSync(join(dir, "config.mnt"));
+  await assert.rejects(buildMountedConfigDrive(dir, config()), (e: Error) => {
     assert.ok(!e.message.includes(SECRET));
     return true;
   });
   assert.ok(!existsSync(configImagePath(dir)));
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
+  // Large configs (written through a build mount): a directory where the build mount point goes.
+  mkdirSync(join(dir, "config.build"));
+  const big = { ...config(), env: { ...config().env, BIG: "x".repeat(2 * 1024 * 1024) } };
+  await assert.rejects(buildConfigDrive(dir, big), (e: Error) => {
+    assert.ok(!e.message.includes(SECRET));
+    return true;
+  });
+  assert.ok(!existsSync(configImagePath(dir)));
+  assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
+  rmSync(dir, { recursive: true });
+});
+
+test("every config size reads back exactly (prepared images across capacities, and the mount path beyond)", async () => {
+  const dir = await tmpDir();
+  for (const n of [0, 1, 4000, 4096 - 200, 70_000, 300_000, 1024 * 1024 - 300, 1024 * 1024 + 10]) {
+    const c = { ...config(), env: { ...config().env, PAD: "\u00e9".repeat(n >> 1) } };
+    await buildConfigDrive(dir, c, { owner: 4343 });
+    const mnt = await mountConfigDrive(dir);
+    try {
+      assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), c, `size ${n}`);
+      assert.equal(statSync(join(mnt, "config.json")).uid, 4343);
+      assert.equal(statSync(join(mnt, "config.json")).mode & 0o777, 0o400);
+      assert.equal(statSync(mnt).uid, 4343);
+      assert.equal(statSync(mnt).mode & 0o777, 0o700);
+    } finally {
+      await destroyConfigDrive(dir);
+    }
+  }
+  const fsck = spawnSync("fsck.ext4", ["-n", "-f", await (async () => {
+    await buildConfigDrive(dir, config(), { owner: 4343 });
+    return configImagePath(dir);
+  })()], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+  assert.equal(fsck.status, 0, `fsck: ${fsck.stdout}${fsck.stderr}`);
+  await destroyConfigDrive(dir);
   rmSync(dir, { recursive: true });
 });
 
