@@ -34,6 +34,14 @@ export async function startDaemon(opts: { dataDir?: string; args?: string[]; env
     env: childEnv({ HOME: dataDir, ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // A failed assertion must not leave the test file waiting on a live daemon:
+  // the child does not hold the event loop open, and is killed when the test process exits.
+  proc.unref();
+  (proc.stdout as unknown as { unref(): void }).unref();
+  (proc.stderr as unknown as { unref(): void }).unref();
+  const kill = () => { try { proc.kill("SIGKILL"); } catch { /* gone */ } };
+  process.once("exit", kill);
+  proc.once("exit", () => process.off("exit", kill));
   let out = "";
   proc.stdout!.on("data", (d) => { out += d; });
   proc.stderr!.on("data", (d) => { out += d; });
@@ -51,6 +59,7 @@ export async function startDaemon(opts: { dataDir?: string; args?: string[]; env
     dataDir, url, proc,
     output: () => out,
     stop: async (signal = "SIGTERM") => {
+      proc.ref(); // hold the event loop until the daemon has really exited
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },

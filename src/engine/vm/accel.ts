@@ -82,22 +82,25 @@ function probeKey(kernel: string, initramfs: string): string {
 
 /**
  * probeAccel, once per process for a given kernel + initramfs (by path, size and
- * mtime), and once per boot of the host when cacheFile (on the runtime tmpfs)
- * is given: a restarted daemon does not pay for the probe boots again.
+ * mtime), and once per boot of the host when cacheFile (on tmpfs, shared by every
+ * daemon on the host) is given: a restarted daemon does not pay for the probe boots again.
  */
 export function probeAccelCached(kernel: string, initramfs: string, cacheFile?: string): Promise<ProbeResult> {
   const key = probeKey(kernel, initramfs);
   let p = cache.get(key);
   if (p) return p;
-  if (cacheFile) {
+  // The cache file maps probe keys to accelerators, so daemons with different data dirs share it.
+  const saved = (): Record<string, Accel> => {
     try {
-      const saved = JSON.parse(readFileSync(cacheFile, "utf8")) as { key?: string; accel?: Accel };
-      if (saved.key === key && (saved.accel === "kvm" || saved.accel === "tcg")) {
-        p = Promise.resolve({ accel: saved.accel, attempts: [] });
-      }
+      const v = JSON.parse(readFileSync(cacheFile!, "utf8")) as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(v).filter(([, a]) => a === "kvm" || a === "tcg")) as Record<string, Accel>;
     } catch {
-      // no or unreadable cache: probe
+      return {}; // no or unreadable cache: probe
     }
+  };
+  if (cacheFile) {
+    const accel = saved()[key];
+    if (accel) p = Promise.resolve({ accel, attempts: [] });
   }
   if (!p) {
     p = probeAccel(kernel, initramfs);
@@ -105,9 +108,9 @@ export function probeAccelCached(kernel: string, initramfs: string, cacheFile?: 
       void p.then((r) => {
         if (!r.accel) return;
         try {
-          writeFileSync(cacheFile, JSON.stringify({ key, accel: r.accel }), { mode: 0o600 });
+          writeFileSync(cacheFile, JSON.stringify({ ...saved(), [key]: r.accel }), { mode: 0o600 });
         } catch {
-          // the runtime dir does not exist yet; the next start probes again
+          // /run/bhatti does not exist yet; the next start probes again
         }
       });
     }

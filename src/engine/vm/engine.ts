@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
-import { ensureRuntimeDir, run } from "../runtime.js";
+import { ensureRuntimeDir, run, RUN_BHATTI } from "../runtime.js";
 import { probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
@@ -48,7 +48,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }
     if (this.opts.accel) return { ok: true, accel: this.opts.accel };
-    const p = await probeAccelCached(img.kernel, img.initramfs, join(this.env.runtimeDir, "vm-accel.json"));
+    const p = await probeAccelCached(img.kernel, img.initramfs, join(RUN_BHATTI, "vm-accel.json"));
     if (!p.accel) {
       return { ok: false, reason: `QEMU cannot boot the guest kernel: ${p.attempts.map((a) => `${a.accel}: ${a.detail}`).join("; ")}` };
     }
