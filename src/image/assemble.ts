@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { ensureDebs } from "./apt.js";
 import { copyInto, installLibs } from "./elf.js";
 import { makeExt4 } from "./ext4.js";
-import { PACKAGES, type Inputs } from "./inputs.js";
+import { PACKAGES, SCRIPT_BINARY, type Inputs } from "./inputs.js";
 import { run } from "./run.js";
 import { busyboxLinks, fixOwnership, LOHAR_PATH, makeDirs, NODE_PATH, pruneDocs, TINI_PATH, writeEtc } from "./skeleton.js";
 import { treeSize } from "./tree.js";
@@ -47,7 +47,10 @@ export async function assemble(s: AssembleSpec): Promise<Manifest> {
 
   log(`copying node (${((await fileSize(s.nodeBinary)) / 1048576).toFixed(0)} MiB) and its libraries`);
   await copyInto(rootfs, s.nodeBinary, 0o755, NODE_PATH);
-  const libs = new Set([...(await installLibs(rootfs, s.nodeBinary)), ...(await installLibs(rootfs, join(rootfs, TINI_PATH)))]);
+  await copyInto(rootfs, SCRIPT_BINARY, 0o755);
+  const libs = new Set([
+    ...(await installLibs(rootfs, s.nodeBinary)), ...(await installLibs(rootfs, join(rootfs, TINI_PATH))), ...(await installLibs(rootfs, SCRIPT_BINARY)),
+  ]);
   log(`installed ${libs.size} shared libraries`);
 
   await copyFile(s.loharJs, join(rootfs, LOHAR_PATH));

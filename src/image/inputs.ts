@@ -7,7 +7,9 @@ import type { HashCache } from "./hashes.js";
 import { sha256Hex } from "./hashes.js";
 
 /** Bump when the builder's output changes for the same inputs (layout, /etc files, init script, ...). */
-export const BUILDER_VERSION = "2";
+export const BUILDER_VERSION = "3";
+/** util-linux `script`, copied from the host: lohar runs tty commands under it (busybox has no pty applet). */
+export const SCRIPT_BINARY = "/usr/bin/script";
 
 export const PACKAGES = ["busybox-static", "tini"];
 
@@ -18,6 +20,7 @@ export interface Inputs {
   debs: Record<string, { version: string; sha256: string }>;
   node: { sha256: string; libs: Record<string, string> };
   lohar: { sha256: string };
+  script: { sha256: string };
   kernel: string | null; // the kernel artifacts' own inputs (package version), vm only
 }
 
@@ -41,6 +44,7 @@ export async function collectInputs(a: {
     debs,
     node: { sha256: await a.hashes.sha256(node), libs },
     lohar: { sha256: await a.hashes.sha256(a.loharJs) },
+    script: { sha256: await a.hashes.sha256(SCRIPT_BINARY) },
     kernel: a.vm ? a.kernel : null,
   };
 }

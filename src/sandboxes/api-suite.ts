@@ -211,6 +211,10 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     const w = await wsExec(d, alice, "ex", { cmd: ["/bin/cat"] }, all);
     assert.deepEqual([w.exit, w.stdout.equals(all)], [0, true]);
+    // A tty: the command sees a terminal of the requested size.
+    const t = await wsExec(d, alice, "ex", { cmd: ["/bin/sh", "-c", "tty; stty size"], tty: true, rows: 33, cols: 101 });
+    assert.equal(t.exit, 0, t.error);
+    assert.match(t.stdout.toString(), /\/dev\/pts\/\d+\r?\n33 101/);
     // The real CLI: streams, pipes stdin, forwards the exit code.
     const c = cli(["exec", "ex", "--url", d.url, "--token", alice, "--", "/bin/sh", "-c", "cat; exit 7"], { input: "via-cli" });
     assert.deepEqual([c.code, c.stdout], [7, "via-cli"]);

@@ -15,7 +15,7 @@ export const sh = (d: Daemon, key: string, sb: string, script: string) => exec(d
 export interface WsResult { stdout: Buffer; stderr: Buffer; exit?: number; error?: string }
 
 /** Runs a command over the WebSocket exec; `stdin` is sent then EOF. */
-export async function wsExec(d: Daemon, key: string, sb: string, spec: { cmd: string[]; env?: Record<string, string>; cwd?: string }, stdin?: Buffer): Promise<WsResult> {
+export async function wsExec(d: Daemon, key: string, sb: string, spec: { cmd: string[]; env?: Record<string, string>; cwd?: string; tty?: boolean; rows?: number; cols?: number }, stdin?: Buffer): Promise<WsResult> {
   const ws = await new BhattiClient({ url: d.url, token: key }).execWebSocket(sb, spec);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
