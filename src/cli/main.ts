@@ -13,6 +13,7 @@ import { templateCommand } from "./commands/template.js";
 import { fileCommand } from "./commands/file.js";
 import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
+import { adminCommand } from "./commands/admin.js";
 import { KeyLossError } from "../secrets/open.js";
 import { UserError } from "../util/errors.js";
 
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, Command> = {
   secret: secretCommand,
   setup: setupCommand,
   info: infoCommand,
+  admin: adminCommand,
   image: imageCommand,
   create: createCommand,
   list: listCommand,
@@ -42,6 +44,7 @@ daemon and operator commands (local, on the daemon host):
   user create|list|rotate-key|delete            manage users and API keys
   key rotate                                    re-encrypt all secrets under a new age key
   image build [--force]                         build the guest image
+  admin backup --to DIR                         consistent copy of age.key + state.db
 
 client commands (talk to the daemon's API):
   setup --url URL --token KEY                   check and save connection settings

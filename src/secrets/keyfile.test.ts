@@ -111,3 +111,23 @@ test("without secrets, a missing key is simply generated", async () => {
   assert.ok(existsSync(join(dir, "age.key")));
   cleanup(dir);
 });
+
+test("admin backup copies age.key and a consistent state.db that a daemon can start from", async () => {
+  const d = await startDaemon();
+  const k = createUser(d.dataDir, "u");
+  await api(d, "POST", "/secrets", { key: k, body: { name: "B1", value: "backed-up" } });
+  const to = join(tempDir(), "bk");
+  const { cli } = await import("../testing/harness.js");
+  const r = cli(["admin", "backup", "--to", to, "--data-dir", d.dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  await d.stop();
+  assert.equal(statSync(join(to, "age.key")).mode & 0o777, 0o600);
+  assert.equal(statSync(join(to, "state.db")).mode & 0o777, 0o600);
+  const [blob] = blobs(to);
+  assert.equal(ageDecrypt(join(to, "age.key"), blob).out, "backed-up");
+  const restored = await startDaemon({ dataDir: to });
+  assert.equal((await api(restored, "GET", "/secrets", { key: k })).json[0].name, "B1");
+  await restored.stop();
+  assert.equal(cli(["admin", "backup", "--to", to, "--data-dir", d.dataDir]).code, 1, "refuses to overwrite a backup");
+  cleanup(d.dataDir); cleanup(to);
+});
