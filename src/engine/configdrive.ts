@@ -236,6 +236,15 @@ export async function mountConfigDrive(dir: string): Promise<string> {
   return mnt;
 }
 
+/**
+ * Unmounts the host's read-only mount of the drive (config.mnt) only. For
+ * when a sandbox already holds its own bind of it: the filesystem and its
+ * loop device then live exactly as long as the sandbox's mount does.
+ */
+export async function unmountHostSide(dir: string): Promise<void> {
+  await unmountIfMounted(configMountPath(dir));
+}
+
 /** Unmounts every host mount of the drive, detaches its loop devices, deletes the image. Idempotent. */
 export async function destroyConfigDrive(dir: string): Promise<void> {
   const img = configImagePath(dir);

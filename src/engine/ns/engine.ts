@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildMountedConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
+import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
 import {
   allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR,
 } from "../runtime.js";
@@ -104,15 +104,19 @@ export class NsEngine implements Engine {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
-      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid));
-      if (agent.hello.config !== "consumed") {
+      // The sandbox now holds its own bind of the drive: the host's mount goes
+      // at once, while lohar boots. lohar's unmount then releases the drive.
+      const hostSide = this.timed("host unmount", () => unmountHostSide(p.sb));
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
+        .finally(() => hostSide.catch(() => {}));
+      try {
+        await hostSide;
+        if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
+        await this.timed("drive removal", () => destroyConfigDrive(p.sb));
+        if (!(await released(configImagePath(p.sb)))) throw new Error("config drive still in use inside the sandbox after boot");
+      } catch (e) {
         agent.close();
-        throw new Error("lohar did not consume the config drive");
-      }
-      await this.timed("drive removal", () => destroyConfigDrive(p.sb));
-      if (loopDevicesFor(configImagePath(p.sb)).length > 0) {
-        agent.close();
-        throw new Error("config drive still in use inside the sandbox after boot");
+        throw e;
       }
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
@@ -196,10 +200,12 @@ export class NsEngine implements Engine {
       }
     };
     await step("kill", () => killSandbox(id, state));
-    await step("runc delete", () => this.runc.delete(id));
-    await step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)));
-    await step("rootfs", () => releaseRootfs(p.rootfs));
-    await step("config drive", () => destroyConfigDrive(p.sb));
+    // Independent once nothing runs in the sandbox any more.
+    await Promise.all([
+      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)))),
+      step("rootfs", () => releaseRootfs(p.rootfs)),
+      step("config drive", () => destroyConfigDrive(p.sb)),
+    ]);
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => this.discard(p.data));
     if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));
@@ -270,6 +276,15 @@ async function killSandbox(id: string, state: EngineState): Promise<void> {
   }
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && !dead(pid)) await sleep(2);
+}
+
+/** Whether no loop device is bound to the drive image (waits briefly for the kernel to release it). */
+async function released(img: string): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    if (loopDevicesFor(img).length === 0) return true;
+    await sleep(2);
+  }
+  return false;
 }
 
 function dead(pid: number): boolean {
