@@ -62,6 +62,25 @@ test("nothing is served before AUTH", async () => {
   assert.equal(existsSync(proof), false);
 });
 
+test("a second valid AUTH on a live session starts a new session (a host that reconnected faster than it was seen to leave)", async () => {
+  const sock = connect(l.socket);
+  await new Promise((r) => sock.once("connect", r));
+  const got: Buffer[] = [];
+  sock.on("data", (d: Buffer) => got.push(d));
+  const auth = encodeFrame(FrameKind.Auth, 0, cfg.token);
+  sock.write(auth);
+  sock.write(encodeControl(1, { type: "exec", cmd: ["/bin/sleep", "5"] }));
+  await new Promise((r) => setTimeout(r, 200));
+  sock.write(auth);
+  sock.write(encodeControl(1, { type: "exec", cmd: ["/bin/sh", "-c", "echo again"] }));
+  await new Promise((r) => setTimeout(r, 500));
+  sock.destroy();
+  const frames = new FrameDecoder().push(Buffer.concat(got));
+  const hellos = frames.filter((f) => f.kind === FrameKind.Control && f.stream === 0 && f.payload.toString().includes('"hello"'));
+  assert.equal(hellos.length, 2, "hello for each AUTH");
+  assert.ok(frames.some((f) => f.kind === FrameKind.Stdout && f.stream === 1 && f.payload.toString() === "again\n"), "stream 1 is usable again in the new session");
+});
+
 test("env is exactly defaults < config env < request env, nothing from the host", async () => {
   const r = await run(c, ["/usr/bin/env"], { env: { SHARED: "from-request", EXTRA: "x" } });
   const env = Object.fromEntries(r.stdout.toString().trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));

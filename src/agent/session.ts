@@ -85,6 +85,10 @@ export class Session implements Out {
     if (this.ended) return;
     this.ended = true;
     this.conn.off("drain", this.onDrain);
+    this.dropStreams();
+  }
+
+  private dropStreams(): void {
     for (const e of this.execs.values()) e.detach();
     for (const w of this.writers.values()) w.abort();
     this.execs.clear();
@@ -100,6 +104,13 @@ export class Session implements Out {
   }
 
   private frame(f: Frame): void {
+    if (this.authed && f.kind === FrameKind.Auth && f.stream === 0 && sameBytes(f.payload, this.token)) {
+      // A host that reconnected faster than we could see it leave (possible on
+      // virtio-serial): the old session's streams are gone with it; start afresh.
+      log("re-authenticated: new host session");
+      this.dropStreams();
+      this.authed = false;
+    }
     if (!this.authed) {
       if (f.kind !== FrameKind.Auth || f.stream !== 0 || !sameBytes(f.payload, this.token)) {
         log("authentication failed");
