@@ -9,7 +9,7 @@ import { NsEngine } from "../src/engine/ns/engine.js";
 import { DEFAULTS } from "../src/sandboxes/templates.js";
 import { type Row } from "./stats.js";
 
-export async function nsSteps(runs: number, imagesDir: string, scratch: string, cleanups: Array<() => unknown>): Promise<Row[]> {
+export async function nsSteps(runs: number, imagesDir: string, scratch: string, cleanups: Array<() => unknown>, stop: () => boolean): Promise<Row[]> {
   const dataDir = mkdtempSync(join(tmpdir(), "bhatti-bench-steps-"));
   const runtimeDir = join(scratch, "engine");
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -22,7 +22,9 @@ export async function nsSteps(runs: number, imagesDir: string, scratch: string, 
   };
   let recording = false;
   const engine = new NsEngine({ dataDir, runtimeDir, imagesDir }, { trace: (s, ms) => { if (recording) add(s, ms); } });
+  cleanups.push(() => engine.idle()); // background removals of writable layers, before their dir goes
   for (let i = -2; i < runs; i++) {
+    if (stop()) throw new Error("interrupted");
     recording = i >= 0;
     const id = "bench" + randomBytes(6).toString("hex");
     phase = "create";

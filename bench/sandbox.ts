@@ -32,8 +32,17 @@ async function cleanupAll(): Promise<void> {
   }
   agent.destroy();
 }
+// An interrupt lets the request in flight finish (a sandbox being created must be
+// known before it can be destroyed), then fails the next one; main's finally cleans up.
+// A second interrupt exits at once.
+let interrupted = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.once(sig, () => { void cleanupAll().finally(() => process.exit(130)); });
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.exitCode = 130;
+    process.stderr.write(`${sig}: stopping after the current step, then cleaning up\n`);
+  });
 }
 
 // ---- HTTP ----
@@ -55,6 +64,7 @@ function request(a: Api, method: string, path: string, body?: unknown): Promise<
 }
 
 async function must(a: Api, method: string, path: string, status: number, body?: unknown): Promise<any> {
+  if (interrupted) throw new Error("interrupted");
   const r = await request(a, method, path, body);
   if (r.status !== status) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
   return r.body ? JSON.parse(r.body) : undefined;
@@ -115,6 +125,12 @@ async function daemon(engine: "ns" | "vm"): Promise<{ d: Daemon; a: Api; health:
   cleanups.push(() => removeDaemonDirs(d));
   cleanups.push(() => d.stop());
   const a = { url: d.url, key: createUser(d.dataDir, "bench") };
+  // Before the daemon stops (it keeps sandboxes running across restarts): destroy whatever it still lists.
+  cleanups.push(async () => {
+    if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+    const r = await request(a, "GET", "/sandboxes");
+    for (const sb of r.status === 200 ? JSON.parse(r.body) as Array<{ id: string }> : []) await request(a, "DELETE", `/sandboxes/${sb.id}`);
+  });
   const health = JSON.parse((await request(a, "GET", "/health")).body);
   const secrets = ["BENCH_API_KEY", "BENCH_DB_PASSWORD", "BENCH_TOKEN"];
   for (const name of secrets) await must(a, "POST", "/secrets", 201, { name, value: `bench-value-of-${name.toLowerCase()}-0123456789abcdef` });
@@ -201,7 +217,7 @@ async function benchNs(runs: number, steps: boolean): Promise<void> {
     `Create/destroy and their runc references alternate (2 warmup rounds); exec rows alternate with host spawns (20 warmups). ` +
     `Host spawn: child_process.spawn with an empty environment, to exit.\n\n`);
   if (steps) {
-    printTable("ns engine steps (NsEngine in process, no daemon/HTTP; rootfs and config drive run in parallel)", await nsSteps(runs, IMAGES, scratch, cleanups));
+    printTable("ns engine steps (NsEngine in process, no daemon/HTTP; rootfs and config drive run in parallel)", await nsSteps(runs, IMAGES, scratch, cleanups, () => interrupted));
   }
 }
 
@@ -288,5 +304,8 @@ async function main(): Promise<void> {
 }
 
 main()
-  .catch((e) => { console.error(e); process.exitCode = 1; })
+  .catch((e) => {
+    if (interrupted) console.error("interrupted; cleaned up");
+    else { console.error(e); process.exitCode = 1; }
+  })
   .finally(() => cleanupAll());
