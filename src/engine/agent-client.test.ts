@@ -132,22 +132,12 @@ test("against lohar: when the agent dies, pending calls reject and 'close' fires
   }
 });
 
-test("against lohar: exec round trip and parallel latency", async () => {
+test("against lohar: 20 execs at once on one connection each get their own exit", async () => {
   const l = await startLohar(config());
   try {
     const c = await l.connect();
-    const times: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      await run(c, ["true"]);
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
-    const t = performance.now();
-    await Promise.all(Array.from({ length: 20 }, () => run(c, ["true"])));
-    const par = performance.now() - t;
-    console.log(`# exec round trip p50 ${times[10].toFixed(1)} ms, 20 parallel ${par.toFixed(1)} ms, hello boot_ms ${c.hello.boot_ms}`);
-    assert.ok(times[10] < 200);
+    const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => run(c, ["/bin/sh", "-c", `exit ${i}`])));
+    assert.deepEqual(rs.map((r) => r.exit.exit_code), Array.from({ length: 20 }, (_, i) => i));
     c.close();
   } finally {
     await l.stop();

@@ -126,17 +126,13 @@ test("rootfs.ext4 is a clean ext4 with the same tree", () => {
   assert.match(label.out, /Filesystem volume name:\s+bhatti-root/);
 });
 
-test("a second build with the same inputs is skipped, fast", async () => {
+test("a second build with the same inputs is skipped", async () => {
   const before = await loadImage(imagesDir, "base");
   assert.ok(before);
-  const t0 = process.hrtime.bigint();
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   assert.equal(info.rebuilt, false);
   assert.equal(info.builtAt, before.builtAt);
   assert.equal(info.inputsHash, before.inputsHash);
-  console.log(`# warm build (skipped): ${ms.toFixed(0)} ms`);
-  assert.ok(ms < 500, `warm build took ${ms} ms`);
 });
 
 test("changing lohar.js rebuilds; force rebuilds; a held lock waits or times out", async () => {

@@ -198,26 +198,4 @@ describe("vm engine", () => {
     assert.deepEqual(await inspector.traces(sb.id), []);
   });
 
-  test("measure: create -> first exec vs a bare boot of the same kernel + initramfs", { timeout: 300_000 }, async () => {
-    const img = imagePaths(env, "base");
-    const accel = (await engine.available()).accel!;
-    const runs = Number(process.env.BHATTI_VM_BENCH_RUNS ?? 3);
-    const bare: number[] = [];
-    const full: number[] = [];
-    const hello: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const b = await bootToMarker(accel, img.kernel, img.initramfs);
-      assert.ok(b.ok, b.detail);
-      bare.push(b.ms);
-      const t = performance.now();
-      const sb = await engine.create(specFor(newId("vb"), { env: { K1: "v1", K2: "v2", K3: "v3" } }));
-      const r = await execIn(sb, ["/bin/true"]);
-      full.push(Math.round(performance.now() - t));
-      hello.push(sb.agent.hello.boot_ms ?? -1);
-      assert.equal(r.exit.exit_code, 0);
-      await engine.destroy(sb.id, sb.state);
-    }
-    const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`# vm (${accel}) create->first exec p50 ${p50(full)} ms [${full.join(", ")}]; bare boot to initramfs p50 ${p50(bare)} ms [${bare.join(", ")}]; lohar boot_ms [${hello.join(", ")}]`);
-  });
 });
