@@ -11,7 +11,7 @@ import { conformanceSuite, execIn, newId, parseEnv, sh, specFor, type HostInspec
 import { ensureTestImage } from "../ns/test-image.js";
 import { loopBackingFiles, mountPoints, RUN_BHATTI, TOOL_ENV } from "../runtime.js";
 import type { EngineEnv } from "../types.js";
-import { bootToMarker, probeAccel } from "./accel.js";
+import { probeAccel } from "./accel.js";
 import { VmEngine } from "./engine.js";
 import { imagePaths, vmPaths } from "./paths.js";
 
