@@ -83,7 +83,9 @@ export class SandboxService {
     env = { ...env, ...requestEnv };
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
+    const t0 = performance.now();
     const plain = await this.secrets.resolveForSandbox(user, secretNames);
+    const t1 = performance.now();
 
     const id = "sb" + randomBytes(8).toString("hex");
     const token = randomBytes(32).toString("hex");
@@ -102,6 +104,7 @@ export class SandboxService {
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
     const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...env }, files, ...(init ? { init } : {}) };
     plain.clear();
+    const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
     try {
       running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, config });
@@ -113,10 +116,12 @@ export class SandboxService {
       config.env = {};
       config.files = [];
     }
-    const tokenBlob = await this.keyring.encrypt(token);
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ? WHERE id = ?").run(JSON.stringify(running.state), tokenBlob, id);
+    const t2 = performance.now();
+    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ? WHERE id = ?").run(JSON.stringify(running.state), await tokenBlob, id);
     this.attach(running);
     recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames });
+    const t3 = performance.now();
+    this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}`);
     return { sandbox: view(this.row(id)!), warnings };
   }
 

@@ -6,6 +6,8 @@
 // at, the file still decrypts every blob in state.db; settleKeyFile() brings it
 // back to the single identity the database is actually encrypted to.
 import * as age from "age-encryption";
+import { bech32 } from "@scure/base";
+import { webcrypto } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic.js";
 
@@ -24,7 +26,9 @@ export class Keyring {
   static async fromIdentity(identity: string): Promise<Keyring> {
     const recipient = await age.identityToRecipient(identity);
     const d = new age.Decrypter();
-    d.addIdentity(identity);
+    // A WebCrypto key imported once: given the string, age-encryption re-imports
+    // the private key (a slow PKCS#8 parse in Node) on every decryption.
+    d.addIdentity(await importIdentity(identity));
     return new Keyring(identity, recipient, d);
   }
 
@@ -37,6 +41,18 @@ export class Keyring {
   async decrypt(ciphertext: Uint8Array): Promise<string> {
     return this.decrypter.decrypt(ciphertext, "text");
   }
+}
+
+// DER prefix of a PKCS#8 X25519 private key; the 32 key bytes follow.
+const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
+
+async function importIdentity(identity: string): Promise<webcrypto.CryptoKey> {
+  const { prefix, bytes } = bech32.decodeToBytes(identity.toLowerCase(), false);
+  if (prefix !== "age-secret-key-" || bytes.length !== 32) throw new Error("invalid age identity");
+  const der = new Uint8Array(PKCS8_X25519.length + 32);
+  der.set(PKCS8_X25519);
+  der.set(bytes, PKCS8_X25519.length);
+  return webcrypto.subtle.importKey("pkcs8", der, { name: "X25519" }, false, ["deriveBits"]);
 }
 
 export async function generateIdentity(): Promise<string> {
