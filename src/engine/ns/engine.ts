@@ -108,7 +108,7 @@ export class NsEngine implements Engine {
       // at once, while lohar boots. lohar's unmount then releases the drive.
       const hostSide = this.timed("host unmount", () => unmountHostSide(p.sb));
       const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
-        .finally(() => hostSide.catch(() => {}));
+        .finally(() => hostSide.catch(() => {})); // settled before any cleanup runs
       try {
         await hostSide;
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
