@@ -1,11 +1,11 @@
 // The ns engine against real runc and the real base image: the shared
-// conformance suite (full), ns-specific host checks, and measurements.
+// conformance suite (full) and ns-specific host checks. Speed is measured by bench/sandbox.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { conformanceSuite, execIn, newId, specFor, type HostInspector } from "../conformance.js";
+import { conformanceSuite, newId, specFor, type HostInspector } from "../conformance.js";
 import type { EngineEnv } from "../types.js";
 import { loopBackingFiles, loopDevicesFor, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
 import { NsEngine } from "./engine.js";
@@ -215,52 +215,4 @@ describe("ns engine specifics", () => {
       }
     });
   }
-
-  test("measurements: create->first exec, exec, destroy, bare runc", { timeout: 300_000 }, async () => {
-    const creates: number[] = [];
-    const destroys: number[] = [];
-    const execs: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      const t = performance.now();
-      const s = await engine.create(specFor(newId("me"), { env: { A: "1", B: "2", C: "3" } }));
-      await execIn(s, ["/bin/true"]);
-      creates.push(performance.now() - t);
-      if (i === 0) for (let j = 0; j < 50; j++) execs.push((await execIn(s, ["/bin/true"])).ms);
-      const d = performance.now();
-      await engine.destroy(s.id, s.state);
-      destroys.push(performance.now() - d);
-    }
-    const bare = bareRunc(join(env.imagesDir, "base", "rootfs"), 10);
-    console.log(`ns: create->first exec p50 ${p50(creates)} ms, exec true p50 ${p50(execs)} ms, destroy p50 ${p50(destroys)} ms, bare runc run /bin/true p50 ${p50(bare)} ms`);
-    assert.ok(creates.length === 10 && bare.length === 10);
-  });
 });
-
-function p50(xs: number[]): string {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)].toFixed(1);
-}
-
-/** `runc run` of the image rootfs (read-only, no user namespace) running /bin/true: the floor for any runc sandbox. */
-function bareRunc(rootfs: string, n: number): number[] {
-  const dir = join(env.runtimeDir, "bare");
-  mkdirSync(dir, { recursive: true });
-  const spec = {
-    ociVersion: "1.0.2-dev",
-    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ["/bin/true"], env: ["PATH=/bin"], cwd: "/" },
-    root: { path: rootfs, readonly: true },
-    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
-    linux: { namespaces: ["pid", "mount", "ipc", "uts", "network"].map((type) => ({ type })) },
-  };
-  writeFileSync(join(dir, "config.json"), JSON.stringify(spec));
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    const r = spawnSync("runc", ["--root", join(dir, "state"), "run", "--bundle", dir, `bare${process.pid}${i}`], { env: TOOL_ENV, encoding: "utf8" });
-    out.push(performance.now() - t);
-    assert.equal(r.status, 0, r.stderr);
-  }
-  rmSync(dir, { recursive: true, force: true });
-  return out;
-}
-
