@@ -2,9 +2,10 @@
 // the tmpfs runtime dir, mount/loop inspection and host-global uid-slot
 // reservations for user namespaces. Nothing here ever sees a secret value:
 // arguments passed to run() must be paths and flags only.
-import { spawn } from "node:child_process";
 import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { run as runTool, type RunResult } from "../util/run.js";
 import { join } from "node:path";
+import { connect, type Socket } from "node:net";
 
 export const TMPFS_MAGIC = 0x01021994;
 export const RUN_BHATTI = "/run/bhatti";
@@ -13,31 +14,11 @@ export const UID_BASE = 1_000_000;
 export const UID_RANGE = 65536;
 export const MAX_SLOTS = 4096;
 
-/** The only environment any host tool we start gets. */
-export const TOOL_ENV: Record<string, string> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" };
+export { TOOL_ENV, type RunResult } from "../util/run.js";
 
-export interface RunResult { stdout: string; stderr: string; code: number }
-
-/**
- * Runs a host tool with a cleared environment and captured output. Rejects on a
- * non-zero exit with the command line and the tail of stderr (callers pass
- * only paths and flags, so both are safe to show).
- */
+/** Runs a host tool (see src/util/run.ts); engine steps get a 30 s timeout unless they say otherwise. */
 export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: TOOL_ENV, stdio: ["ignore", "pipe", "pipe"], timeout: opts.timeoutMs ?? 30_000 });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => reject(new Error(`${cmd}: ${e.message}`)));
-    child.on("close", (code, signal) => {
-      const res = { stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), code: code ?? 128 };
-      if (res.code === 0 || opts.allowFail) return resolve(res);
-      const tail = res.stderr.trim().split("\n").slice(-5).join("\n");
-      reject(new Error(`${cmd} ${args.join(" ")} failed (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ""}`));
-    });
-  });
+  return runTool(cmd, args, { timeoutMs: 30_000, ...opts });
 }
 
 export function isTmpfs(path: string): boolean {
@@ -181,4 +162,19 @@ export function slotOwner(slot: number): string | null {
   } catch {
     return null;
   }
+}
+
+/** A connected unix socket, or null if nothing listens there (yet). */
+export function tryConnect(path: string): Promise<Socket | null> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.removeAllListeners("error");
+      resolve(s);
+    });
+    s.once("error", () => {
+      s.destroy();
+      resolve(null);
+    });
+  });
 }

@@ -1,6 +1,5 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
-import { connect, type Socket } from "node:net";
 import { chownSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -8,7 +7,7 @@ import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect,
 } from "../runtime.js";
 import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
@@ -294,20 +293,6 @@ function dead(pid: number): boolean {
   } catch {
     return true;
   }
-}
-
-function tryConnect(path: string): Promise<Socket | null> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.removeAllListeners("error");
-      resolve(s);
-    });
-    s.once("error", () => {
-      s.destroy();
-      resolve(null);
-    });
-  });
 }
 
 function logTail(p: NsPaths): string {

@@ -2,13 +2,13 @@
 // rootfs.ext4 is /dev/vda (read-only; the initramfs overlays it with guest
 // RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
 // over a virtio-serial port that QEMU exposes as a unix socket.
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
-import { ensureRuntimeDir, run, RUN_BHATTI } from "../runtime.js";
+import { ensureRuntimeDir, run, RUN_BHATTI, tryConnect } from "../runtime.js";
 import { probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
@@ -194,20 +194,6 @@ function shred(path: string): void {
   } finally {
     closeSync(fd);
   }
-}
-
-function tryConnect(path: string): Promise<Socket | null> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.removeAllListeners("error");
-      resolve(s);
-    });
-    s.once("error", () => {
-      s.destroy();
-      resolve(null);
-    });
-  });
 }
 
 function tail(path: string, what: string): string {
