@@ -1,7 +1,7 @@
 // bench/secrets: the secret store's hot paths, beside bare references measured
 // in the same run. Run: node dist/bench/secrets.js  (or `npm run bench:secrets`)
 import http from "node:http";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir } from "node:os";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -76,7 +76,7 @@ async function main() {
     samples: await timeit(50, () => svc.resolveForSandbox(user, names)) });
   db.close();
 
-  process.stdout.write(`bench/secrets on ${machine()} (${cpus()[0]?.model ?? "cpu"}), ${new Date().toISOString()}\n\n`);
+  process.stdout.write(`bench/secrets on ${machine()}, ${new Date().toISOString()}\n\n`);
   printTable("secrets", rows);
   agent.destroy();
   bare.close();

@@ -1,3 +1,5 @@
+import { cpus, loadavg } from "node:os";
+
 // Small helpers shared by the benchmarks: timing, percentiles, tables.
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -34,5 +36,5 @@ export function printTable(title: string, rows: Row[]): void {
 }
 
 export function machine(): string {
-  return `${process.platform} ${process.arch}, ${(globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? "?"} cpus, node ${process.version}`;
+  return `${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores, ${process.platform} ${process.arch}, node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`;
 }
