@@ -43,6 +43,7 @@ const view = (r: Row): SandboxView => ({
 
 export class SandboxService {
   private readonly live = new Map<string, RunningSandbox>();
+  private readonly byRef; // every exec and file call looks a sandbox up
 
   constructor(
     private readonly db: DB,
@@ -51,7 +52,9 @@ export class SandboxService {
     private readonly engines: Engines,
     private readonly keyring: Keyring,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.byRef = db.prepare("SELECT * FROM sandboxes WHERE user_id = ? AND (id = ? OR name = ?)");
+  }
 
   async create(user: User, body: Record<string, unknown>): Promise<{ sandbox: SandboxView; warnings: string[] }> {
     const warnings: string[] = [];
@@ -215,7 +218,7 @@ export class SandboxService {
   }
 
   private find(user: User, ref: string): Row {
-    const r = this.db.prepare("SELECT * FROM sandboxes WHERE user_id = ? AND (id = ? OR name = ?)").get(user.id, ref, ref) as Row | undefined;
+    const r = this.byRef.get(user.id, ref, ref) as Row | undefined;
     if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
     return r;
   }

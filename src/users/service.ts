@@ -31,7 +31,11 @@ export function hashKey(key: string): string {
 const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at";
 
 export class UserService {
-  constructor(private readonly db: DB) {}
+  private readonly byKeyHash;
+
+  constructor(private readonly db: DB) {
+    this.byKeyHash = db.prepare(`SELECT ${COLUMNS} FROM users WHERE api_key_sha256 = ?`); // every request
+  }
 
   create(name: string, limits: Limits = DEFAULT_LIMITS): { user: User; apiKey: string } {
     if (!USER_NAME_RE.test(name)) throw badRequest("user name must be 1-32 characters: a lowercase letter, then lowercase letters, digits, '_' or '-' (^[a-z][a-z0-9_-]{0,31}$)");
@@ -70,7 +74,7 @@ export class UserService {
   /** The user a presented key belongs to, or undefined. */
   authenticate(key: string): User | undefined {
     if (!API_KEY_RE.test(key)) return undefined;
-    return this.db.prepare(`SELECT ${COLUMNS} FROM users WHERE api_key_sha256 = ?`).get(hashKey(key)) as User | undefined;
+    return this.byKeyHash.get(hashKey(key)) as User | undefined;
   }
 
   rotateKey(name: string): string {
