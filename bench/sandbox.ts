@@ -87,6 +87,21 @@ async function destroySandbox(a: Api, id: string): Promise<void> {
   await must(a, "DELETE", `/sandboxes/${id}`, 204);
 }
 
+/** One create sample: create with the secrets, first exec done (timed), then destroy (its time goes to destroyMs). */
+function createSample(a: Api, secrets: string[], destroyMs: number[]) {
+  return async (i: number): Promise<number> => {
+    const t = performance.now();
+    const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
+    await execTrue(a, id);
+    const ms = performance.now() - t;
+    const t2 = performance.now();
+    await destroySandbox(a, id);
+    cleanups.pop();
+    if (i >= 0) destroyMs.push(performance.now() - t2);
+    return ms;
+  };
+}
+
 // ---- measurement helpers ----
 const sorted = (xs: number[]) => xs.sort((x, y) => x - y);
 
@@ -169,23 +184,13 @@ async function benchNs(runs: number, steps: boolean): Promise<void> {
   const D = "destroy (DELETE)";
 
   // Create → first exec, destroy, and the runc references, alternating.
-  let destroyMs: number[] = [];
+  const destroyMs: number[] = [];
   const created = await alternate(runs, 2, {
     [R_TRUE]: () => ref.run("true"),
     [R_NODE]: () => ref.run("node"),
-    [C]: async (i) => {
-      const t = performance.now();
-      const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
-      await execTrue(a, id);
-      const ms = performance.now() - t;
-      const t2 = performance.now();
-      await destroySandbox(a, id);
-      cleanups.pop();
-      if (i >= 0) destroyMs.push(performance.now() - t2);
-      return ms;
-    },
+    [C]: createSample(a, secrets, destroyMs),
   });
-  destroyMs = sorted(destroyMs);
+  sorted(destroyMs);
 
   // Exec round trips on one sandbox, alternating with host spawns.
   const id = await createSandbox(a, "exec", secrets);
@@ -243,24 +248,14 @@ async function benchVm(runs: number): Promise<void> {
   const nodeRd = nodeInitramfs(scratch, boot.initramfs);
   const C = "create (3 secrets) → first exec done";
   const D = "destroy (DELETE)";
-  let destroyMs: number[] = [];
+  const destroyMs: number[] = [];
   let n = 0;
   const created = await alternate(runs, 1, {
     [R_BOOT]: () => bareBoot({ ...boot, n: n++ }),
     [R_NODE]: () => bareBootNode({ ...boot, initramfs: nodeRd, n: n++ }),
-    [C]: async (i) => {
-      const t = performance.now();
-      const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
-      await execTrue(a, id);
-      const ms = performance.now() - t;
-      const t2 = performance.now();
-      await destroySandbox(a, id);
-      cleanups.pop();
-      if (i >= 0) destroyMs.push(performance.now() - t2);
-      return ms;
-    },
+    [C]: createSample(a, secrets, destroyMs),
   });
-  destroyMs = sorted(destroyMs);
+  sorted(destroyMs);
 
   const id = await createSandbox(a, "exec", secrets);
   const execN = accel === "kvm" ? 200 : 50;
