@@ -31,6 +31,10 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
   });
   after(async () => {
     if (!d) return;
+    // Sandboxes outlive their daemon by design: a test that failed half way must not leave any running.
+    for (const k of [alice, bob]) {
+      for (const sb of (await api(d, "GET", "/sandboxes", { key: k })).json ?? []) await api(d, "DELETE", `/sandboxes/${sb.id}`, { key: k });
+    }
     outputs.push(d.output());
     assert.equal(await d.stop(), 0);
     // After the whole lifecycle, no plaintext anywhere: data dir, daemon output, runtime dir.
