@@ -2,7 +2,7 @@
 // the tmpfs runtime dir, mount/loop inspection and host-global uid-slot
 // reservations for user namespaces. Nothing here ever sees a secret value:
 // arguments passed to run() must be paths and flags only.
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
 import { run as runTool, type RunResult } from "../util/run.js";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
@@ -177,4 +177,12 @@ export function tryConnect(path: string): Promise<Socket | null> {
       resolve(null);
     });
   });
+}
+
+/** Sandbox ids that have a runtime dir (<rt>/sb/<id>) holding any of the given entries. */
+export function sandboxDirsWith(runtimeDir: string, entries: string[]): string[] {
+  const sb = join(runtimeDir, "sb");
+  let ids: string[];
+  try { ids = readdirSync(sb); } catch { return []; }
+  return ids.filter((id) => /^[a-z0-9]+$/.test(id) && entries.some((e) => existsSync(join(sb, id, e))));
 }

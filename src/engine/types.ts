@@ -47,6 +47,8 @@ export interface Engine {
   create(spec: CreateSpec): Promise<RunningSandbox>;
   /** After a daemon restart: reconnect to a sandbox created earlier. null if it is dead (its leftovers are then cleaned up). */
   reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null>;
+  /** Ids of the sandboxes this engine has on the host for this daemon (runtime and data dirs, runtime state), live or not. */
+  list(): Promise<string[]>;
   /** Stop and remove everything of a sandbox: processes, cgroups, mounts, loop devices, runtime and sandbox dirs. Idempotent. */
   destroy(id: string, state: EngineState): Promise<void>;
 }

@@ -123,6 +123,24 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
     assert.equal(existsSync(`${rt()}/sb`) ? readdirSync(`${rt()}/sb`).length : 0, sbBefore, "no sandbox was started");
   });
 
+  test(`[${engine}] a sandbox whose owner was deleted while no daemon ran is removed at the next start`, async () => {
+    const k = createUser(d.dataDir, "gone");
+    assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "left" } })).status, 201);
+    const id = (await api(d, "GET", "/sandboxes/left", { key: k })).json.id;
+    outputs.push(d.output());
+    assert.equal(await d.stop(), 0);
+    assert.ok(existsSync(`${rt()}/sb/${id}`), "sandboxes outlive their daemon");
+    assert.equal(cli(["user", "delete", "gone", "--force", "--data-dir", d.dataDir]).code, 0);
+    d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    assert.match(d.output(), /recovered sandboxes: \d+ reattached, 0 dead, 1 orphans removed/);
+    assert.ok(!existsSync(`${rt()}/sb/${id}`), "runtime dir gone");
+    assert.ok(!existsSync(`${d.dataDir}/sandboxes/${id}`), "writable layer gone");
+    const procs = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(id); } catch { return false; }
+    });
+    assert.deepEqual(procs, [], "no process of the sandbox is left (QEMU included)");
+  });
+
   if (!opts.full) return;
 
   test(`[${engine}] templates: template env and secrets, request env on top, request secrets and files dropped with warnings`, async () => {
@@ -255,7 +273,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
       } catch { /* gone */ }
     }
     d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
-    assert.match(d.output(), /recovered sandboxes: 1 reattached, 1 dead/);
+    assert.match(d.output(), /recovered sandboxes: 1 reattached, 1 dead, 0 orphans removed/);
     assert.equal((await sh(d, alice, "ex", "cat /tmp/marker")).stdout, "alive\n", "same sandbox, state kept");
     assert.equal((await api(d, "GET", "/sandboxes/dies", { key: alice })).json.status, "dead");
     assert.equal((await api(d, "POST", "/sandboxes/dies/exec", { key: alice, body: { cmd: ["true"] } })).status, 409);

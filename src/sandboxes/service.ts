@@ -151,8 +151,8 @@ export class SandboxService {
     recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id });
   }
 
-  /** After a daemon restart: reattach live sandboxes, mark dead ones. */
-  async recover(): Promise<{ reattached: number; dead: number }> {
+  /** After a daemon restart: reattach live sandboxes, mark dead ones, and remove what no row accounts for. */
+  async recover(): Promise<{ reattached: number; dead: number; orphans: number }> {
     const rows = this.db.prepare("SELECT * FROM sandboxes WHERE status IN ('running', 'creating')").all() as Row[];
     let reattached = 0;
     let dead = 0;
@@ -177,7 +177,19 @@ export class SandboxService {
         dead++;
       }
     }
-    return { reattached, dead };
+    // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
+    const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
+    let orphans = 0;
+    for (const name of ["ns", "vm"] as const) {
+      const engine = this.engines.get(name);
+      for (const id of await engine.list().catch(() => [] as string[])) {
+        if (known.has(id)) continue;
+        await engine.destroy(id, {}).catch((e: Error) => this.log(`sandbox ${id}: removing an orphan failed: ${e.message}`));
+        this.log(`sandbox ${id}: removed (no record of it in state.db)`);
+        orphans++;
+      }
+    }
+    return { reattached, dead, orphans };
   }
 
   /** Destroys live sandboxes whose rows are gone (their user was deleted with --force while the daemon ran). */

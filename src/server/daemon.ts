@@ -67,7 +67,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     const templates = new TemplateService(db);
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
     const rec = await sandboxes.recover();
-    if (rec.reattached || rec.dead) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead`);
+    if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);

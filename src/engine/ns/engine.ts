@@ -7,7 +7,7 @@ import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
 } from "../runtime.js";
 import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
@@ -186,6 +186,16 @@ export class NsEngine implements Engine {
       sock.destroy();
       throw new Error(`sandbox ${id}: agent handshake failed: ${(e as Error).message}`);
     }
+  }
+
+  async list(): Promise<string[]> {
+    const ids = new Set(sandboxDirsWith(this.env.runtimeDir, ["bundle", "rootfs", "agent"]));
+    for (const c of await this.runc.list()) ids.add(c.id);
+    try {
+      // Writable layers left by a sandbox whose runtime dir is gone (e.g. after a host reboot).
+      for (const d of readdirSync(join(this.env.dataDir, "sandboxes"))) if (/^[a-z0-9]+$/.test(d)) ids.add(d);
+    } catch { /* no sandboxes dir yet */ }
+    return [...ids];
   }
 
   async destroy(id: string, state: EngineState): Promise<void> {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
-import { ensureRuntimeDir, run, RUN_BHATTI, tryConnect } from "../runtime.js";
+import { ensureRuntimeDir, run, RUN_BHATTI, sandboxDirsWith, tryConnect } from "../runtime.js";
 import { probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
@@ -157,6 +157,10 @@ export class VmEngine implements Engine {
       }
     }
     return null;
+  }
+
+  async list(): Promise<string[]> {
+    return sandboxDirsWith(this.env.runtimeDir, ["agent.sock", "qemu.log", "console.log"]);
   }
 
   async destroy(id: string, state: EngineState): Promise<void> {
