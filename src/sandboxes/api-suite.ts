@@ -242,6 +242,31 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
     assert.deepEqual([c.code, c.stdout], [7, "via-cli"]);
   });
 
+  test(`[${engine}] WebSocket exec refuses bad upgrades and bad first messages`, async () => {
+    const { default: WebSocket } = await import("ws");
+    const url = d.url.replace(/^http/, "ws") + "/sandboxes/ex/exec/ws";
+    const status = (headers: Record<string, string>, u = url) => new Promise<number>((resolve) => {
+      const ws = new WebSocket(u, { headers });
+      ws.on("unexpected-response", (_q, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => { ws.close(); resolve(101); });
+      ws.on("error", () => resolve(-1));
+    });
+    assert.equal(await status({}), 401, "no key");
+    assert.equal(await status({}, `${url}?token=${alice}`), 401, "key in the query string");
+    assert.equal(await status({ Authorization: `Bearer ${bob}` }), 404, "another user's sandbox");
+    assert.equal(await status({ Authorization: `Bearer ${alice}` }, d.url.replace(/^http/, "ws") + "/nope/ws"), 404);
+    for (const first of [Buffer.from([1, 2, 3]), "not json", JSON.stringify({ cmd: [] }), JSON.stringify({ cmd: ["true"], env: { "1BAD": "x" } })]) {
+      const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${alice}` } });
+      await new Promise((r) => ws.once("open", r));
+      ws.send(first);
+      const msgs: string[] = [];
+      ws.on("message", (m: Buffer, binary: boolean) => { if (!binary) msgs.push(m.toString()); });
+      await new Promise((r) => ws.once("close", r));
+      assert.equal(msgs.length, 1);
+      assert.equal(JSON.parse(msgs[0]).type, "error", String(first));
+    }
+  });
+
   test(`[${engine}] files: write atomically with mode as uid 1000, read, stat, list; permissions apply`, async () => {
     const put = await api(d, "PUT", "/sandboxes/ex/files?path=/home/lohar/f.bin&mode=0600", { key: alice, raw: Buffer.from([0, 1, 2, 255]) });
     assert.equal(put.status, 200, put.text);
