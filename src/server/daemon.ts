@@ -1,7 +1,7 @@
 // `bhatti serve`: the daemon. Opens the store and the keyring, listens on TCP
 // and on a unix socket, and shuts down gracefully on SIGINT/SIGTERM.
 import { createServer, type Server } from "node:http";
-import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, rmSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { ensureDataDir, dataPaths } from "../util/paths.js";
 import { openDb } from "../store/db.js";
@@ -58,7 +58,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   }
   const users = new UserService(db);
   const secrets = new SecretService(db, keyring);
-  const engines = new Engines({ dataDir, runtimeDir: runtimeDirFor(dataDir), imagesDir: paths.images }, opts.engine);
+  const runtimeDir = runtimeDirFor(dataDir);
+  const engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images }, opts.engine);
   let sandboxes: SandboxService;
   let app: App;
   try {
@@ -106,7 +107,12 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     await stopped;
     clearInterval(reaper);
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
+    const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();
+    // With no sandbox left (in the database or on the host), nothing needs the
+    // runtime dir (ownership layers, runc state): free the tmpfs.
+    const onHost = (await Promise.all((["ns", "vm"] as const).map((n) => engines.get(n).list().catch(() => ["?"])))).flat();
+    if (rows === 0 && onHost.length === 0) rmSync(runtimeDir, { recursive: true, force: true });
     try { unlinkSync(paths.socket); } catch { /* gone */ }
     releasePidFile(paths.pidFile);
     log("stopped");
