@@ -87,6 +87,12 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean }): v
     const id = await sh(d, alice, sb.name, "id -u; id -g; id -G; grep CapEff /proc/self/status; hostname");
     assert.deepEqual(id.stdout.trim().split("\n"), ["1000", "1000", "1000", "CapEff:\t0000000000000000", `life-${engine}`]);
 
+    // Its own network: loopback only, and the daemon listening on the host's loopback is out of reach.
+    const port = new URL(d.url).port;
+    const net = await sh(d, alice, sb.name, `ls /sys/class/net; wget -q -T 2 -O- http://127.0.0.1:${port}/health && echo REACHED || echo unreachable`);
+    assert.match(net.stdout, /^lo\n/);
+    assert.match(net.stdout, /unreachable\n$/);
+
     const f = await sh(d, alice, sb.name, "stat -c '%a %u %g' /home/lohar/cfg/app.conf; cat /home/lohar/cfg/app.conf");
     assert.equal(f.stdout, "640 1000 1000\nconf-body\n");
 
