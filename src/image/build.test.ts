@@ -177,6 +177,29 @@ test("a crash between the swap's two renames is repaired: the old image comes ba
   assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["base"]);
 });
 
+test("a replaced image is kept while an overlay still reads it, and removed once nothing uses it", async () => {
+  const ovl = join(work, "ovl");
+  for (const d of ["upper", "work", "merged"]) await mkdir(join(ovl, d), { recursive: true });
+  const mounted = sh("/bin/mount", ["-t", "overlay", "overlay", "-o",
+    `lowerdir=${join(imagesDir, "base", "rootfs")},upperdir=${join(ovl, "upper")},workdir=${join(ovl, "work")}`, join(ovl, "merged")]);
+  assert.equal(mounted.code, 0, mounted.err);
+  try {
+    await writeFile(loharJs, PLACEHOLDER.replace("v: 1", "v: 3"));
+    const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
+    assert.equal(info.rebuilt, true);
+    const olds = (await readdir(imagesDir)).filter((n) => n.startsWith("base.old-"));
+    assert.equal(olds.length, 1, "the previous image is kept aside");
+    // The "sandbox" still reads files it had not looked up before the rebuild.
+    assert.match(await readFile(join(ovl, "merged", "etc", "group"), "utf8"), /lohar:x:1000/);
+    assert.ok((await stat(join(ovl, "merged", "usr", "local", "bin", "node"))).size > 1 << 20);
+  } finally {
+    assert.equal(sh("/bin/umount", [join(ovl, "merged")]).code, 0);
+  }
+  const again = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
+  assert.equal(again.rebuilt, false);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => n.startsWith("base.")), [], "unused, it is gone at the next build");
+});
+
 test("vm build adds vmlinux and initramfs.cpio.gz", async () => {
   const t0 = Date.now();
   const info = await buildImage({ imagesDir, cacheDir, loharJs, log });

@@ -1,8 +1,11 @@
 // `bhatti image build`: makes <imagesDir>/<name>/ with rootfs/ (ns engine),
 // rootfs.ext4 + vmlinux + initramfs.cpio.gz (vm engine) and manifest.json.
 // Idempotent (skips when the inputs hash is unchanged) and atomic (built in
-// <name>.tmp-<pid>/, renamed into place; the old image is removed after).
+// <name>.tmp-<pid>/, renamed into place). The replaced image is renamed aside
+// and removed only once no sandbox uses it: an ns sandbox's overlay reads its
+// lower layer for as long as it runs, and sandboxes outlive daemon restarts.
 import { access, constants, mkdir, readdir, readFile, realpath, rename, rm } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveDebs } from "./apt.js";
 import { assemble } from "./assemble.js";
@@ -57,17 +60,38 @@ export async function loadImage(imagesDir: string, name: string): Promise<ImageI
   return infoFrom(dir, m, false);
 }
 
-/** Removes leftovers of crashed builds; puts back an old image a crash left renamed aside. */
+/**
+ * Whether a sandbox may still be reading image `dir`: an overlay mount naming
+ * its rootfs (ns), or a process started with its files (vm's QEMU). Mount
+ * options keep the path given at mount time, so after the image is renamed
+ * aside this answers for every version of the name: it errs on keeping.
+ */
+export function imageInUse(dir: string): boolean {
+  const rootfs = join(dir, "rootfs");
+  try {
+    if (readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.includes(" overlay ") && l.includes(rootfs))) return true;
+  } catch { /* no procfs: assume unused */ }
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${dir}/`)) return true;
+    } catch { /* exited */ }
+  }
+  return false;
+}
+
+/** Removes leftovers of crashed builds and replaced images nothing uses any more; puts back an old image a crash left renamed aside. */
 async function recover(imagesDir: string, name: string): Promise<void> {
   const entries = await readdir(imagesDir);
   const current = entries.includes(name);
+  const inUse = imageInUse(join(imagesDir, name));
   for (const e of entries) {
     if (e.startsWith(`${name}.tmp-`)) await rm(join(imagesDir, e), { recursive: true, force: true });
     else if (e.startsWith(`${name}.old-`)) {
       if (!current && (await loadImage(imagesDir, name).catch(() => null)) === null) {
-        await rename(join(imagesDir, e), join(imagesDir, name)).catch(() => undefined);
+        if (await rename(join(imagesDir, e), join(imagesDir, name)).then(() => true, () => false)) continue;
       }
-      await rm(join(imagesDir, e), { recursive: true, force: true });
+      if (!inUse) await rm(join(imagesDir, e), { recursive: true, force: true });
     }
   }
 }
@@ -122,11 +146,13 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
     // Swap into place: the window between the two renames is a few microseconds,
     // and recover() puts the old image back if a crash lands inside it.
     const dir = join(imagesDir, name);
-    const old = join(imagesDir, `${name}.old-${process.pid}`);
+    const old = join(imagesDir, `${name}.old-${process.pid}-${Date.now()}`);
     const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
+    const oldInUse = hadOld && imageInUse(dir);
     if (hadOld) await rename(dir, old);
     await rename(tmp, dir);
-    if (hadOld) await rm(old, { recursive: true, force: true });
+    if (oldInUse) log(`keeping the previous image as ${old} while sandboxes use it; a later build removes it`);
+    else if (hadOld) await rm(old, { recursive: true, force: true });
     log(`image ${name} built in ${((Date.now() - started) / 1000).toFixed(1)} s: rootfs ${(manifest.rootfs.bytes / 1048576).toFixed(0)} MiB in ${manifest.rootfs.files} files`);
     return infoFrom(dir, manifest, true);
   } finally {
