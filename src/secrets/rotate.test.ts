@@ -106,11 +106,13 @@ for (const point of ["after-both-keys", "mid-transaction", "after-commit", "afte
 
 test("crash safety: SIGKILL at random moments during rotation never leaves an inconsistent data dir", async () => {
   const dir = await seeded();
-  for (const delay of [60, 120, 180, 240, 300, 400]) {
+  // The CLI takes ~150-300 ms to start and the rotation itself tens of ms: spread the kills over that window.
+  for (let delay = 100; delay <= 450; delay += 25) {
     const p = spawn(BIN, ["key", "rotate", "--data-dir", dir], { env: childEnv(), stdio: "ignore" });
+    const exited = new Promise((r) => p.once("exit", r)); // before the kill: a quick rotation may finish first
     await new Promise((r) => setTimeout(r, delay));
     p.kill("SIGKILL");
-    await new Promise((r) => p.once("exit", r));
+    await exited;
     assertConsistent(dir);
   }
   cleanup(dir);
