@@ -19,8 +19,11 @@ function config(): ConfigDrive {
   };
 }
 
+// Per process, so parallel runs don't share it; removed when the file is done.
+const rt = join(RUN_BHATTI, `cdtest-${process.pid}`);
+test.after(() => rmSync(rt, { recursive: true, force: true }));
+
 async function tmpDir(): Promise<string> {
-  const rt = join(RUN_BHATTI, "cdtest");
   await ensureRuntimeDir(rt);
   const d = mkdtempSync(join(rt, "d"));
   return d;
