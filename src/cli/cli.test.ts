@@ -145,3 +145,12 @@ test("the daemon finishes in-flight requests on SIGTERM and exits 0", async () =
   assert.match(d2.output(), /stopped/);
   cleanup(d2.dataDir);
 });
+
+test("a second daemon on the same data dir refuses to start and says who holds it", async () => {
+  await assert.rejects(startDaemon({ dataDir: d.dataDir }), (e: Error) => {
+    assert.match(e.message, /exited with 1/);
+    assert.match(e.message, /another bhatti daemon \(pid \d+\) is already running on this data dir/);
+    return true;
+  });
+  assert.equal((await api(d, "GET", "/health")).status, 200, "the first one is unaffected");
+});
