@@ -170,3 +170,14 @@ test("no route returns a value or ciphertext, for anyone", async () => {
     }
   }
 });
+
+test("a rejected replace leaves the stored value and its timestamps exactly as they were", async () => {
+  const { readSecretForTest } = await import("../testing/store-peek.js");
+  const first = await api(d, "POST", "/secrets", { key: alice, body: { name: "KEEP_ME", value: "original" } });
+  for (const value of ["", "a\u0000b", "x".repeat(65537), 42]) {
+    assert.equal((await api(d, "POST", "/secrets", { key: alice, body: { name: "KEEP_ME", value } })).status, 400);
+  }
+  assert.equal(await readSecretForTest(d.dataDir, "alice", "KEEP_ME"), "original");
+  const listed = (await api(d, "GET", "/secrets", { key: alice })).json.find((s: { name: string }) => s.name === "KEEP_ME");
+  assert.deepEqual(listed, first.json);
+});
