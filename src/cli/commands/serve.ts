@@ -14,6 +14,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto\nusage: ${USAGE}`);
   const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
   if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
+  // Signals are caught from the start: one that arrives while the daemon is
+  // still starting (or just after it said "listening") still gets a clean stop.
+  let signalled!: () => void;
+  const stopRequested = new Promise<void>((resolve) => { signalled = resolve; });
+  process.once("SIGINT", signalled);
+  process.once("SIGTERM", signalled);
   const daemon = await serve({
     dataDir: resolveDataDir(values["data-dir"]),
     listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
@@ -27,10 +33,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     "  echo -n s3cret | bin/bhatti secret set API_KEY\n" +
     "  bin/bhatti secret list\n\n",
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => { daemon.close().then(resolve, resolve); };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  await stopRequested;
+  await daemon.close();
   return 0;
 }
