@@ -35,6 +35,9 @@ root=/dev/vda
 for a in $($B cat /proc/cmdline); do case "$a" in root=*) root="\${a#root=}";; esac; done
 i=0
 while [ ! -b "$root" ]; do i=$((i+1)); [ $i -gt 500 ] && die "no root device $root"; $B usleep 10000; done
+# Large reads: under TCG every block request costs emulated guest work, and the
+# first start of node pulls tens of MiB off this disk.
+echo 16384 > /sys/block/\${root#/dev/}/queue/read_ahead_kb || true
 $B mount -t ext4 -o ro "$root" /mnt/lower || die "cannot mount $root"
 $B mount -t tmpfs -o mode=0755 rw /mnt/rw || die "cannot mount tmpfs"
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
