@@ -129,7 +129,7 @@ async function wall(n: number, f: () => Promise<unknown>): Promise<number> {
 // ---- setup shared by both engines ----
 async function ensureImage(engine: "ns" | "vm"): Promise<void> {
   const base = join(IMAGES, "base");
-  const need = engine === "ns" ? [join(base, "rootfs/opt/bhatti/lohar.js")] : ["vmlinux", "initramfs.cpio.gz", "rootfs.ext4"].map((f) => join(base, f));
+  const need = engine === "ns" ? [join(base, "rootfs/opt/bhatti/lohar.js")] : ["vmlinux", "initramfs.cpio", "rootfs.ext4"].map((f) => join(base, f));
   if (need.every((f) => existsSync(f))) return;
   process.stderr.write(`building the base image in ${IMAGES} ...\n`);
   await buildImage({ imagesDir: IMAGES });
@@ -243,7 +243,7 @@ async function benchVm(runs: number): Promise<void> {
 
   const R_BOOT = "ref: bare QEMU boot to initramfs /init";
   const R_NODE = "ref: bare QEMU boot to root + node -e 0";
-  const boot = { scratch, accel, kernel: join(base, "vmlinux"), initramfs: join(base, "initramfs.cpio.gz"),
+  const boot = { scratch, accel, kernel: join(base, "vmlinux"), initramfs: join(base, "initramfs.cpio"),
     rootfs: join(base, "rootfs.ext4"), cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb };
   const nodeRd = nodeInitramfs(scratch, boot.initramfs);
   const C = "create (3 secrets) → first exec done";

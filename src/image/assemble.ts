@@ -65,7 +65,7 @@ export async function assemble(s: AssembleSpec): Promise<Manifest> {
   const done = await Promise.allSettled([makeExt4(rootfs, join(s.dir, "rootfs.ext4")), s.vm ? buildVmArtifacts(s.dir, s.cacheDir, log) : Promise.resolve()]);
   for (const r of done) if (r.status === "rejected") throw r.reason;
   const files: ManifestFile[] = [];
-  for (const p of s.vm ? ["rootfs.ext4", "vmlinux", "initramfs.cpio.gz"] : ["rootfs.ext4"]) files.push({ path: p, size: await fileSize(join(s.dir, p)) });
+  for (const p of s.vm ? ["rootfs.ext4", "vmlinux", "initramfs.cpio"] : ["rootfs.ext4"]) files.push({ path: p, size: await fileSize(join(s.dir, p)) });
 
   const manifest: Manifest = {
     name: s.name,

@@ -200,7 +200,7 @@ test("a replaced image is kept while an overlay still reads it, and removed once
   assert.deepEqual((await readdir(imagesDir)).filter((n) => n.startsWith("base.")), [], "unused, it is gone at the next build");
 });
 
-test("vm build adds vmlinux and initramfs.cpio.gz", async () => {
+test("vm build adds vmlinux and initramfs.cpio", async () => {
   const t0 = Date.now();
   const info = await buildImage({ imagesDir, cacheDir, loharJs, log });
   assert.equal(info.rebuilt, true); // vm is an input: the vm: false image does not count

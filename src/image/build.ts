@@ -1,5 +1,5 @@
 // `bhatti image build`: makes <imagesDir>/<name>/ with rootfs/ (ns engine),
-// rootfs.ext4 + vmlinux + initramfs.cpio.gz (vm engine) and manifest.json.
+// rootfs.ext4 + vmlinux + initramfs.cpio (vm engine) and manifest.json.
 // Idempotent (skips when the inputs hash is unchanged) and atomic (built in
 // <name>.tmp-<pid>/, renamed into place). The replaced image is renamed aside
 // and removed only once no sandbox uses it: an ns sandbox's overlay reads its
@@ -34,7 +34,7 @@ function infoFrom(dir: string, m: Manifest, rebuilt: boolean): ImageInfo {
     rootfs: join(dir, "rootfs"),
     rootfsExt4: has("rootfs.ext4") ? join(dir, "rootfs.ext4") : undefined,
     kernel: has("vmlinux") ? join(dir, "vmlinux") : undefined,
-    initramfs: has("initramfs.cpio.gz") ? join(dir, "initramfs.cpio.gz") : undefined,
+    initramfs: has("initramfs.cpio") ? join(dir, "initramfs.cpio") : undefined,
     inputsHash: m.inputsHash,
     builtAt: m.builtAt,
     rebuilt,

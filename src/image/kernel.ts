@@ -14,7 +14,7 @@ const META_PACKAGE = "linux-image-cloud-amd64";
 
 export interface KernelArtifacts {
   kernel: string; // <imageDir>/vmlinux
-  initramfs: string; // <imageDir>/initramfs.cpio.gz
+  initramfs: string; // <imageDir>/initramfs.cpio
   kernelVersion: string; // e.g. 6.1.0-57-cloud-amd64
 }
 
@@ -84,7 +84,7 @@ export async function buildKernelArtifacts(imageDir: string, cacheDir: string, l
   const busybox = existsSync(rootfsBusybox)
     ? rootfsBusybox
     : join(await unpacked("busybox-static", cacheDir, log), "bin", "busybox");
-  const initramfs = join(imageDir, "initramfs.cpio.gz");
+  const initramfs = join(imageDir, "initramfs.cpio");
   await atomicWrite(initramfs, await buildInitramfs({ busybox, moduleRoot }));
   log(`initramfs: kernel ${kernelVersion}`);
   return { kernel, initramfs, kernelVersion };

@@ -1,6 +1,6 @@
 // The single call site of the vm engine helper's kernel module, plus what
 // goes into the inputs hash for it: the kernel package apt would use and the
-// code that turns it into vmlinux + initramfs.cpio.gz.
+// code that turns it into vmlinux + initramfs.cpio.
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { DebInfo } from "./apt.js";

@@ -37,7 +37,7 @@ export function imagePaths(env: EngineEnv, image: string): ImagePaths {
   return {
     dir,
     kernel: join(dir, "vmlinux"),
-    initramfs: join(dir, "initramfs.cpio.gz"),
+    initramfs: join(dir, "initramfs.cpio"),
     rootfs: join(dir, "rootfs.ext4"),
   };
 }

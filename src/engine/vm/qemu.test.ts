@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { kernelCmdline, qemuArgs } from "./qemu.js";
 
 const spec = {
-  id: "abc123", accel: "tcg" as const, kernel: "/i/vmlinux", initramfs: "/i/initramfs.cpio.gz", rootfs: "/i/rootfs.ext4",
+  id: "abc123", accel: "tcg" as const, kernel: "/i/vmlinux", initramfs: "/i/initramfs.cpio", rootfs: "/i/rootfs.ext4",
   configDrive: "/run/bhatti/x/sb/abc123/config.ext4", agentSocket: "/run/bhatti/x/sb/abc123/agent.sock",
   consoleLog: "/run/bhatti/x/sb/abc123/console.log", cpus: 2, memoryMb: 384,
 };

@@ -170,7 +170,7 @@ describe("vm engine", () => {
       const dir = join(imagesDir, "broken");
       mkdirSync(dir);
       symlinkSync(base.kernel, join(dir, "vmlinux"));
-      symlinkSync(base.initramfs, join(dir, "initramfs.cpio.gz"));
+      symlinkSync(base.initramfs, join(dir, "initramfs.cpio"));
       const mk = spawnSync("mke2fs", ["-q", "-F", "-t", "ext4", join(dir, "rootfs.ext4"), "8M"], { env: TOOL_ENV });
       assert.equal(mk.status, 0, String(mk.stderr));
       const accel = (await engine.available()).accel!;
