@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The bhatti command: dispatches to subcommands; errors become one line on stderr.
 import { UsageError } from "./args.js";
-import { ApiError } from "../client/index.js";
 import { serveCommand } from "./commands/serve.js";
 import { userCommand } from "./commands/user.js";
 import { keyCommand } from "./commands/key.js";
@@ -14,8 +13,6 @@ import { fileCommand } from "./commands/file.js";
 import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
-import { KeyLossError } from "../secrets/open.js";
-import { UserError } from "../util/errors.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -78,8 +75,8 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    const known = err instanceof ApiError || err instanceof UserError || err instanceof KeyLossError || (err instanceof Error && !(err as NodeJS.ErrnoException).code);
-    const msg = err instanceof Error ? (known ? err.message : `${err.message}`) : String(err);
+    // Messages are safe to show: API errors, key-file errors and errno messages name paths and rules, never values.
+    const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`bhatti: ${msg.split("\n")[0]}\n`);
     process.exitCode = 1;
   },

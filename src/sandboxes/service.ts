@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
-import { UserError, badRequest, conflict, notFound } from "../util/errors.js";
+import { UserError, conflict, notFound } from "../util/errors.js";
 import type { SecretService } from "../secrets/service.js";
 import type { Keyring } from "../secrets/keyring.js";
 import type { User } from "../users/service.js";
@@ -14,7 +14,7 @@ import type { EngineName, RunningSandbox } from "../engine/types.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
-import { validateEnv, validateFiles, validateInt, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
+import { validateCpus, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 export interface SandboxView {
   id: string;
@@ -81,8 +81,8 @@ export class SandboxService {
       secretNames = t.secrets;
       files = [];
     }
-    if (body.cpus !== undefined) cpus = validateInt(body.cpus, "cpus", 1, 64);
-    if (body.memory_mb !== undefined) memory_mb = validateInt(body.memory_mb, "memory_mb", 64, 262144);
+    if (body.cpus !== undefined) cpus = validateCpus(body.cpus);
+    if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     env = { ...env, ...requestEnv };
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -236,4 +236,3 @@ export class SandboxService {
   }
 }
 
-export { badRequest };

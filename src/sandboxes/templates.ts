@@ -4,7 +4,7 @@ import type { DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
 import { badRequest, conflict, notFound } from "../util/errors.js";
 import type { Caller } from "../secrets/service.js";
-import { validateEnv, validateInt, validateName, validateSecretNames } from "./validate.js";
+import { validateCpus, validateEnv, validateMemory, validateName, validateSecretNames } from "./validate.js";
 
 export interface Template {
   id: string;
@@ -29,8 +29,8 @@ export class TemplateService {
   create(user: Caller, body: Record<string, unknown>): Template {
     const name = validateName(body.name, "name");
     const image = body.image === undefined ? DEFAULTS.image : validateName(body.image, "image");
-    const cpus = body.cpus === undefined ? DEFAULTS.cpus : validateInt(body.cpus, "cpus", 1, 64);
-    const memory_mb = body.memory_mb === undefined ? DEFAULTS.memory_mb : validateInt(body.memory_mb, "memory_mb", 64, 262144);
+    const cpus = body.cpus === undefined ? DEFAULTS.cpus : validateCpus(body.cpus);
+    const memory_mb = body.memory_mb === undefined ? DEFAULTS.memory_mb : validateMemory(body.memory_mb);
     const env = validateEnv(body.env);
     // Secret names are checked when a sandbox is created from the template, in the requesting user's store.
     const secrets = validateSecretNames(body.secrets);

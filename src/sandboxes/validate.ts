@@ -19,6 +19,10 @@ export function validateInt(v: unknown, what: string, min: number, max: number):
   return v;
 }
 
+/** Sizes, for sandboxes and templates alike. */
+export const validateCpus = (v: unknown): number => validateInt(v, "cpus", 1, 64);
+export const validateMemory = (v: unknown): number => validateInt(v, "memory_mb", 64, 262144);
+
 export function validateEnv(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== "object" || Array.isArray(v)) throw badRequest("env must be an object of NAME: value strings");
