@@ -58,7 +58,7 @@ export class UserService {
     return this.db.prepare(
       `SELECT ${COLUMNS.split(", ").map((c) => "u." + c).join(", ")},
         (SELECT COUNT(*) FROM secrets s WHERE s.user_id = u.id) AS secrets,
-        ${this.hasTable("sandboxes") ? "(SELECT COUNT(*) FROM sandboxes b WHERE b.user_id = u.id AND b.status != 'destroyed')" : "0"} AS sandboxes
+        (SELECT COUNT(*) FROM sandboxes b WHERE b.user_id = u.id) AS sandboxes
        FROM users u ORDER BY u.name`,
     ).all() as (User & { secrets: number; sandboxes: number })[];
   }
@@ -87,15 +87,13 @@ export class UserService {
     return apiKey;
   }
 
-  /** Deletes a user. Without force it refuses while the user owns secrets, templates or live sandboxes. */
+  /** Deletes a user. Without force it refuses while the user owns secrets or sandboxes (live or dead). */
   delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
     return this.db.transaction(() => {
       const user = this.byName(name);
       if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
       const secrets = (this.db.prepare("SELECT COUNT(*) AS n FROM secrets WHERE user_id = ?").get(user.id) as { n: number }).n;
-      const sandboxes = this.hasTable("sandboxes")
-        ? (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ? AND status != 'destroyed'").get(user.id) as { n: number }).n
-        : 0;
+      const sandboxes = (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ?").get(user.id) as { n: number }).n;
       if (!force && (secrets > 0 || sandboxes > 0)) {
         throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
       }
@@ -103,9 +101,5 @@ export class UserService {
       recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force });
       return { secrets, sandboxes };
     }).immediate();
-  }
-
-  private hasTable(name: string): boolean {
-    return !!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
   }
 }
