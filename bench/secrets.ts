@@ -10,6 +10,7 @@ import { startDaemon, createUser } from "../src/testing/harness.js";
 import { openDb } from "../src/store/db.js";
 import { openKeyring } from "../src/secrets/open.js";
 import { SecretService } from "../src/secrets/service.js";
+import { NativeX25519Recipient } from "../src/secrets/x25519.js";
 import { printTable, timeit, machine, type Row } from "./stats.js";
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -46,9 +47,12 @@ async function main() {
   const identity = await age.generateX25519Identity();
   const recipient = await age.identityToRecipient(identity);
   rows.push({ name: "ref: bare age-encryption encrypt (X25519)", samples: await timeit(500, async () => { const e = new age.Encrypter(); e.addRecipient(recipient); await e.encrypt("value-of-a-typical-api-key-0123456789"); }) });
+  const native = new NativeX25519Recipient(recipient);
+  rows.push({ name: "encrypt with bhatti's native X25519 recipient", ref: "ref: bare age-encryption encrypt (X25519)",
+    samples: await timeit(500, async () => { const e = new age.Encrypter(); e.addRecipient(native); await e.encrypt("value-of-a-typical-api-key-0123456789"); }) });
   rows.push({ name: "ref: bare HTTP round trip (GET /health)", samples: await timeit(1000, () => request(d.url, "GET", "/health", key)) });
 
-  rows.push({ name: "secret set over HTTP (keep-alive)", ref: "ref: bare age-encryption encrypt (X25519)", target: "p50 ≤ 2 ms",
+  rows.push({ name: "secret set over HTTP (keep-alive)", ref: "ref: bare age-encryption encrypt (X25519)", target: "p50 ≤ 1 ms",
     samples: await timeit(1000, async (i) => {
       const r = await request(d.url, "POST", "/secrets", key, { name: `SET_${i < 0 ? "W" + -i : i}`, value: "value-of-a-typical-api-key-0123456789" });
       if (r.status !== 201 && r.status !== 200) throw new Error(`set: ${r.status} ${r.body}`);

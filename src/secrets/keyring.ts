@@ -7,9 +7,9 @@
 // back to the single identity the database is actually encrypted to.
 import * as age from "age-encryption";
 import { bech32 } from "@scure/base";
-import { webcrypto } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic.js";
+import { NativeX25519Identity, NativeX25519Recipient } from "./x25519.js";
 
 // "AGE-SECRET-KEY-1" + 58 characters of upper-case bech32.
 const IDENTITY_RE = /^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/;
@@ -21,20 +21,25 @@ export class Keyring {
     readonly identity: string,
     readonly recipient: string,
     private readonly decrypter: age.Decrypter,
-  ) {}
+  ) {
+    this.native = new NativeX25519Recipient(recipient);
+  }
+
+  // Encryption on node:crypto's native X25519 (see x25519.ts): byte-compatible, ~10x faster.
+  private readonly native: NativeX25519Recipient;
 
   static async fromIdentity(identity: string): Promise<Keyring> {
     const recipient = await age.identityToRecipient(identity);
     const d = new age.Decrypter();
-    // A WebCrypto key imported once: given the string, age-encryption re-imports
-    // the private key (a slow PKCS#8 parse in Node) on every decryption.
-    d.addIdentity(await importIdentity(identity));
+    // A node:crypto key parsed once (x25519.ts): given the string, age-encryption
+    // re-imports the private key (a slow PKCS#8 parse in Node) on every decryption.
+    d.addIdentity(new NativeX25519Identity(identityBytes(identity)));
     return new Keyring(identity, recipient, d);
   }
 
   async encrypt(plaintext: string): Promise<Buffer> {
     const e = new age.Encrypter();
-    e.addRecipient(this.recipient);
+    e.addRecipient(this.native);
     return Buffer.from(await e.encrypt(plaintext));
   }
 
@@ -43,16 +48,10 @@ export class Keyring {
   }
 }
 
-// DER prefix of a PKCS#8 X25519 private key; the 32 key bytes follow.
-const PKCS8_X25519 = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
-
-async function importIdentity(identity: string): Promise<webcrypto.CryptoKey> {
+function identityBytes(identity: string): Uint8Array {
   const { prefix, bytes } = bech32.decodeToBytes(identity.toLowerCase(), false);
   if (prefix !== "age-secret-key-" || bytes.length !== 32) throw new Error("invalid age identity");
-  const der = new Uint8Array(PKCS8_X25519.length + 32);
-  der.set(PKCS8_X25519);
-  der.set(bytes, PKCS8_X25519.length);
-  return webcrypto.subtle.importKey("pkcs8", der, { name: "X25519" }, false, ["deriveBits"]);
+  return bytes;
 }
 
 export async function generateIdentity(): Promise<string> {
