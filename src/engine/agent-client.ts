@@ -200,10 +200,14 @@ export class AgentClient extends EventEmitter {
 
   async writeFile(path: string, data: Buffer, mode?: number): Promise<void> {
     const c = this.call(mode === undefined ? { type: "file_write", path } : { type: "file_write", path, mode });
-    for (let off = 0; off < data.length && !this._closed; off += DATA_CHUNK) {
-      if (!this.sendFrame(encodeFrame(FrameKind.Data, c.id, data.subarray(off, off + DATA_CHUNK)))) await this.drained();
+    // lohar may refuse (EACCES...) before all data is sent: the rejection is
+    // handled from the start (it is awaited below) and stops the sending.
+    let answered = false;
+    const answer = c.result.then(() => { answered = true; }, () => { answered = true; });
+    for (let off = 0; off < data.length && !this._closed && !answered; off += DATA_CHUNK) {
+      if (!this.sendFrame(encodeFrame(FrameKind.Data, c.id, data.subarray(off, off + DATA_CHUNK)))) await Promise.race([this.drained(), answer]);
     }
-    this.sendFrame(encodeControl(c.id, { type: "eof" }));
+    if (!answered) this.sendFrame(encodeControl(c.id, { type: "eof" }));
     await c.result;
   }
 
