@@ -84,6 +84,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): v
     if (isBinary) { session.write(buf); return; }
     let msg: Record<string, unknown>;
     try { msg = JSON.parse(buf.toString("utf8")); } catch { return; }
+    if (typeof msg !== "object" || msg === null) return; // e.g. `null`: not a control message
     if (msg.type === "eof") session.end();
     else if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") session.resize(msg.rows, msg.cols);
     else if (msg.type === "signal" && typeof msg.signal === "string" && SIGNALS.has(msg.signal)) session.signal(msg.signal);
