@@ -115,6 +115,13 @@ class Call implements StreamHandler {
   }
 }
 
+/** A stat from lohar goes into response headers: a sandbox could send anything, so check it. */
+function isStat(s: unknown): s is StatInfo {
+  const o = s as StatInfo;
+  return !!o && typeof o === "object" && typeof o.name === "string" && ["file", "dir", "symlink", "other"].includes(o.type) &&
+    [o.size, o.mode, o.uid, o.gid].every((n) => Number.isSafeInteger(n) && n >= 0) && typeof o.mtime === "string";
+}
+
 function parse(payload: Buffer): AgentMessage | null {
   try {
     const m = JSON.parse(payload.toString("utf8")) as AgentMessage;
@@ -213,7 +220,7 @@ export class AgentClient extends EventEmitter {
 
   async stat(path: string): Promise<StatInfo> {
     const r = await this.call({ type: "file_stat", path }).result;
-    if (r.type !== "result" || !r.stat) throw new Error(`stat ${path}: bad answer from agent`);
+    if (r.type !== "result" || !isStat(r.stat)) throw new Error(`stat ${path}: bad answer from agent`);
     return r.stat;
   }
 
