@@ -32,9 +32,8 @@ export class App {
     this.inflight++;
     res.on("close", () => { this.inflight--; });
     this.handle(req, res).catch((err) => {
-      if (!req.socket || req.socket.destroyed) return; // the client went away (e.g. mid-body): nobody to answer
       if (!(err instanceof UserError)) this.opts.log(`internal error on ${req.method} ${safePath(req)}: ${describe(err)}`);
-      sendError(res, err);
+      if (req.socket && !req.socket.destroyed) sendError(res, err); // else the client went away: nobody to answer
     });
   };
 
