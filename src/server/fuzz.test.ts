@@ -301,6 +301,7 @@ test(`fuzz: ${HTTP_CASES} HTTP requests and ${WS_CASES} WebSocket frame cases ne
   t.diagnostic(`crashes: ${crashes}`);
   assert.deepEqual(http.bad5xx.slice(0, 20), [], `undocumented 5xx answers (seed ${SEED})`);
   assert.deepEqual(ws.bad5xx.slice(0, 20), [], `undocumented 5xx answers on upgrade (seed ${SEED})`);
+  assert.doesNotMatch(d.output(), /internal error|ws upgrade error/, "no handler failed in an unexpected way (even where nobody saw the answer)");
   assert.ok(upgraded > WS_CASES * 0.9, `most WebSocket cases reached the frame stage (${upgraded}/${WS_CASES})`);
   assert.ok((http.statuses.get("400") ?? 0) > HTTP_CASES * 0.1, "a real share of requests is rejected as bad input");
   assert.ok((http.statuses.get("200") ?? 0) + (http.statuses.get("201") ?? 0) > HTTP_CASES * 0.03, "a real share of requests reaches a handler and succeeds");
