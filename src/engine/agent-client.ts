@@ -115,6 +115,13 @@ class Call implements StreamHandler {
   }
 }
 
+/** A stat from lohar goes into response headers: a sandbox could send anything, so check it. */
+function isStat(s: unknown): s is StatInfo {
+  const o = s as StatInfo;
+  return !!o && typeof o === "object" && typeof o.name === "string" && ["file", "dir", "symlink", "other"].includes(o.type) &&
+    [o.size, o.mode, o.uid, o.gid].every((n) => Number.isSafeInteger(n) && n >= 0) && typeof o.mtime === "string";
+}
+
 function parse(payload: Buffer): AgentMessage | null {
   try {
     const m = JSON.parse(payload.toString("utf8")) as AgentMessage;
@@ -200,16 +207,20 @@ export class AgentClient extends EventEmitter {
 
   async writeFile(path: string, data: Buffer, mode?: number): Promise<void> {
     const c = this.call(mode === undefined ? { type: "file_write", path } : { type: "file_write", path, mode });
-    for (let off = 0; off < data.length && !this._closed; off += DATA_CHUNK) {
-      if (!this.sendFrame(encodeFrame(FrameKind.Data, c.id, data.subarray(off, off + DATA_CHUNK)))) await this.drained();
+    // lohar may refuse (EACCES...) before all data is sent: the rejection is
+    // handled from the start (it is awaited below) and stops the sending.
+    let answered = false;
+    const answer = c.result.then(() => { answered = true; }, () => { answered = true; });
+    for (let off = 0; off < data.length && !this._closed && !answered; off += DATA_CHUNK) {
+      if (!this.sendFrame(encodeFrame(FrameKind.Data, c.id, data.subarray(off, off + DATA_CHUNK)))) await Promise.race([this.drained(), answer]);
     }
-    this.sendFrame(encodeControl(c.id, { type: "eof" }));
+    if (!answered) this.sendFrame(encodeControl(c.id, { type: "eof" }));
     await c.result;
   }
 
   async stat(path: string): Promise<StatInfo> {
     const r = await this.call({ type: "file_stat", path }).result;
-    if (r.type !== "result" || !r.stat) throw new Error(`stat ${path}: bad answer from agent`);
+    if (r.type !== "result" || !isStat(r.stat)) throw new Error(`stat ${path}: bad answer from agent`);
     return r.stat;
   }
 

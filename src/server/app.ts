@@ -6,8 +6,10 @@ import { RateLimiter } from "./ratelimit.js";
 import { Reply, HANDLED } from "./reply.js";
 import { UserError } from "../util/errors.js";
 import type { UserService, User } from "../users/service.js";
+import type { ConnectionGate } from "./connections.js";
+import { parseTarget } from "./target.js";
 
-export interface AppOptions { users: UserService; limiter: RateLimiter; log: (line: string) => void }
+export interface AppOptions { users: UserService; limiter: RateLimiter; log: (line: string) => void; connections?: ConnectionGate }
 
 export class App {
   readonly router = new Router();
@@ -17,9 +19,10 @@ export class App {
 
   get busy(): number { return this.inflight; }
 
-  /** Authenticates and rate-limits a request (also used for WebSocket upgrades). */
+  /** Authenticates, counts the connection against the user's cap, and rate-limits a request (also used for WebSocket upgrades). */
   admit(req: IncomingMessage, query: URLSearchParams): User {
     const user = authenticate(req, query, this.opts.users);
+    this.opts.connections?.claim(req.socket, user.id);
     const wait = this.opts.limiter.take(user.id);
     if (wait > 0) throw new UserError(429, "rate limit exceeded", { "Retry-After": String(wait) });
     return user;
@@ -30,15 +33,15 @@ export class App {
     res.on("close", () => { this.inflight--; });
     this.handle(req, res).catch((err) => {
       if (!(err instanceof UserError)) this.opts.log(`internal error on ${req.method} ${safePath(req)}: ${describe(err)}`);
-      sendError(res, err);
+      if (req.socket && !req.socket.destroyed) sendError(res, err); // else the client went away: nobody to answer
     });
   };
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const { route, params } = this.router.match(req.method ?? "GET", url.pathname);
-    const ctx: Ctx = { req, res, params, query: url.searchParams, user: undefined as unknown as User };
-    if (!route.public) ctx.user = this.admit(req, url.searchParams);
+    const { path, query } = parseTarget(req.url);
+    const { route, params } = this.router.match(req.method ?? "GET", path);
+    const ctx: Ctx = { req, res, params, query, user: undefined as unknown as User };
+    if (!route.public) ctx.user = this.admit(req, query);
     const out = await route.handler(ctx);
     if (out === HANDLED) return;
     if (out instanceof Reply) sendJson(res, out.status, out.body, out.headers);

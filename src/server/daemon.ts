@@ -19,14 +19,24 @@ import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
+import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
 
 export interface ServeOptions {
   dataDir: string;
   listen: string; // host:port
   rateLimit: number; // requests per second per user; 0 = off
   engine: EngineChoice;
+  /** Connection limits (see connections.ts); defaults in DEFAULT_LIMITS. */
+  limits?: Partial<ConnectionLimits>;
   log?: (line: string) => void;
 }
+
+// Timeouts of both servers (node:http): the request head must arrive within
+// HEADERS_TIMEOUT and the whole request (with its body) within REQUEST_TIMEOUT;
+// an idle keep-alive connection is closed after KEEP_ALIVE_TIMEOUT.
+export const HEADERS_TIMEOUT = 10_000;
+export const REQUEST_TIMEOUT = 300_000;
+export const KEEP_ALIVE_TIMEOUT = 30_000;
 
 export const DAEMON_MARKER = "serve";
 
@@ -62,6 +72,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images }, opts.engine);
   let sandboxes: SandboxService;
   let app: App;
+  const gate = new ConnectionGate({ ...DEFAULT_LIMITS, ...opts.limits }, log);
   try {
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
@@ -69,7 +80,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
     const rec = await sandboxes.recover();
     if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
-    app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
+    app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates);
@@ -81,15 +92,28 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const reaper = setInterval(() => { sandboxes.reapOrphans().catch(() => {}); }, 2000);
   reaper.unref();
 
-  const tcp = createServer({ keepAliveTimeout: 30_000 }, app.listener);
-  const unix = createServer({ keepAliveTimeout: 30_000 }, app.listener);
+  const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
+  const tcp = createServer(timeouts, app.listener);
+  const unix = createServer(timeouts, app.listener);
   const upgrade = execWebSocket(app, sandboxes, log);
-  tcp.on("upgrade", upgrade);
-  unix.on("upgrade", upgrade);
+  for (const server of [tcp, unix]) {
+    server.on("upgrade", upgrade);
+    gate.attach(server);
+  }
   await listen(tcp, () => tcp.listen(port, host));
   await removeStaleSocket(paths.socket);
   await listen(unix, () => unix.listen(paths.socket));
   chmodSync(paths.socket, 0o600);
+  // Once listening, a server's 'error' is a failed accept (EMFILE, ENFILE...):
+  // that connection is lost, the daemon keeps serving.
+  let lastAcceptError = 0;
+  for (const server of [tcp, unix]) {
+    server.on("error", (e: NodeJS.ErrnoException) => {
+      if (Date.now() - lastAcceptError < 10_000) return;
+      lastAcceptError = Date.now();
+      log(`accepting a connection failed: ${e.code ?? e.name}`);
+    });
+  }
   const addr = tcp.address();
   const bound = typeof addr === "object" && addr ? `${addr.address.includes(":") ? `[${addr.address}]` : addr.address}:${addr.port}` : opts.listen;
   log(`bhatti ${VERSION} listening on http://${bound} and unix:${paths.socket} (data dir ${dataDir})`);
@@ -106,6 +130,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     unix.closeAllConnections();
     await stopped;
     clearInterval(reaper);
+    gate.close();
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();

@@ -69,18 +69,30 @@ export function sendError(res: ServerResponse, err: unknown): void {
   }
 }
 
-/** Reads the raw body, enforcing MAX_BODY (413) without buffering more than that. */
-export async function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
+/**
+ * Reads the raw body, enforcing MAX_BODY (413) without buffering more than that.
+ * Over the limit, the rest is not read: the 413 closes the connection.
+ */
+export function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
+  const tooBig = () => new UserError(413, `request body exceeds ${limit} bytes`, { Connection: "close" });
   const declared = Number(req.headers["content-length"] ?? "0");
-  if (declared > limit) throw new UserError(413, `request body exceeds ${limit} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new UserError(413, `request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  if (declared > limit) return Promise.reject(tooBig());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (err: Error | null) => {
+      req.off("data", onData).off("end", onEnd).off("error", onClose).off("close", onClose);
+      if (err) { chunks.length = 0; reject(err); } else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) settle(tooBig());
+      else chunks.push(chunk);
+    };
+    const onEnd = () => settle(null);
+    const onClose = () => settle(new UserError(400, "request body was cut short")); // the client went away
+    req.on("data", onData).once("end", onEnd).once("error", onClose).once("close", onClose);
+  });
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

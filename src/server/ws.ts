@@ -3,7 +3,7 @@
 // then binary frames (stdin) and JSON text frames {type: eof|resize|signal}.
 // Server -> client: binary frames [1|2, ...bytes] for stdout|stderr, and JSON
 // text frames ending with {type:"exit", exit_code} or {type:"error", message}.
-import type { IncomingMessage } from "node:http";
+import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import type { App } from "./app.js";
@@ -11,6 +11,7 @@ import type { SandboxService } from "../sandboxes/service.js";
 import { UserError } from "../util/errors.js";
 import { validateEnv } from "../sandboxes/validate.js";
 import type { ExecSession } from "../engine/agent-client.js";
+import { parseTarget } from "./target.js";
 
 const PATH_RE = /^\/sandboxes\/([^/]+)\/exec\/ws\/?$/;
 const SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP"]);
@@ -19,18 +20,32 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
 
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const m = PATH_RE.exec(url.pathname);
+    // node:http removed its own listeners from an upgraded socket: without
+    // this, a reset during the handshake or the reply below is a crash.
+    socket.on("error", () => socket.destroy());
     try {
-      if (!m) throw new UserError(404, `no route for GET ${url.pathname}`);
-      const user = app.admit(req, url.searchParams);
-      const agent = sandboxes.agent(user, decodeURIComponent(m[1]));
-      wss.handleUpgrade(req, socket, head, (ws) => serveExec(ws, agent));
+      const { path, query } = parseTarget(req.url);
+      const m = PATH_RE.exec(path);
+      if (!m) throw new UserError(404, `no route for GET ${path}`);
+      const user = app.admit(req, query);
+      let ref: string;
+      try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
+      const agent = sandboxes.agent(user, ref);
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
+        // length...) is an 'error' on the WebSocket: ws has already sent a
+        // close frame with the reason; the socket is cut shortly after, and
+        // 'close' ends the command as for any client that goes away.
+        ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
+        serveExec(ws, agent);
+      });
     } catch (e) {
       const status = e instanceof UserError ? e.status : 500;
       const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
       if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const headers = Object.entries(e instanceof UserError ? e.headers : {})
+        .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
     }
   };
 }
@@ -69,6 +84,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): v
     if (isBinary) { session.write(buf); return; }
     let msg: Record<string, unknown>;
     try { msg = JSON.parse(buf.toString("utf8")); } catch { return; }
+    if (typeof msg !== "object" || msg === null) return; // e.g. `null`: not a control message
     if (msg.type === "eof") session.end();
     else if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") session.resize(msg.rows, msg.cols);
     else if (msg.type === "signal" && typeof msg.signal === "string" && SIGNALS.has(msg.signal)) session.signal(msg.signal);

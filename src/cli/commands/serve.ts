@@ -1,15 +1,26 @@
-import { parse, UsageError } from "../args.js";
+import { intOption, parse, UsageError } from "../args.js";
 import { resolveDataDir } from "../../util/paths.js";
 import { serve } from "../../server/daemon.js";
+import { DEFAULT_LIMITS } from "../../server/connections.js";
 
-const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]";
+const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
+  "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]";
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     listen: { type: "string" },
     "rate-limit": { type: "string" },
     engine: { type: "string" },
+    "max-connections": { type: "string" },
+    "max-connections-per-user": { type: "string" },
+    "auth-timeout": { type: "string" },
   }, { usage: USAGE });
+  const limits = {
+    max: intOption("max-connections", values["max-connections"], DEFAULT_LIMITS.max),
+    perUser: intOption("max-connections-per-user", values["max-connections-per-user"], DEFAULT_LIMITS.perUser),
+    authTimeoutMs: intOption("auth-timeout", values["auth-timeout"], DEFAULT_LIMITS.authTimeoutMs / 1000) * 1000,
+  };
+  if (limits.perUser > limits.max) throw new UsageError(`--max-connections-per-user must not exceed --max-connections\nusage: ${USAGE}`);
   const engine = values.engine ?? process.env.BHATTI_ENGINE ?? "auto";
   if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto\nusage: ${USAGE}`);
   const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
@@ -25,6 +36,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
     rateLimit: rate,
     engine,
+    limits,
   });
   process.stdout.write(
     "\nNext steps, in another shell:\n" +

@@ -6,6 +6,7 @@ import { UserError, badRequest } from "../../util/errors.js";
 import type { SandboxService } from "../../sandboxes/service.js";
 import type { TemplateService } from "../../sandboxes/templates.js";
 import type { ExecExit } from "../../protocol/agent.js";
+import { checkFilePath } from "../file-path.js";
 
 const MAX_FILE = 64 << 20;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -37,20 +38,26 @@ function exitBody(exit: ExecExit, timeoutMs?: number): Record<string, unknown> {
 }
 
 function filePath(ctx: Ctx): string {
-  const p = ctx.query.get("path");
-  if (!p || !p.startsWith("/") || p.includes("\u0000")) throw badRequest("path query parameter must be an absolute path");
-  return p;
+  return checkFilePath(ctx.query.get("path"));
 }
+
+// lohar's file errors end in ": CODE (reason)" after the path; the status comes
+// from that code only, since the path before it is the user's and may say anything.
+const ERRNO_STATUS: Record<string, number> = {
+  ENOENT: 404, EACCES: 403, EPERM: 403, EROFS: 403, EEXIST: 409, ENOTEMPTY: 409,
+  EISDIR: 400, ENOTDIR: 400, ELOOP: 400, ENAMETOOLONG: 400, EINVAL: 400,
+};
 
 /** Agent errors (not found, permission denied...) are the user's, and never carry values. */
 async function agentCall<T>(f: () => Promise<T>): Promise<T> {
   try {
     return await f();
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const msg = (e as Error).message;
-    if (/not found|no such file|ENOENT/i.test(msg)) throw new UserError(404, msg);
-    if (/permission denied|EACCES|EPERM/i.test(msg)) throw new UserError(403, msg);
-    if (/is a directory|not a directory|EISDIR|ENOTDIR|must be absolute/i.test(msg)) throw new UserError(400, msg);
+    const code = /: (E[A-Z0-9]+)(?: \([^()]*\))?$/.exec(msg)?.[1];
+    if (code && ERRNO_STATUS[code]) throw new UserError(ERRNO_STATUS[code], msg);
+    if (!code && /must be absolute|must be an integer/.test(msg)) throw new UserError(400, msg);
     throw new UserError(502, `sandbox agent: ${msg}`);
   }
 }
@@ -107,7 +114,8 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   });
   router.add("HEAD", "/sandboxes/:id/files", async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
-    const st = await agentCall(() => agent.stat(filePath(ctx)));
+    const path = filePath(ctx);
+    const st = await agentCall(() => agent.stat(path));
     ctx.res.writeHead(200, {
       "Content-Length": st.type === "file" ? st.size : 0, "X-File-Type": st.type, "X-File-Mode": st.mode.toString(8),
       "X-File-Uid": String(st.uid), "X-File-Gid": String(st.gid), "Last-Modified": new Date(st.mtime).toUTCString(),
