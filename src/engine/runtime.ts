@@ -2,7 +2,7 @@
 // the tmpfs runtime dir, mount/loop inspection and host-global uid-slot
 // reservations for user namespaces. Nothing here ever sees a secret value:
 // arguments passed to run() must be paths and flags only.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statfsSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { run as runTool, type RunResult } from "../util/run.js";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
@@ -30,15 +30,27 @@ export function assertTmpfs(path: string): void {
 }
 
 /**
- * Makes sure /run/bhatti is a tmpfs (mounting one if the host's /run is not)
- * and creates the daemon's runtime dir 0700 inside it.
+ * File in a runtime dir naming the data dir it belongs to: the dir's name is
+ * only a hash of that path, and a later daemon needs the path to tell whether
+ * the dir is stale (see stale-runtime.ts).
  */
-export async function ensureRuntimeDir(runtimeDir: string): Promise<void> {
+export const DATADIR_RECORD = "datadir";
+
+/**
+ * Makes sure /run/bhatti is a tmpfs (mounting one if the host's /run is not)
+ * and creates the daemon's runtime dir 0711 inside it, recording dataDir in it.
+ */
+export async function ensureRuntimeDir(runtimeDir: string, dataDir?: string): Promise<void> {
   mkdirSync(RUN_BHATTI, { recursive: true, mode: 0o755 });
   if (!isTmpfs(RUN_BHATTI)) {
     await run("mount", ["-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "bhatti-run", RUN_BHATTI]);
   }
   mkdirSync(runtimeDir, { recursive: true, mode: 0o711 });
+  if (dataDir) {
+    const rec = join(runtimeDir, DATADIR_RECORD);
+    writeFileSync(`${rec}.tmp`, `${dataDir}\n`, { mode: 0o600 });
+    renameSync(`${rec}.tmp`, rec);
+  }
   // 0711, not 0700: runc sets up a sandbox's mounts from inside its user
   // namespace, so the sandbox's root (an unprivileged host uid) must be able to
   // traverse to <rt>/sb/<id>/. Nothing here is listable, and each sandbox dir

@@ -12,6 +12,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { spawnSync } from "node:child_process";
+import { tiedToParent } from "../util/run.js";
 
 export const PROBE_MARKER = "BHATTI-PROBE-OK";
 export const INIT_MARKER = "BHATTI-INITRAMFS";
@@ -127,7 +128,7 @@ function plainModule(path: string, data: Buffer): Buffer {
   if (path.endsWith(".ko.gz")) return gunzipSync(data);
   const cmd = path.endsWith(".ko.xz") ? "xz" : path.endsWith(".ko.zst") ? "zstd" : null;
   if (!cmd) throw new Error(`module ${path}: unknown compression`);
-  const r = spawnSync(cmd, ["-dcq"], { input: data, maxBuffer: 64 << 20, env: {} });
+  const r = spawnSync(...tiedToParent(cmd, ["-dcq"]), { input: data, maxBuffer: 64 << 20, env: {} });
   if (r.status !== 0) throw new Error(`module ${path}: ${cmd} -d failed: ${r.stderr?.toString().trim() ?? r.error}`);
   return r.stdout;
 }

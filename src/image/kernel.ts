@@ -1,15 +1,13 @@
 // Kernel artifacts of a guest image for the vm engine: Debian's cloud kernel
 // (downloaded as a .deb, never installed on the host), unpacked to an ELF
 // vmlinux for QEMU's PVH boot, plus the initramfs built from its modules.
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { buildInitramfs } from "./initramfs.js";
+import { run } from "./run.js";
 import { extractVmlinux } from "./vmlinux.js";
 
-const run = promisify(execFile);
 const META_PACKAGE = "linux-image-cloud-amd64";
 
 export interface KernelArtifacts {
@@ -33,7 +31,7 @@ async function debFor(pkg: string, cacheDir: string, log: (s: string) => void): 
   let deb = await find();
   if (!deb) {
     log(`downloading ${pkg}`);
-    await run("apt-get", ["download", "-q", pkg], { cwd: cacheDir, maxBuffer: 16 << 20 });
+    await run("apt-get", ["download", "-q", pkg], { cwd: cacheDir });
     deb = await find();
     if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb in ${cacheDir}`);
   }

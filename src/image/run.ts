@@ -24,7 +24,12 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
   return { ...env, ...extra };
 }
 
-/** src/util/run.ts with the builder's environment (proxies for apt) and no timeout: packing an image takes a while. */
+/**
+ * src/util/run.ts with the builder's environment (proxies for apt) and no
+ * timeout: packing an image takes a while. Each tool runs in its own pid
+ * namespace (`tree`): dpkg-deb's tar and apt's download methods die with it
+ * when the builder dies.
+ */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env) });
+  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env), tree: true });
 }

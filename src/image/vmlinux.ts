@@ -4,6 +4,7 @@
 // keep the first result that is an ELF file. LZ4 (Debian's choice) is decoded
 // here; gzip/xz/zstd go through the usual command-line tools.
 import { spawnSync } from "node:child_process";
+import { tiedToParent } from "../util/run.js";
 
 const LZ4_LEGACY_MAGIC = 0x184c2102;
 const LZ4_LEGACY_BLOCK = 8 << 20; // uncompressed size of every block but the last
@@ -17,7 +18,7 @@ interface Format {
 function tool(cmd: string, args: string[]): (data: Buffer) => Buffer | null {
   return (data) => {
     // Trailing bytes after the payload make these tools exit non-zero; the output is still usable.
-    const r = spawnSync(cmd, args, { input: data, maxBuffer: 512 << 20, env: {} });
+    const r = spawnSync(...tiedToParent(cmd, args), { input: data, maxBuffer: 512 << 20, env: {} });
     return r.stdout && r.stdout.length > 0 ? r.stdout : null;
   };
 }

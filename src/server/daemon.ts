@@ -20,6 +20,10 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
+import { ensureRuntimeDir } from "../engine/runtime.js";
+import { sweepStaleRuntimeDirs } from "../engine/stale-runtime.js";
+import { endStrayProbes } from "../engine/vm/strays.js";
+import { stopProbes } from "../engine/vm/accel.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -74,6 +78,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   let app: App;
   const gate = new ConnectionGate({ ...DEFAULT_LIMITS, ...opts.limits }, log);
   try {
+    await ensureRuntimeDir(runtimeDir, dataDir); // first: it records which data dir the runtime dir belongs to
+    cleanUpAfterDeadDaemons(runtimeDir, log);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db);
@@ -121,6 +127,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     log("shutting down: no new connections, finishing in-flight requests");
+    const probes = stopProbes(); // an accelerator probe still running is only the daemon's helper
     const stopped = Promise.all([tcp, unix].map((s) => new Promise<void>((r) => s.close(() => r()))));
     tcp.closeIdleConnections();
     unix.closeIdleConnections();
@@ -131,6 +138,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     await stopped;
     clearInterval(reaper);
     gate.close();
+    await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();
@@ -143,6 +151,26 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     log("stopped");
   })());
   return { close };
+}
+
+/**
+ * What a daemon killed on this host may have left: accelerator probe QEMUs
+ * (orphaned ones only; see strays.ts) and runtime dirs of data dirs that are
+ * gone (see stale-runtime.ts). Logged; never stops the start.
+ */
+function cleanUpAfterDeadDaemons(ownRuntimeDir: string, log: (line: string) => void): void {
+  try {
+    for (const p of endStrayProbes()) {
+      log(`ended a stray accelerator probe: pid ${p.pid} (parent ${p.ppid}), qemu -accel ${p.accel} -kernel ${p.kernel}`);
+    }
+    const sweep = sweepStaleRuntimeDirs(ownRuntimeDir);
+    for (const r of sweep.removed) {
+      log(`removed the runtime dir ${r.dir} of the gone data dir ${r.dataDir}${r.uidSlots ? ` (freed ${r.uidSlots} uid slot(s))` : ""}`);
+    }
+    if (sweep.kept.length) log(`runtime dirs left alone: ${sweep.kept.map((k) => `${k.dir} (${k.why})`).join("; ")}`);
+  } catch (e) {
+    log(`cleaning up after dead daemons failed: ${(e as Error).message}`);
+  }
 }
 
 function listen(server: Server, start: () => void): Promise<void> {

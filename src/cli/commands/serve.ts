@@ -2,6 +2,7 @@ import { intOption, parse, UsageError } from "../args.js";
 import { resolveDataDir } from "../../util/paths.js";
 import { serve } from "../../server/daemon.js";
 import { DEFAULT_LIMITS } from "../../server/connections.js";
+import { stopProbes } from "../../engine/vm/accel.js";
 
 const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
   "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]";
@@ -27,17 +28,28 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
   // Signals are caught from the start: one that arrives while the daemon is
   // still starting (or just after it said "listening") still gets a clean stop.
+  // A probe still running is killed at once: a daemon starting with
+  // --engine vm would otherwise wait for it before it can stop.
   let signalled!: () => void;
+  let stopping = false;
   const stopRequested = new Promise<void>((resolve) => { signalled = resolve; });
-  process.once("SIGINT", signalled);
-  process.once("SIGTERM", signalled);
-  const daemon = await serve({
-    dataDir: resolveDataDir(values["data-dir"]),
-    listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
-    rateLimit: rate,
-    engine,
-    limits,
-  });
+  const onSignal = (): void => { stopping = true; void stopProbes(); signalled(); };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let daemon: Awaited<ReturnType<typeof serve>>;
+  try {
+    daemon = await serve({
+      dataDir: resolveDataDir(values["data-dir"]),
+      listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
+      rateLimit: rate,
+      engine,
+      limits,
+    });
+  } catch (e) {
+    if (!stopping) throw e;
+    process.stderr.write(`stopped while starting (${(e as Error).message})\n`);
+    return 0;
+  }
   process.stdout.write(
     "\nNext steps, in another shell:\n" +
     "  bin/bhatti user create --name alice          # prints an API key, once\n" +

@@ -69,7 +69,7 @@ export class NsEngine implements Engine {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
     if (!this.runtimeReady) {
-      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir).then(() => sweepLayerBuilds(this.layers));
+      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir).then(() => sweepLayerBuilds(this.layers));
       this.sweepTrash();
     }
     await this.runtimeReady;

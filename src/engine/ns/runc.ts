@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { TOOL_ENV, run } from "../runtime.js";
+import { tiedToParent } from "../../util/run.js";
 
 export interface RuncState { id: string; pid: number; status: string; bundle?: string }
 
@@ -16,7 +17,12 @@ export class Runc {
   start(id: string, bundle: string, pidFile: string, logFile: string): Promise<void> {
     const fd = openSync(logFile, "a", 0o600);
     return new Promise<void>((resolve, reject) => {
-      const child = spawn(this.bin, ["--root", this.root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id], {
+      // Tied to the daemon like every host tool: if the daemon dies while runc
+      // sets the container up, runc dies too (the next daemon removes the
+      // half-made container as an orphan). A started container is never
+      // affected: its init is runc's child, and the parent-death signal is not
+      // inherited across fork; with -d runc exits once the container runs.
+      const child = spawn(...tiedToParent(this.bin, ["--root", this.root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id]), {
         env: TOOL_ENV,
         stdio: ["ignore", fd, fd],
         cwd: bundle,

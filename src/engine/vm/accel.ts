@@ -2,10 +2,17 @@
 // nothing (nested setups expose a KVM that cannot run a normal guest), so we
 // boot the real kernel + initramfs to the initramfs's probe marker: first with
 // KVM and a short timeout, then with TCG.
-import { spawn } from "node:child_process";
+//
+// A probe QEMU is the daemon's helper, not a sandbox: it dies with the daemon
+// (parent-death signal, see tiedToParent), is killed by stopProbes() on a
+// graceful stop, and one a crashed daemon left is ended by the next one
+// (strays.ts, which recognises it by PROBE_FLAG in its argv).
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve as resolvePath } from "node:path";
 import { PROBE_MARKER } from "../../image/initramfs.js";
-import { TOOL_ENV } from "../runtime.js";
+import { tiedToParent } from "../../util/run.js";
+import { RUN_BHATTI, TOOL_ENV } from "../runtime.js";
 import { type Accel, QEMU_BIN, kernelCmdline } from "./qemu.js";
 
 export interface ProbeAttempt {
@@ -25,9 +32,34 @@ const TIMEOUT_MS: Record<Accel, number> = { kvm: 10_000, tcg: 60_000 };
 // that cannot run the guest (seen in nested setups) prints nothing at all.
 const FIRST_OUTPUT_MS: Record<Accel, number> = { kvm: 3_000, tcg: 60_000 };
 
+/**
+ * The host-wide cache of probe answers (tmpfs, shared by every daemon on the
+ * host). BHATTI_ACCEL_CACHE moves it: tests that must see a probe run use
+ * their own file instead of deleting the one other daemons rely on.
+ */
+export function accelCacheFile(): string {
+  const override = process.env.BHATTI_ACCEL_CACHE;
+  return override ? resolvePath(override) : join(RUN_BHATTI, "vm-accel.json");
+}
+
+// Probe QEMUs of this process that have not exited yet, each with a promise of its exit.
+const running = new Map<ChildProcess, Promise<void>>();
+let stopped = false;
+
+/**
+ * Kills every running probe of this process and waits until each has exited
+ * (reaped); no probe starts afterwards. For the daemon's shutdown.
+ */
+export async function stopProbes(): Promise<void> {
+  stopped = true;
+  for (const child of running.keys()) child.kill("SIGKILL");
+  await Promise.all(running.values());
+}
+
 /** Boot once to the probe marker; resolves when it shows up, QEMU dies, or the timeout passes. */
 export function bootToMarker(accel: Accel, kernel: string, initramfs: string, timeoutMs = TIMEOUT_MS[accel]): Promise<ProbeAttempt> {
   const started = Date.now();
+  if (stopped) return Promise.resolve({ accel, ok: false, ms: 0, detail: "not probed: shutting down" });
   const args = [
     "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,pit=on,pic=off",
     "-accel", accel, "-cpu", accel === "kvm" ? "host" : "max", "-smp", "1", "-m", "256M",
@@ -37,7 +69,12 @@ export function bootToMarker(accel: Accel, kernel: string, initramfs: string, ti
     "-serial", "stdio",
   ];
   return new Promise((resolve) => {
-    const child = spawn(QEMU_BIN, args, { env: TOOL_ENV, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(...tiedToParent(QEMU_BIN, args), { env: TOOL_ENV, stdio: ["ignore", "pipe", "pipe"] });
+    running.set(child, new Promise<void>((r) => {
+      const gone = (): void => { running.delete(child); r(); };
+      child.once("close", gone);
+      child.once("error", gone); // never started
+    }));
     let out = "";
     let err = "";
     let done = false;
@@ -47,8 +84,9 @@ export function bootToMarker(accel: Accel, kernel: string, initramfs: string, ti
       clearTimeout(timer);
       clearTimeout(silent);
       child.kill("SIGKILL");
+      const reason = stopped ? "stopped: shutting down" : why;
       const tail = `${err.trim()}\n${out.trim()}`.trim().split("\n").slice(-6).join("\n");
-      resolve({ accel, ok, ms: Date.now() - started, detail: ok ? "" : `${why}${tail ? `: ${tail}` : ""}` });
+      resolve({ accel, ok, ms: Date.now() - started, detail: ok ? "" : `${reason}${tail ? `: ${tail}` : ""}` });
     };
     const timer = setTimeout(() => finish(false, `no boot marker within ${timeoutMs} ms`), timeoutMs);
     const silent = setTimeout(() => finish(false, `no console output within ${FIRST_OUTPUT_MS[accel]} ms`), Math.min(timeoutMs, FIRST_OUTPUT_MS[accel]));

@@ -4,12 +4,11 @@
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import type { Socket } from "node:net";
 import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
-import { ensureRuntimeDir, run, RUN_BHATTI, sandboxDirsWith, tryConnect } from "../runtime.js";
-import { probeAccelCached } from "./accel.js";
+import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
+import { accelCacheFile, probeAccelCached } from "./accel.js";
 import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
 import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
@@ -48,7 +47,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }
     if (this.opts.accel) return { ok: true, accel: this.opts.accel };
-    const p = await probeAccelCached(img.kernel, img.initramfs, join(RUN_BHATTI, "vm-accel.json"));
+    const p = await probeAccelCached(img.kernel, img.initramfs, accelCacheFile());
     if (!p.accel) {
       return { ok: false, reason: `QEMU cannot boot the guest kernel: ${p.attempts.map((a) => `${a.accel}: ${a.detail}`).join("; ")}` };
     }
@@ -58,7 +57,7 @@ export class VmEngine implements Engine {
   async create(spec: CreateSpec): Promise<RunningSandbox> {
     const avail = await this.available();
     if (!avail.ok || !avail.accel) throw new Error(`vm engine unavailable: ${avail.reason}`);
-    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir);
+    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir);
     await this.runtimeReady;
     const p = vmPaths(this.env, spec.id);
     const img = imagePaths(this.env, spec.image);

@@ -31,6 +31,9 @@ export function hostTscKhz(): number | null {
   }
 }
 
+/** Kernel command line flag of the accelerator probe: the initramfs prints its marker and powers off. */
+export const PROBE_FLAG = "bhatti.probe";
+
 /** Kernel command line. Only flags; tuned for boot time (see the vm engine notes in the report). */
 export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe">): string {
   const args = [
@@ -48,7 +51,7 @@ export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe">): string {
     // for tens of seconds on a busy host (measured: >30 s vs 1.6 s).
     args.push(`tsc_early_khz=${hostTscKhz() ?? 2_000_000}`);
   }
-  if (spec.probe) args.push("bhatti.probe");
+  if (spec.probe) args.push(PROBE_FLAG);
   return args.join(" ");
 }
 
