@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient } from "./agent-client.js";
-import { encodeControl, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION } from "../protocol/agent.js";
+import { encodeControl, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION, STREAM_WINDOW } from "../protocol/agent.js";
 import { startLohar, config, run } from "../agent/testkit.js";
 
 async function fakeAgent(onConn: (s: Socket) => void): Promise<{ server: Server; path: string; done: () => void }> {
@@ -141,5 +141,36 @@ test("against lohar: 20 execs at once on one connection each get their own exit"
     c.close();
   } finally {
     await l.stop();
+  }
+});
+
+test("an agent that sends past its window loses the stream: the exec fails and is cancelled", async () => {
+  const seen: string[] = [];
+  const f = await fakeAgent((s) => {
+    const dec = new FrameDecoder();
+    s.on("data", (d: Buffer) => {
+      for (const fr of dec.push(d)) {
+        if (fr.kind === FrameKind.Auth) s.write(hello);
+        else if (fr.kind === FrameKind.Control) {
+          const m = JSON.parse(fr.payload.toString());
+          seen.push(m.type);
+          // Ignore credit entirely: 2 MiB of output at once.
+          if (m.type === "exec") for (let i = 0; i < 32; i++) s.write(encodeFrame(FrameKind.Stdout, fr.stream, Buffer.alloc(64 * 1024)));
+        }
+      }
+    });
+  });
+  try {
+    const c = await AgentClient.open(connect(f.path), "t", 2000);
+    const e = c.exec({ cmd: ["x"] }, { manualAck: true });
+    let got = 0;
+    e.on("stdout", (b: Buffer) => (got += b.length));
+    await assert.rejects(e.done, /exceeded the flow-control window/);
+    assert.ok(got <= STREAM_WINDOW, `emitted ${got} bytes`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(seen.includes("cancel"), `the agent was told to cancel (saw ${seen.join(",")})`);
+    c.close();
+  } finally {
+    f.done();
   }
 });
