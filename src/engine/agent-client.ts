@@ -284,9 +284,10 @@ class Upload implements StreamHandler {
  * buffer, which happens only when the consumer asks for more (_read).
  */
 export class FileStream extends Readable implements StreamHandler {
-  stat!: StatInfo;
-  readonly opened: Promise<StatInfo>;
-  private open!: { resolve: (s: StatInfo) => void; reject: (e: Error) => void };
+  /** The file as lohar opened it; null from a version 1 agent (size unknown). */
+  stat: StatInfo | null = null;
+  readonly opened: Promise<StatInfo | null>;
+  private open!: { resolve: (s: StatInfo | null) => void; reject: (e: Error) => void };
   private isOpen = false;
   private finished = false; // lohar's final message arrived (or the stream failed)
   private complete = false; // ...and it was "result"
@@ -304,9 +305,11 @@ export class FileStream extends Readable implements StreamHandler {
 
   frame(f: Frame): void {
     if (this.finished) return;
+    // A version 1 agent sends no "opened": its first answer opens the stream, size unknown.
+    if (!this.client.flow && !this.isOpen && (f.kind === FrameKind.Data || parse(f.payload)?.type === "result")) this.openAs(null);
     if (f.kind === FrameKind.Data) {
       if (!this.isOpen || !this.credit.received(f.payload.length)) return this.stop(new Error("agent broke the file_read protocol"));
-      if (this.received + f.payload.length > this.stat.size) return this.stop(new Error("agent sent more than the file's size"));
+      if (this.stat && this.received + f.payload.length > this.stat.size) return this.stop(new Error("agent sent more than the file's size"));
       this.received += f.payload.length;
       this.queue.push(f.payload);
       return this.feed();
@@ -314,17 +317,12 @@ export class FileStream extends Readable implements StreamHandler {
     if (f.kind !== FrameKind.Control) return;
     const msg = parse(f.payload);
     if (!msg) return;
-    if (msg.type === "opened" && !this.isOpen) {
-      this.isOpen = true;
-      this.stat = msg.stat;
-      this.open.resolve(msg.stat);
-      return;
-    }
+    if (msg.type === "opened" && !this.isOpen) return this.openAs(msg.stat);
     if (msg.type === "result") {
       this.finished = true;
       this.client.release(this.id);
       if (!this.isOpen) return this.failWith(new Error("agent broke the file_read protocol"));
-      if (this.received !== this.stat.size) return this.failWith(new Error("the file changed size while it was read"));
+      if (this.stat && this.received !== this.stat.size) return this.failWith(new Error("the file changed size while it was read"));
       this.complete = true;
       return this.feed();
     }
@@ -368,6 +366,12 @@ export class FileStream extends Readable implements StreamHandler {
       this.complete = false;
       this.push(null);
     }
+  }
+
+  private openAs(stat: StatInfo | null): void {
+    this.isOpen = true;
+    this.stat = stat;
+    this.open.resolve(stat);
   }
 
   private stop(err: Error): void {

@@ -159,7 +159,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     if (ctx.query.get("ls") === "true") return agentCall(() => agent.list(path));
     const file = await agentCall(() => agent.openFile(path));
     const res = ctx.res;
-    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": file.stat.size });
+    res.writeHead(200, { "Content-Type": "application/octet-stream", ...(file.stat ? { "Content-Length": file.stat.size } : {}) });
     // A stopping daemon lets a download finish within the grace period, then cuts it.
     const unregister = streams.add({ stop: () => {}, kill: () => { res.destroy(); file.destroy(); } });
     try {
