@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, symlinkSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { once } from "node:events";
 import { join } from "node:path";
@@ -108,6 +108,23 @@ test("a file read by a slow consumer stays within the window and arrives whole",
   const h = createHash("sha256");
   for await (const b of f) h.update(b as Buffer);
   assert.equal(h.digest("hex"), want);
+});
+
+test("a file read whose consumer goes away is cancelled: lohar closes the file", async () => {
+  const p = join(l.dir, "cancel-read.bin");
+  execFileSync("/bin/sh", ["-c", `head -c ${4 * 1024 * 1024} /dev/zero > ${p}; chmod 644 ${p}`]);
+  const holds = () => readdirSync(`/proc/${l.proc.pid}/fd`).some((fd) => {
+    try { return readlinkSync(`/proc/${l.proc.pid}/fd/${fd}`) === p; } catch { return false; }
+  });
+  const f = await c.openFile(p);
+  await sleep(100);
+  assert.ok(holds(), "sanity: lohar holds the file open while the read is stalled");
+  f.destroy();
+  for (let i = 0; holds(); i++) {
+    assert.ok(i < 50, "lohar still holds the file");
+    await sleep(20);
+  }
+  assert.equal((await run(c, ["true"])).exit.exit_code, 0);
 });
 
 test("a FIFO is refused at once, and lohar keeps serving", async () => {
