@@ -108,6 +108,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
     else if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") session.resize(msg.rows, msg.cols);
     else if (msg.type === "signal" && typeof msg.signal === "string" && SIGNALS.has(msg.signal)) session.signal(msg.signal);
   });
+  ws.on("error", () => {}); // a malformed frame from the client: ws closes the socket, 'close' follows
   ws.on("close", () => {
     unregister();
     // A client that goes away takes its command with it.
