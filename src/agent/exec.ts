@@ -1,12 +1,15 @@
 // One exec stream: a command run as the sandbox user in its own session and
-// process group, its stdin/stdout/stderr carried as frames.
+// process group, its stdin/stdout/stderr carried as frames. Output is sent only
+// against the host's credit (src/protocol/agent.ts, flow control): out of
+// credit, or with the connection congested, the command's pipes are paused and
+// the command blocks on write. Stdin is granted back to the host as the
+// command's pipe takes it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import type { Readable } from "node:stream";
-import { GUEST, FrameKind, encodeFrame, encodeControl, type ExecStart, type ExecExit, type AgentMessage } from "../protocol/agent.js";
+import { GUEST, FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, type ExecStart, type ExecExit, type AgentMessage } from "../protocol/agent.js";
 import type { Sandbox } from "./boot.js";
-import type { Out } from "./out.js";
+import type { Out, Pausable } from "./out.js";
 import { asUser } from "./creds.js";
 import { commandEnv } from "./env.js";
 import { errText } from "./log.js";
@@ -17,13 +20,18 @@ const CHUNK = 64 * 1024;
 const STDIO_GRACE_MS = 200; // after exit, how long to wait for output a background child keeps open
 
 
-export class ExecStream {
+export class ExecStream implements Pausable {
   private child: ChildProcess | null = null;
   private pgid = 0;
   private finished = false;
   private timedOut = false;
   private timer: NodeJS.Timeout | null = null;
   private env: Record<string, string> = {};
+  private credit = STREAM_WINDOW; // output bytes the host will still take
+  private held: { kind: FrameKind; buf: Buffer }[] = []; // read from a pipe, waiting for credit (at most a chunk per pipe)
+  private congested = false; // the session's connection is full
+  private discard = false; // cancelled or detached: output is read and dropped
+  private pendingExit: ExecExit | null = null;
 
   constructor(private readonly id: number, private out: Out | null) {}
 
@@ -90,7 +98,7 @@ export class ExecStream {
     let grace: NodeJS.Timeout | null = null;
     const finish = () => {
       if (grace) clearTimeout(grace);
-      if (exitMsg) this.reply(exitMsg);
+      if (exitMsg) this.exitAfterOutput(exitMsg);
     };
     const onEnd = () => {
       if (++ended === 2 && exitMsg) finish();
@@ -111,7 +119,7 @@ export class ExecStream {
       // cut output we are merely slow to forward (a source paused by backpressure).
       const wait = () => {
         grace = setTimeout(() => {
-          if ([child.stdout!, child.stderr!].some((s) => !s.readableEnded && s.isPaused())) wait();
+          if (!this.discard && [child.stdout!, child.stderr!].some((s) => !s.readableEnded && s.isPaused())) wait();
           else finish();
         }, STDIO_GRACE_MS);
       };
@@ -119,9 +127,39 @@ export class ExecStream {
     });
   }
 
+  /** Stdin from the host; its credit goes back once the command's pipe took it (or it was dropped). */
   stdin(data: Buffer): void {
     const s = this.child?.stdin;
-    if (s && !s.destroyed && !s.writableEnded) s.write(data);
+    const grant = () => {
+      if (!this.finished && this.out?.open) this.out.send(encodeControl(this.id, { type: "credit", bytes: data.length }));
+    };
+    if (s && !s.destroyed && !s.writableEnded) s.write(data, grant);
+    else grant();
+  }
+
+  /** The host took `bytes` more output. */
+  grant(bytes: number): void {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0) return;
+    this.credit = Math.min(this.credit + bytes, STREAM_WINDOW);
+    this.flush();
+  }
+
+  /** The host gave up on this command: kill its process group, drop its output, still answer with its exit. */
+  cancel(): void {
+    this.dropOutput();
+    this.eof();
+    this.killGroup("SIGKILL");
+  }
+
+  /** Session congestion (Pausable). */
+  pause(): void {
+    this.congested = true;
+    this.updateFlow();
+  }
+
+  resume(): void {
+    this.congested = false;
+    this.updateFlow();
   }
 
   eof(): void {
@@ -142,8 +180,7 @@ export class ExecStream {
   detach(): void {
     this.out = null;
     this.eof();
-    this.child?.stdout?.resume();
-    this.child?.stderr?.resume();
+    this.dropOutput();
   }
 
   get done(): boolean {
@@ -159,13 +196,52 @@ export class ExecStream {
     }
   }
 
-  private pipe(src: Readable, kind: FrameKind): void {
+  private pipe(src: NodeJS.ReadableStream, kind: FrameKind): void {
     src.on("data", (chunk: Buffer) => {
-      if (this.finished || !this.out?.open) return;
-      for (let off = 0; off < chunk.length; off += CHUNK) {
-        this.out.send(encodeFrame(kind, this.id, chunk.subarray(off, off + CHUNK)), src);
-      }
+      if (this.finished || this.discard || !this.out?.open) return;
+      this.held.push({ kind, buf: chunk });
+      this.flush();
     });
+  }
+
+  /** Send held output as far as the credit goes; pause or resume the pipes accordingly. */
+  private flush(): void {
+    while (this.held.length && this.credit > 0 && !this.discard && this.out?.open) {
+      const h = this.held[0];
+      const n = Math.min(h.buf.length, this.credit);
+      for (let off = 0; off < n; off += CHUNK) {
+        this.out.send(encodeFrame(h.kind, this.id, h.buf.subarray(off, Math.min(off + CHUNK, n))), this);
+      }
+      this.credit -= n;
+      if (n === h.buf.length) this.held.shift();
+      else h.buf = h.buf.subarray(n);
+    }
+    this.updateFlow();
+    if (this.held.length === 0 && this.pendingExit) this.reply(this.pendingExit);
+  }
+
+  private updateFlow(): void {
+    const c = this.child;
+    if (!c) return;
+    const stop = !this.discard && !this.finished && (this.congested || this.credit <= 0 || this.held.length > 0);
+    for (const s of [c.stdout, c.stderr]) {
+      if (!s) continue;
+      if (stop) s.pause();
+      else s.resume();
+    }
+  }
+
+  private dropOutput(): void {
+    this.discard = true;
+    this.held = [];
+    this.updateFlow();
+    if (this.pendingExit) this.reply(this.pendingExit);
+  }
+
+  /** The exit goes out after every byte of output the host may still take. */
+  private exitAfterOutput(msg: ExecExit): void {
+    this.pendingExit = msg;
+    if (this.held.length === 0 || this.discard || !this.out?.open) this.reply(msg);
   }
 
   private fail(message: string): void {
@@ -175,9 +251,9 @@ export class ExecStream {
   private reply(msg: AgentMessage): void {
     if (this.finished) return;
     this.finished = true;
+    this.held = [];
     if (this.out?.open) this.out.send(encodeControl(this.id, msg));
     // Output still arriving from background children after the exit is dropped.
-    this.child?.stdout?.resume();
-    this.child?.stderr?.resume();
+    this.updateFlow();
   }
 }

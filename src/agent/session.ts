@@ -1,11 +1,10 @@
 // One host session over a byte stream: AUTH, then requests on streams.
 // Nothing is served before a correct AUTH; a wrong token closes the session.
-import type { Readable } from "node:stream";
 import { FrameDecoder, FrameKind, PROTOCOL_VERSION, encodeControl, type Frame, type HostMessage } from "../protocol/agent.js";
 import type { Sandbox } from "./boot.js";
-import type { Out } from "./out.js";
+import type { Out, Pausable } from "./out.js";
 import { ExecStream } from "./exec.js";
-import { FileWriter, fileList, fileRead, fileStat } from "./files.js";
+import { FileReader, FileWriter, fileList, fileStat } from "./files.js";
 import { log } from "./log.js";
 import { sameBytes } from "./util.js";
 
@@ -25,7 +24,8 @@ export class Session implements Out {
   private ended = false;
   private readonly execs = new Map<number, ExecStream>();
   private readonly writers = new Map<number, FileWriter>();
-  private readonly paused = new Set<Readable>();
+  private readonly readers = new Map<number, FileReader>();
+  private readonly paused = new Set<Pausable>();
   private congested = false;
   private waiters: (() => void)[] = [];
   private readonly onDrain = () => {
@@ -48,7 +48,7 @@ export class Session implements Out {
     return !this.ended;
   }
 
-  send(frame: Buffer, source?: Readable): void {
+  send(frame: Buffer, source?: Pausable): void {
     if (this.ended) return;
     if (!this.conn.write(frame)) {
       this.congested = true;
@@ -91,8 +91,10 @@ export class Session implements Out {
   private dropStreams(): void {
     for (const e of this.execs.values()) e.detach();
     for (const w of this.writers.values()) w.abort();
+    for (const r of this.readers.values()) r.cancel();
     this.execs.clear();
     this.writers.clear();
+    this.readers.clear();
     for (const s of this.paused) s.resume();
     this.paused.clear();
     this.onDrain();
@@ -157,7 +159,20 @@ export class Session implements Out {
   private control(id: number, msg: HostMessage): void {
     const exec = this.execs.get(id);
     const writer = this.writers.get(id);
+    const reader = this.readers.get(id);
     switch (msg.type) {
+      case "credit":
+        exec?.grant(msg.bytes);
+        reader?.grant(msg.bytes);
+        return;
+      case "cancel":
+        exec?.cancel();
+        reader?.cancel();
+        if (writer) {
+          writer.cancel();
+          this.writers.delete(id);
+        }
+        return;
       case "eof":
         exec?.eof();
         if (writer) {
@@ -173,7 +188,7 @@ export class Session implements Out {
         return;
     }
     this.sweep();
-    if (id === 0 || this.execs.has(id) || this.writers.has(id)) {
+    if (id === 0 || this.execs.has(id) || this.writers.has(id) || this.readers.has(id)) {
       return this.send(encodeControl(id, { type: "error", message: id === 0 ? "stream 0 takes no requests" : "stream id in use" }));
     }
     switch (msg.type) {
@@ -189,9 +204,14 @@ export class Session implements Out {
         if (!w.done) this.writers.set(id, w);
         return;
       }
-      case "file_read":
-        void fileRead(this, id, msg.path);
+      case "file_read": {
+        const r = new FileReader(id, this);
+        this.readers.set(id, r);
+        void r.start(msg.path).finally(() => {
+          if (this.readers.get(id) === r) this.readers.delete(id);
+        });
         return;
+      }
       case "file_stat":
         return fileStat(this, id, msg.path);
       case "file_list":

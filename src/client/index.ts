@@ -17,6 +17,8 @@ export interface Template {
 export interface ExecResult {
   exit_code: number; stdout?: string; stderr?: string; stdout_base64?: string; stderr_base64?: string;
   signal?: string; timed_out?: boolean; message?: string;
+  /** Output past max_output_bytes (default 16 MiB each) was dropped; the command ran on. */
+  stdout_truncated?: boolean; stderr_truncated?: boolean;
 }
 export interface FileEntry { name: string; type: string; size: number; mode: number; uid: number; gid: number; mtime: string }
 export interface WsExecSpec { cmd: string[]; env?: Record<string, string>; cwd?: string; tty?: boolean; rows?: number; cols?: number }
@@ -83,7 +85,7 @@ export class BhattiClient {
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
 
-  exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string } = {}): Promise<ExecResult> {
+  exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number } = {}): Promise<ExecResult> {
     return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/exec`, { cmd, ...opts });
   }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient } from "./agent-client.js";
-import { encodeControl, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION } from "../protocol/agent.js";
+import { encodeControl, encodeFrame, FrameDecoder, FrameKind, PROTOCOL_VERSION, STREAM_WINDOW } from "../protocol/agent.js";
 import { startLohar, config, run } from "../agent/testkit.js";
 
 async function fakeAgent(onConn: (s: Socket) => void): Promise<{ server: Server; path: string; done: () => void }> {
@@ -141,5 +141,75 @@ test("against lohar: 20 execs at once on one connection each get their own exit"
     c.close();
   } finally {
     await l.stop();
+  }
+});
+
+test("an agent that sends past its window loses the stream: the exec fails and is cancelled", async () => {
+  const seen: string[] = [];
+  const f = await fakeAgent((s) => {
+    const dec = new FrameDecoder();
+    s.on("data", (d: Buffer) => {
+      for (const fr of dec.push(d)) {
+        if (fr.kind === FrameKind.Auth) s.write(hello);
+        else if (fr.kind === FrameKind.Control) {
+          const m = JSON.parse(fr.payload.toString());
+          seen.push(m.type);
+          // Ignore credit entirely: 2 MiB of output at once.
+          if (m.type === "exec") for (let i = 0; i < 32; i++) s.write(encodeFrame(FrameKind.Stdout, fr.stream, Buffer.alloc(64 * 1024)));
+        }
+      }
+    });
+  });
+  try {
+    const c = await AgentClient.open(connect(f.path), "t", 2000);
+    const e = c.exec({ cmd: ["x"] }, { manualAck: true });
+    let got = 0;
+    e.on("stdout", (b: Buffer) => (got += b.length));
+    await assert.rejects(e.done, /exceeded the flow-control window/);
+    assert.ok(got <= STREAM_WINDOW, `emitted ${got} bytes`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(seen.includes("cancel"), `the agent was told to cancel (saw ${seen.join(",")})`);
+    c.close();
+  } finally {
+    f.done();
+  }
+});
+
+test("a version 1 agent (a sandbox started by an older daemon) is spoken to without credit or cancel", async () => {
+  const seen: string[] = [];
+  const v1hello = encodeControl(0, { type: "hello", version: 1, sandbox_id: "old", hostname: "old", config: "consumed" });
+  const f = await fakeAgent((s) => {
+    const dec = new FrameDecoder();
+    s.on("data", (d: Buffer) => {
+      for (const fr of dec.push(d)) {
+        if (fr.kind === FrameKind.Auth) { s.write(v1hello); continue; }
+        if (fr.kind !== FrameKind.Control) continue;
+        const m = JSON.parse(fr.payload.toString());
+        seen.push(m.type);
+        if (m.type === "file_read") {
+          for (let i = 0; i < 12; i++) s.write(encodeFrame(FrameKind.Data, fr.stream, Buffer.alloc(256 * 1024, i)));
+          s.write(encodeControl(fr.stream, { type: "result" }));
+        } else if (m.type === "exec") {
+          for (let i = 0; i < 12; i++) s.write(encodeFrame(FrameKind.Stdout, fr.stream, Buffer.alloc(64 * 1024, 1)));
+        } else if (m.type === "signal") s.write(encodeControl(fr.stream, { type: "exit", exit_code: 137, signal: "SIGKILL" }));
+      }
+    });
+  });
+  try {
+    const c = await AgentClient.open(connect(f.path), "t", 2000);
+    assert.equal(c.flow, false);
+    const data = await c.readFile("/x");
+    assert.equal(data.length, 12 * 256 * 1024, "no window enforced, no opened expected");
+    const e = c.exec({ cmd: ["x"] }, { manualAck: true });
+    let got = 0;
+    e.on("stdout", (b: Buffer) => (got += b.length));
+    await new Promise((r) => setTimeout(r, 100));
+    e.cancel();
+    assert.equal((await e.done).signal, "SIGKILL");
+    assert.equal(got, 12 * 64 * 1024);
+    assert.deepEqual(seen, ["file_read", "exec", "signal"], "no credit or cancel messages");
+    c.close();
+  } finally {
+    f.done();
   }
 });

@@ -15,8 +15,29 @@
 // opened by the host with a CONTROL request on a fresh stream id; lohar answers
 // on the same stream id. A stream ends with CONTROL {type:"exit"} (exec),
 // {type:"result"} (file calls) or {type:"error"}.
+//
+// Flow control (version 2). One byte stream carries many exec/file streams, so
+// socket backpressure alone would let one unread stream stall all the others.
+// Each stream therefore has a credit window of STREAM_WINDOW bytes per
+// direction: a side may have at most that many payload bytes (Stdout + Stderr
+// of an exec, Data of a file_read; Stdin of an exec, Data of a file_write) sent
+// on a stream and not yet granted back by the other side with CONTROL
+// {type:"credit", bytes}. The host grants output credit as its consumer really
+// takes the bytes (an HTTP response flushed, a WebSocket frame written); lohar
+// grants input credit as a command's stdin pipe or the disk takes them. While
+// out of credit lohar pauses the command's pipes (the command blocks on write)
+// or stops reading the file. A host that sees a stream exceed its window drops
+// that stream. {type:"cancel"} asks lohar to end a stream now (exec: SIGKILL
+// to its process group; file calls: stop, drop a partial upload); lohar still
+// ends the stream with its usual final message. file_read answers
+// {type:"opened", stat} before its Data frames (the host can pick a status and
+// a Content-Length); it sends at most stat.size bytes. A version 1 peer (a
+// sandbox started by an older daemon) knows none of this: the host then sends
+// no credit or cancel and enforces no window.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Per-stream, per-direction flow-control window (bytes). */
+export const STREAM_WINDOW = 512 * 1024;
 export const MAX_FRAME = 1 << 20; // 1 MiB payload ceiling per frame
 export const HEADER_BYTES = 9; // 4 length + 1 kind + 4 stream
 
@@ -51,10 +72,14 @@ export interface FileWrite { type: "file_write"; path: string; mode?: number }
 export interface FileStat { type: "file_stat"; path: string }
 export interface FileList { type: "file_list"; path: string }
 export interface Ping { type: "ping" }
+/** Both directions: the sender took `bytes` more of the stream's payload; the peer may send that many more. */
+export interface Credit { type: "credit"; bytes: number }
+/** host -> agent: end this stream now (exec: SIGKILL its process group; file calls: stop, drop a partial upload). */
+export interface Cancel { type: "cancel" }
 
 export type HostMessage =
   | ExecStart | StdinEof | Resize | SignalMsg
-  | FileRead | FileWrite | FileStat | FileList | Ping;
+  | FileRead | FileWrite | FileStat | FileList | Ping | Credit | Cancel;
 
 // ---- agent -> host control messages ----
 
@@ -72,7 +97,12 @@ export interface ExecExit {
   signal?: string;
   timed_out?: boolean;
 }
-export interface ErrorMsg { type: "error"; message: string }
+/** Machine-readable reasons the host maps to HTTP statuses. */
+export type ErrorCode =
+  | "not_regular_file" // file_read of a FIFO, device, socket or directory
+  | "forbidden_path" // any file call on a path under /proc or /sys
+  | "cancelled"; // the host cancelled the stream
+export interface ErrorMsg { type: "error"; message: string; code?: ErrorCode }
 export interface StatInfo {
   name: string;
   type: "file" | "dir" | "symlink" | "other";
@@ -82,11 +112,13 @@ export interface StatInfo {
   gid: number;
   mtime: string; // ISO-8601
 }
-// file_read: Data frames, then result. file_write: result. stat: result with stat. list: result with entries.
+// file_read: opened, Data frames, then result. file_write: result. stat: result with stat. list: result with entries.
 export interface FileResult { type: "result"; stat?: StatInfo; entries?: StatInfo[] }
+/** file_read: the file is open and is a regular file; at most stat.size bytes of Data follow. */
+export interface FileOpened { type: "opened"; stat: StatInfo }
 export interface Pong { type: "pong" }
 
-export type AgentMessage = Hello | ExecExit | ErrorMsg | FileResult | Pong;
+export type AgentMessage = Hello | ExecExit | ErrorMsg | FileResult | FileOpened | Pong | Credit;
 
 // ---- the config drive (config.json on config.ext4) ----
 

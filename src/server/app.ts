@@ -5,6 +5,7 @@ import { authenticate } from "./auth.js";
 import { RateLimiter } from "./ratelimit.js";
 import { Reply, HANDLED } from "./reply.js";
 import { UserError } from "../util/errors.js";
+import { OpenStreams } from "./streams.js";
 import type { UserService, User } from "../users/service.js";
 import type { ConnectionGate } from "./connections.js";
 import { parseTarget } from "./target.js";
@@ -13,6 +14,8 @@ export interface AppOptions { users: UserService; limiter: RateLimiter; log: (li
 
 export class App {
   readonly router = new Router();
+  /** Exec streams and file transfers in progress (the daemon ends them when it stops). */
+  readonly streams = new OpenStreams();
   private inflight = 0;
 
   constructor(private readonly opts: AppOptions) {}

@@ -89,7 +89,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
-    sandboxRoutes(app.router, sandboxes, templates);
+    sandboxRoutes(app.router, sandboxes, templates, app.streams);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
@@ -131,6 +131,10 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     const stopped = Promise.all([tcp, unix].map((s) => new Promise<void>((r) => s.close(() => r()))));
     tcp.closeIdleConnections();
     unix.closeIdleConnections();
+    // Exec streams (HTTP and WebSocket) get a final daemon_stopping message and their commands are killed; downloads
+    // and uploads get STOP_GRACE_MS to finish. Then all of them are cut: nothing open holds the daemon up.
+    const open = await app.streams.stopAll();
+    if (open) log(`ended ${open} open stream(s)`);
     const deadline = Date.now() + 10_000;
     while (app.busy > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     tcp.closeAllConnections();

@@ -3,6 +3,12 @@
 // then binary frames (stdin) and JSON text frames {type: eof|resize|signal}.
 // Server -> client: binary frames [1|2, ...bytes] for stdout|stderr, and JSON
 // text frames ending with {type:"exit", exit_code} or {type:"error", message}.
+// Flow: output is acknowledged to lohar only once its frame was written to the
+// client's socket, so a client that stops reading stops the command; stdin is
+// read from the client only as fast as lohar hands it to the command. A client
+// that disconnects ends the command (SIGKILL to its process group). A stopping
+// daemon sends {type:"error", code:"daemon_stopping"}, kills the command and
+// closes with 1001.
 import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
@@ -12,6 +18,7 @@ import { UserError } from "../util/errors.js";
 import { validateEnv } from "../sandboxes/validate.js";
 import type { ExecSession } from "../engine/agent-client.js";
 import { parseTarget } from "./target.js";
+import type { OpenStreams } from "./streams.js";
 
 const PATH_RE = /^\/sandboxes\/([^/]+)\/exec\/ws\/?$/;
 const SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP"]);
@@ -37,7 +44,7 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
         // close frame with the reason; the socket is cut shortly after, and
         // 'close' ends the command as for any client that goes away.
         ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
-        serveExec(ws, agent);
+        serveExec(ws, agent, app.streams);
       });
     } catch (e) {
       const status = e instanceof UserError ? e.status : 500;
@@ -50,12 +57,27 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
   };
 }
 
-function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): void {
+function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams): void {
   let session: ExecSession | null = null;
   let finished = false;
+  let inputPaused = false;
   const fail = (message: string) => {
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message }));
     ws.close(1008);
+  };
+  const unregister = streams.add({
+    stop: () => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", code: "daemon_stopping", message: "the daemon is stopping; the command was killed" }));
+      finished = true;
+      session?.cancel();
+      ws.close(1001, "daemon stopping");
+    },
+    kill: () => ws.terminate(),
+  });
+  // Output: acknowledged once the frame left for the client's socket.
+  const forward = (tag: number) => (b: Buffer) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(Buffer.concat([Buffer.from([tag]), b]), (err) => { if (!err) session?.consumed(b.length); });
   };
   ws.on("message", (data: RawData, isBinary: boolean) => {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
@@ -69,19 +91,32 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): v
       let env: Record<string, string>;
       try { env = validateEnv(spec.env); } catch (e) { return fail((e as Error).message); }
       if (cwd !== undefined && typeof cwd !== "string") return fail("cwd must be a string");
-      session = agent.exec({
+      const s = agent.exec({
         cmd: cmd as string[], env, cwd: cwd as string | undefined, stdin: true, tty: tty === true,
         rows: typeof rows === "number" ? rows : undefined, cols: typeof cols === "number" ? cols : undefined,
+      }, { manualAck: true });
+      session = s;
+      s.on("stdout", forward(1));
+      s.on("stderr", forward(2));
+      s.on("drain", () => {
+        if (inputPaused) { inputPaused = false; ws.resume(); }
       });
-      session.on("stdout", (b: Buffer) => ws.send(Buffer.concat([Buffer.from([1]), b])));
-      session.on("stderr", (b: Buffer) => ws.send(Buffer.concat([Buffer.from([2]), b])));
-      session.done.then(
-        (exit) => { finished = true; ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}) })); ws.close(1000); },
-        (e: Error) => { finished = true; fail(e.message); },
+      s.done.then(
+        (exit) => {
+          if (finished) return;
+          finished = true;
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}) }));
+          ws.close(1000);
+        },
+        (e: Error) => { if (!finished) { finished = true; fail(e.message); } },
       );
       return;
     }
-    if (isBinary) { session.write(buf); return; }
+    if (isBinary) {
+      // lohar has not taken the earlier input: stop reading the client until it has.
+      if (!session.write(buf) && !inputPaused) { inputPaused = true; ws.pause(); }
+      return;
+    }
     let msg: Record<string, unknown>;
     try { msg = JSON.parse(buf.toString("utf8")); } catch { return; }
     if (typeof msg !== "object" || msg === null) return; // e.g. `null`: not a control message
@@ -89,8 +124,10 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>): v
     else if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") session.resize(msg.rows, msg.cols);
     else if (msg.type === "signal" && typeof msg.signal === "string" && SIGNALS.has(msg.signal)) session.signal(msg.signal);
   });
+  ws.on("error", () => {}); // a malformed frame from the client: ws closes the socket, 'close' follows
   ws.on("close", () => {
+    unregister();
     // A client that goes away takes its command with it.
-    if (session && !finished) session.signal("SIGKILL");
+    if (session && !finished) session.cancel();
   });
 }
