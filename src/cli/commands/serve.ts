@@ -2,13 +2,25 @@ import { parse, UsageError } from "../args.js";
 import { resolveDataDir } from "../../util/paths.js";
 import { serve } from "../../server/daemon.js";
 
-const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]";
+const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
+  "                   [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F]";
+
+/** A positive number flag (integer if asked), or undefined when absent. */
+function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a positive ${integer ? "integer" : "number"}\nusage: ${USAGE}`);
+  return n;
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     listen: { type: "string" },
     "rate-limit": { type: "string" },
     engine: { type: "string" },
+    "max-sandboxes": { type: "string" },
+    "overcommit-memory": { type: "string" },
+    "overcommit-cpus": { type: "string" },
   }, { usage: USAGE });
   const engine = values.engine ?? process.env.BHATTI_ENGINE ?? "auto";
   if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto\nusage: ${USAGE}`);
@@ -25,6 +37,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     listen: values.listen ?? process.env.BHATTI_LISTEN ?? "127.0.0.1:8080",
     rateLimit: rate,
     engine,
+    maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
+    overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
+    overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
   });
   process.stdout.write(
     "\nNext steps, in another shell:\n" +
