@@ -4,7 +4,7 @@
 import { GUEST } from "../../protocol/agent.js";
 import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
-import { PIDS_LIMIT, RLIMITS, tmpfsSizesKiB } from "./limits.js";
+import { PIDS_LIMIT, PTYS, RLIMITS, tmpfsSizesKiB } from "./limits.js";
 
 export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
 export { PIDS_LIMIT };
@@ -55,7 +55,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
     mounts: [
       { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev", "hidepid=2"] },
       { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", `max=${PTYS}`] },
       { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${tmpfs.shm}k`] },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_MAX_SANDBOXES, INOTIFY_INSTANCES, PIDS_LIMIT, planCapacity, tmpfsSizesKiB, type HostTables } from "./limits.js";
 
-const big: HostTables = { pidMax: 4194304, threadsMax: 1 << 22, fileMax: 2 ** 62, nrOpen: 1 << 20, inotifyInstances: 8192, inotifyWatches: 1 << 22 };
+const big: HostTables = { pidMax: 4194304, threadsMax: 1 << 22, fileMax: 2 ** 62, nrOpen: 1 << 20, inotifyInstances: 8192, inotifyWatches: 1 << 22, ptyMax: 1 << 20, ptyReserve: 1024 };
 
 test("a roomy host gets the default maximum, with no warning", () => {
   assert.deepEqual(planCapacity(undefined, big), { maxSandboxes: DEFAULT_MAX_SANDBOXES, log: [`max sandboxes: ${DEFAULT_MAX_SANDBOXES}`] });
@@ -20,6 +20,11 @@ test("without --max-sandboxes the tightest table decides, and the log names it",
 test("an explicit maximum that does not fit is refused, naming the sysctl and the value needed", () => {
   assert.throws(() => planCapacity(100, { ...big, pidMax: 32768 }), /--max-sandboxes 100 does not fit this host: 100 sandboxes x 1024 processes > 75% of kernel\.pid_max \(32768\)\. Lower --max-sandboxes to 24 or raise it: sysctl kernel\.pid_max=136534/);
   assert.equal(planCapacity(24, { ...big, pidMax: 32768 }).maxSandboxes, 24);
+});
+
+test("pseudo-terminals: the host's reserve is not for sandboxes", () => {
+  assert.equal(planCapacity(undefined, { ...big, ptyMax: 4096, ptyReserve: 1024 }).maxSandboxes, 36);
+  assert.throws(() => planCapacity(40, { ...big, ptyMax: 4096, ptyReserve: 1024 }), /40 sandboxes x 64 pseudo-terminals > 75% of kernel\.pty\.max \(4096\) less 1024 reserved\. Lower --max-sandboxes to 36 or raise it: sysctl kernel\.pty\.max=4438/);
 });
 
 test("the file table only warns; fs.nr_open below the per-process cap is refused", () => {

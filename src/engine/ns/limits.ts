@@ -5,6 +5,8 @@
 // the tmpfs sizes apply there):
 // - processes + threads: the pids cgroup (PIDS_LIMIT);
 // - open files: RLIMIT_NOFILE per process (lohar's, inherited by commands);
+// - pseudo-terminals: the sandbox's devpts instance (max=PTYS). All
+//   non-initial devpts instances share kernel.pty.max minus kernel.pty.reserve;
 // - inotify instances and watches: the sandbox user namespace's
 //   /proc/sys/user/max_inotify_* (set from the host, see setNamespaceLimits).
 //   The kernel also charges every sandbox's inotify use to the namespace's
@@ -20,6 +22,7 @@ export const PIDS_LIMIT = 1024; // processes and threads of one sandbox
 export const NOFILE = 1024; // open files per process
 export const INOTIFY_INSTANCES = 8;
 export const INOTIFY_WATCHES = 8192;
+export const PTYS = 64; // tty execs at once
 const MIB = 1024 * 1024;
 
 /** OCI process.rlimits (soft = hard: nothing in a sandbox can raise them). */
@@ -62,6 +65,8 @@ export interface HostTables {
   nrOpen: number;
   inotifyInstances: number;
   inotifyWatches: number;
+  ptyMax: number;
+  ptyReserve: number;
 }
 
 function num(path: string): number {
@@ -81,6 +86,8 @@ export function readHostTables(): HostTables {
     nrOpen: num("/proc/sys/fs/nr_open"),
     inotifyInstances: num("/proc/sys/fs/inotify/max_user_instances"),
     inotifyWatches: num("/proc/sys/fs/inotify/max_user_watches"),
+    ptyMax: num("/proc/sys/kernel/pty/max"),
+    ptyReserve: Number.isFinite(num("/proc/sys/kernel/pty/reserve")) ? num("/proc/sys/kernel/pty/reserve") : 0,
   };
 }
 
@@ -88,7 +95,7 @@ export const DEFAULT_MAX_SANDBOXES = 64;
 /** Sandboxes together may take this share of a host table; the rest stays for the host itself. */
 const SHARE = 0.75;
 
-interface Need { what: string; sysctl: string; perSandbox: number; host: number }
+interface Need { what: string; sysctl: string; perSandbox: number; host: number; reserved?: number }
 
 export interface CapacityPlan {
   maxSandboxes: number;
@@ -111,6 +118,8 @@ export function planCapacity(requested: number | undefined, host: HostTables = r
     { what: "threads", sysctl: "kernel.threads-max", perSandbox: PIDS_LIMIT, host: host.threadsMax },
     { what: "inotify instances", sysctl: "fs.inotify.max_user_instances", perSandbox: INOTIFY_INSTANCES, host: host.inotifyInstances },
     { what: "inotify watches", sysctl: "fs.inotify.max_user_watches", perSandbox: INOTIFY_WATCHES, host: host.inotifyWatches },
+    // The host's own devpts keeps kernel.pty.reserve for itself.
+    { what: "pseudo-terminals", sysctl: "kernel.pty.max", perSandbox: PTYS, host: host.ptyMax - host.ptyReserve, reserved: host.ptyReserve },
   ];
   if (NOFILE > host.nrOpen) throw new Error(`fs.nr_open (${host.nrOpen}) is below the per-process open-file limit of a sandbox (${NOFILE}); raise it: sysctl fs.nr_open=${NOFILE}`);
   const fits = (n: Need) => Math.floor((n.host * SHARE) / n.perSandbox);
@@ -122,17 +131,18 @@ export function planCapacity(requested: number | undefined, host: HostTables = r
     max = Math.min(DEFAULT_MAX_SANDBOXES, fit);
     if (max < 1) throw new Error(`this host cannot hold one sandbox: ${bound.what} per sandbox ${bound.perSandbox}, ${bound.sysctl} = ${bound.host}`);
     log.push(max < DEFAULT_MAX_SANDBOXES
-      ? `max sandboxes: ${max} (bounded by ${bound.sysctl} = ${bound.host}: ${bound.perSandbox} ${bound.what} per sandbox, ${SHARE * 100}% of the table for sandboxes; raise it for more)`
+      ? `max sandboxes: ${max} (bounded by ${bound.sysctl} = ${bound.host + (bound.reserved ?? 0)}: ${bound.perSandbox} ${bound.what} per sandbox, ${SHARE * 100}% of the table for sandboxes; raise it for more)`
       : `max sandboxes: ${max}`);
   } else {
     for (const n of hard) {
       if (requested * n.perSandbox > n.host * SHARE) {
-        const need = Math.ceil((requested * n.perSandbox) / SHARE);
-        throw new Error(`--max-sandboxes ${requested} does not fit this host: ${requested} sandboxes x ${n.perSandbox} ${n.what} > ${SHARE * 100}% of ${n.sysctl} (${n.host}). Lower --max-sandboxes to ${fits(n)} or raise it: sysctl ${n.sysctl}=${need}`);
+        const need = Math.ceil((requested * n.perSandbox) / SHARE) + (n.reserved ?? 0);
+        const of = n.reserved ? `${n.sysctl} (${n.host + n.reserved}) less ${n.reserved} reserved` : `${n.sysctl} (${n.host})`;
+        throw new Error(`--max-sandboxes ${requested} does not fit this host: ${requested} sandboxes x ${n.perSandbox} ${n.what} > ${SHARE * 100}% of ${of}. Lower --max-sandboxes to ${fits(n)} or raise it: sysctl ${n.sysctl}=${need}`);
       }
     }
     max = requested;
-    log.push(`max sandboxes: ${max} (set by --max-sandboxes; fits: ${hard.map((n) => `${n.sysctl} ${n.host}`).join(", ")})`);
+    log.push(`max sandboxes: ${max} (set by --max-sandboxes; fits: ${hard.map((n) => `${n.sysctl} ${n.host + (n.reserved ?? 0)}`).join(", ")})`);
   }
   const files = max * PIDS_LIMIT * NOFILE;
   if (files > host.fileMax) {
