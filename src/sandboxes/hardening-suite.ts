@@ -31,7 +31,7 @@ export function hardeningSuite(engine: "ns" | "vm"): void {
     cleanup(d.dataDir);
   });
 
-  test(`[${engine}] /tmp and /dev/shm are capped; filled to ENOSPC, then a memory hog: lohar keeps serving, the hog is killed`, async () => {
+  test(`[${engine}] /tmp and /dev/shm are capped; filled to ENOSPC, lohar keeps serving; commands are the OOM killer's first choice (ns: a hog is killed, lohar lives)`, async () => {
     const c = await api(d, "POST", "/sandboxes", { key, body: { name: "full", memory_mb: 256 } });
     assert.equal(c.status, 201, c.text);
     // Sizes follow the sandbox's memory: /tmp 1/4, /run 1/16, /dev/shm 1/8 (ns exactly; vm: % of guest RAM, which is a little less).
