@@ -34,7 +34,7 @@ export async function makeDirs(root: string): Promise<void> {
 // The vm engine's PID 1 after the initramfs switch_root: kernel filesystems
 // (tmpfs sizes as a share of the guest's RAM, like the ns engine's, see
 // src/engine/ns/limits.ts), then tini as PID 1 running lohar with an empty
-// environment (but UV_USE_IO_URING=0).
+// environment.
 export const INIT_SCRIPT = `#!/bin/sh
 # bhatti vm init (written by the image builder). Runs as PID 1 after switch_root.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -49,7 +49,7 @@ mounted /dev/shm || mount -t tmpfs -o nosuid,nodev,mode=1777,size=${VM_TMPFS_PER
 mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755,size=${VM_TMPFS_PERCENT.run}% tmpfs /run
 mounted /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777,size=${VM_TMPFS_PERCENT.tmp}% tmpfs /tmp
 ip link set lo up 2>/dev/null
-exec env -i UV_USE_IO_URING=0 ${TINI_PATH} -s -- ${NODE_PATH} ${LOHAR_PATH} --transport virtio --vm
+exec env -i ${TINI_PATH} -s -- ${NODE_PATH} ${LOHAR_PATH} --transport virtio --vm
 `;
 
 export const ETC_FILES: Record<string, string> = {
