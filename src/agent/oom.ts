@@ -12,6 +12,7 @@
 // child is another uid). A command may lower its own score back to lohar's
 // (never below): then it can only harm its own sandbox.
 import { readFileSync, writeFileSync } from "node:fs";
+import { log } from "./log.js";
 
 export const COMMAND_OOM_SCORE_ADJ = 1000;
 const SELF = "/proc/self/oom_score_adj";
@@ -40,6 +41,6 @@ export function asCommand<T>(start: () => T): T {
   try {
     return start();
   } finally {
-    set(own);
+    if (!set(own)) log("oom_score_adj not restored after a spawn: lohar is now an OOM candidate like a command");
   }
 }
