@@ -74,6 +74,8 @@ export function hardeningSuite(engine: "ns" | "vm"): void {
       const r = RLIMITS.find((x) => x.type === type)!;
       assert.deepEqual(lim.get(name), [r.soft, r.hard], name);
     }
+    // POSIX message queues would be charged to root's host-wide budget: none in a sandbox.
+    assert.deepEqual(probeLines((await exec(d, key, "tables", [PROBE_GUEST_PATH, "mqueue"])).stdout).get("mqueue"), [0, EMFILE]);
     const files = probeLines((await exec(d, key, "tables", [PROBE_GUEST_PATH, "nofile"])).stdout).get("nofile")!;
     assert.equal(files[1], EMFILE, "EMFILE at the cap");
     assert.ok(files[0] > NOFILE - 10 && files[0] <= NOFILE, `opened ${files[0]} files`);

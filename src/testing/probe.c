@@ -6,12 +6,15 @@
  *                   then inotify_add_watch on one instance until it fails;
  *                   print "watches COUNT ERRNO"; with a second argument N,
  *                   hold them for N seconds before exiting
+ *   mqueue          create POSIX message queues (10 x 8 KiB) until it fails;
+ *                   print "mqueue COUNT ERRNO" (and unlink them)
  *   rlimits         print "NAME SOFT HARD" for the rlimits bhatti sets
  * Arguments are chosen so that a call that is NOT filtered fails harmlessly
  * (bad pointers, invalid fds) or does nothing lasting. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +128,26 @@ static int inotify(int hold) {
   return 0;
 }
 
+static int mqueue(void) {
+  struct mq_attr a;
+  memset(&a, 0, sizeof a);
+  a.mq_maxmsg = 10;
+  a.mq_msgsize = 8192;
+  char name[64];
+  long n = 0;
+  for (;;) {
+    snprintf(name, sizeof name, "/bhatti-probe-%ld", n);
+    if (mq_open(name, O_CREAT | O_RDWR, 0600, &a) == (mqd_t)-1) break;
+    n++;
+  }
+  printf("mqueue %ld %d\n", n, errno);
+  for (long i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "/bhatti-probe-%ld", i);
+    mq_unlink(name);
+  }
+  return 0;
+}
+
 static int rlimits(void) {
   static const struct { const char *name; int r; } L[] = {
     {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"memlock", RLIMIT_MEMLOCK},
@@ -144,6 +167,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "syscalls")) return syscalls();
   if (!strcmp(argv[1], "nofile")) return nofile();
   if (!strcmp(argv[1], "inotify")) return inotify(argc > 2 ? atoi(argv[2]) : 0);
+  if (!strcmp(argv[1], "mqueue")) return mqueue();
   if (!strcmp(argv[1], "rlimits")) return rlimits();
   return 2;
 }

@@ -14,7 +14,7 @@
 //   share root's fs.inotify.max_user_instances/watches with the host's own
 //   root services;
 // - nested namespaces of every kind: 0 (seccomp refuses them too);
-// - pending signals, POSIX message queue bytes, locked memory, core dumps: rlimits.
+// - pending signals, POSIX message queue bytes (none), locked memory, core dumps: rlimits.
 // Memory (tmpfs pages included) and cpu are the sandbox's own cgroup limits.
 import { readFileSync } from "node:fs";
 
@@ -29,8 +29,13 @@ const MIB = 1024 * 1024;
 export const RLIMITS: { type: string; soft: number; hard: number }[] = [
   { type: "RLIMIT_NOFILE", soft: NOFILE, hard: NOFILE },
   { type: "RLIMIT_NPROC", soft: PIDS_LIMIT, hard: PIDS_LIMIT },
-  { type: "RLIMIT_SIGPENDING", soft: 4096, hard: 4096 },
-  { type: "RLIMIT_MSGQUEUE", soft: 819200, hard: 819200 }, // the kernel's default
+  // Pending signals, POSIX message queue bytes and SHM_LOCK memory are also
+  // charged to the namespace's creator (root) on the host, against the rlimit
+  // runc had (the daemon's): all sandboxes and root share one budget. Message
+  // queues are off (that budget is 800 KiB by default: one sandbox took all
+  // of it and left root none); signals are kept small.
+  { type: "RLIMIT_SIGPENDING", soft: 1024, hard: 1024 },
+  { type: "RLIMIT_MSGQUEUE", soft: 0, hard: 0 },
   { type: "RLIMIT_MEMLOCK", soft: 8 * MIB, hard: 8 * MIB },
   { type: "RLIMIT_CORE", soft: 0, hard: 0 }, // a crash in a sandbox never runs the host's core_pattern helper
 ];
