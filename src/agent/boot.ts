@@ -10,6 +10,7 @@ import { commandEnv } from "./env.js";
 import { log, errText } from "./log.js";
 import { run } from "./run.js";
 import { defaultCwd } from "./util.js";
+import { asCommand } from "./oom.js";
 
 /** What lohar holds for its lifetime. token and env are secret: memory only. */
 export interface Sandbox {
@@ -67,14 +68,14 @@ async function takeDriveAway(args: Args): Promise<void> {
 
 function startInit(script: string, env: Readonly<Record<string, string>>): void {
   try {
-    const child = spawn("/bin/sh", ["-c", script], {
+    const child = asCommand(() => spawn("/bin/sh", ["-c", script], {
       uid: GUEST.user.uid,
       gid: GUEST.user.gid,
       cwd: defaultCwd(),
       env: commandEnv(env),
       detached: true,
       stdio: "ignore",
-    });
+    }));
     child.on("error", (e) => log(`init not started: ${errText(e)}`));
     child.on("exit", (code, signal) => log(`init finished: ${signal ?? `exit ${code}`}`));
     child.unref();

@@ -15,6 +15,7 @@ import { commandEnv } from "./env.js";
 import { errText } from "./log.js";
 import { findScript, ttyArgv, resizeTty } from "./tty.js";
 import { defaultCwd } from "./util.js";
+import { asCommand } from "./oom.js";
 
 const CHUNK = 64 * 1024;
 const STDIO_GRACE_MS = 200; // after exit, how long to wait for output a background child keeps open
@@ -65,14 +66,15 @@ export class ExecStream implements Pausable {
 
     let child: ChildProcess;
     try {
-      child = spawn(argv[0], argv.slice(1), {
+      // asCommand: the OOM killer takes commands before lohar (oom.ts).
+      child = asCommand(() => spawn(argv[0], argv.slice(1), {
         uid: GUEST.user.uid,
         gid: GUEST.user.gid,
         cwd,
         env: this.env,
         detached: true,
         stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-      });
+      }));
     } catch (e) {
       return this.fail(`exec ${name}: ${errText(e)}`);
     }

@@ -81,6 +81,8 @@ test("bhatti-init mounts the kernel filesystems and starts lohar under tini with
   const at = (p: string) => got.mounts.find((m: string[]) => m[0] === p);
   assert.match(at("/proc")?.[2] ?? "", /hidepid=(2|invisible)/);
   for (const [p, type] of [["/sys", "sysfs"], ["/dev/pts", "devpts"], ["/dev/shm", "tmpfs"], ["/run", "tmpfs"], ["/tmp", "tmpfs"]]) assert.equal(at(p)?.[1], type, p);
+  // tmpfs sizes are capped (a share of the guest's RAM; here of the host's, as the kernel computes it).
+  for (const p of ["/dev/shm", "/run", "/tmp"]) assert.match(at(p)?.[2] ?? "", /size=\d+k/, p);
   assert.equal(got.tmpMode, 0o1777);
 });
 

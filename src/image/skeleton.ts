@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { GUEST } from "../protocol/agent.js";
 import { run } from "./run.js";
 import { walk } from "./tree.js";
+import { VM_TMPFS_PERCENT } from "../engine/ns/limits.js";
 
 const U = GUEST.user;
 
@@ -30,8 +31,10 @@ export async function makeDirs(root: string): Promise<void> {
   }
 }
 
-// The vm engine's PID 1 after the initramfs switch_root: kernel filesystems,
-// then tini as PID 1 running lohar with an empty environment.
+// The vm engine's PID 1 after the initramfs switch_root: kernel filesystems
+// (tmpfs sizes as a share of the guest's RAM, like the ns engine's, see
+// src/engine/ns/limits.ts), then tini as PID 1 running lohar with an empty
+// environment.
 export const INIT_SCRIPT = `#!/bin/sh
 # bhatti vm init (written by the image builder). Runs as PID 1 after switch_root.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -42,9 +45,9 @@ mounted /dev || mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mounted /dev/pts || mount -t devpts -o nosuid,noexec,ptmxmode=0666,mode=0620 devpts /dev/pts
 [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-mounted /dev/shm || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /dev/shm
-mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
-mounted /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
+mounted /dev/shm || mount -t tmpfs -o nosuid,nodev,mode=1777,size=${VM_TMPFS_PERCENT.shm}% tmpfs /dev/shm
+mounted /run || mount -t tmpfs -o nosuid,nodev,mode=0755,size=${VM_TMPFS_PERCENT.run}% tmpfs /run
+mounted /tmp || mount -t tmpfs -o nosuid,nodev,mode=1777,size=${VM_TMPFS_PERCENT.tmp}% tmpfs /tmp
 ip link set lo up 2>/dev/null
 exec env -i ${TINI_PATH} -s -- ${NODE_PATH} ${LOHAR_PATH} --transport virtio --vm
 `;

@@ -14,6 +14,7 @@ import type { EngineName, RunningSandbox } from "../engine/types.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
+import type { Admission } from "./admission.js";
 import { validateCpus, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 export interface SandboxView {
@@ -52,6 +53,7 @@ export class SandboxService {
     private readonly engines: Engines,
     private readonly keyring: Keyring,
     private readonly log: (line: string) => void,
+    private readonly admission?: Admission, // host-wide capacity (admission.ts); none: unlimited
   ) {
     this.byRef = db.prepare("SELECT * FROM sandboxes WHERE user_id = ? AND (id = ? OR name = ?)");
   }
@@ -99,6 +101,7 @@ export class SandboxService {
       if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
       if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
       if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
+      this.admission?.check(this.db, cpus, memory_mb);
       this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);

@@ -24,6 +24,8 @@ import { ensureRuntimeDir } from "../engine/runtime.js";
 import { sweepStaleRuntimeDirs } from "../engine/stale-runtime.js";
 import { endStrayProbes } from "../engine/vm/strays.js";
 import { stopProbes } from "../engine/vm/accel.js";
+import { planCapacity } from "../engine/ns/limits.js";
+import { Admission, DEFAULT_OVERCOMMIT_CPUS, DEFAULT_OVERCOMMIT_MEMORY } from "../sandboxes/admission.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -33,6 +35,9 @@ export interface ServeOptions {
   /** Connection limits (see connections.ts); defaults in DEFAULT_LIMITS. */
   limits?: Partial<ConnectionLimits>;
   log?: (line: string) => void;
+  maxSandboxes?: number; // host-wide; default computed from host limits (src/engine/ns/limits.ts)
+  overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
+  overcommitCpus?: number; // default DEFAULT_OVERCOMMIT_CPUS
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -54,6 +59,13 @@ export function parseListen(s: string): { host: string; port: number } {
 export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<void> }> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${new Date().toISOString()} ${l}\n`));
   const { host, port } = parseListen(opts.listen);
+  // Before anything is opened: a maximum that does not fit the host's tables is refused here.
+  const capacity = planCapacity(opts.maxSandboxes);
+  const admission = new Admission({
+    maxSandboxes: capacity.maxSandboxes,
+    overcommitMemory: opts.overcommitMemory ?? DEFAULT_OVERCOMMIT_MEMORY,
+    overcommitCpus: opts.overcommitCpus ?? DEFAULT_OVERCOMMIT_CPUS,
+  });
   const dataDir = ensureDataDir(opts.dataDir);
   const paths = dataPaths(dataDir);
 
@@ -83,7 +95,9 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db);
-    sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
+    for (const line of capacity.log) log(line);
+    log(admission.describe());
+    sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     const rec = await sandboxes.recover();
     if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });

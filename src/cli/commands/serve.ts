@@ -5,7 +5,16 @@ import { DEFAULT_LIMITS } from "../../server/connections.js";
 import { stopProbes } from "../../engine/vm/accel.js";
 
 const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
-  "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]";
+  "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]\n" +
+  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F]";
+
+/** A positive number flag (integer if asked), or undefined when absent. */
+function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a positive ${integer ? "integer" : "number"}\nusage: ${USAGE}`);
+  return n;
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -15,6 +24,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     "max-connections": { type: "string" },
     "max-connections-per-user": { type: "string" },
     "auth-timeout": { type: "string" },
+    "max-sandboxes": { type: "string" },
+    "overcommit-memory": { type: "string" },
+    "overcommit-cpus": { type: "string" },
   }, { usage: USAGE });
   const limits = {
     max: intOption("max-connections", values["max-connections"], DEFAULT_LIMITS.max),
@@ -44,6 +56,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
       rateLimit: rate,
       engine,
       limits,
+      maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
+      overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
+      overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
     });
   } catch (e) {
     if (!stopping) throw e;

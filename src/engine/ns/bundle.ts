@@ -1,12 +1,13 @@
 // The OCI runtime spec (runc bundle config.json) of an ns sandbox. It holds
-// paths, ids and limits only: the process env is PATH and nothing else, so no
-// secret can ever land in it.
+// paths, ids and limits only: the process env is PATH and UV_USE_IO_URING and
+// nothing else, so no secret can ever land in it.
 import { GUEST } from "../../protocol/agent.js";
 import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
+import { PIDS_LIMIT, PTYS, RLIMITS, tmpfsSizesKiB } from "./limits.js";
 
 export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
-export const PIDS_LIMIT = 1024;
+export { PIDS_LIMIT };
 const CPU_PERIOD = 100_000;
 
 // What lohar (sandbox root) needs: drop to uid 1000 (SETUID/SETGID), chown and
@@ -34,13 +35,16 @@ export function cgroupsPath(id: string): string {
 export function ociSpec(b: BundleSpec): Record<string, unknown> {
   const mem = b.memoryMb * 1024 * 1024;
   const idmap = [{ containerID: 0, hostID: b.base, size: UID_RANGE }];
+  const tmpfs = tmpfsSizesKiB(b.memoryMb);
   return {
     ociVersion: "1.0.2-dev",
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
       args: LOHAR_ARGS,
-      env: [`PATH=${GUEST.defaultEnv.PATH}`],
+      // UV_USE_IO_URING=0: libuv must not even try io_uring (seccomp refuses it anyway).
+      env: [`PATH=${GUEST.defaultEnv.PATH}`, "UV_USE_IO_URING=0"],
+      rlimits: RLIMITS,
       cwd: "/",
       capabilities: { bounding: LOHAR_CAPS, effective: LOHAR_CAPS, permitted: LOHAR_CAPS, inheritable: [], ambient: [] },
       noNewPrivileges: true,
@@ -51,12 +55,12 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
     mounts: [
       { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev", "hidepid=2"] },
       { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", `max=${PTYS}`] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${tmpfs.shm}k`] },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-      { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
-      { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"] },
+      { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777", `size=${tmpfs.tmp}k`] },
+      { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755", `size=${tmpfs.run}k`] },
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     ],
@@ -76,6 +80,8 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       maskedPaths: [
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+        // Block devices: a loop device's backing_file names other sandboxes' config drives and the runtime dir.
+        "/sys/block", "/sys/class/block", "/sys/dev/block", "/sys/devices/virtual/block",
       ],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     },

@@ -7,12 +7,13 @@ import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
 import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted,
 } from "../runtime.js";
 import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
+import { guardSandbox } from "./guard.js";
 
 export interface NsState extends EngineState {
   slot: number;
@@ -85,7 +86,9 @@ export class NsEngine implements Engine {
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
       mkdirSync(p.bundle, { mode: 0o700 });
       mkdirSync(p.agentDir, { mode: 0o700 });
-      chownSync(p.agentDir, base, base);
+      // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
+      // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
+      await run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir]);
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
       // The slow steps are independent: run them side by side.
       await Promise.all([
@@ -111,7 +114,10 @@ export class NsEngine implements Engine {
       try {
         await hostSide;
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
-        await this.timed("drive removal", () => destroyConfigDrive(p.sb));
+        await Promise.all([
+          this.timed("drive removal", () => destroyConfigDrive(p.sb)),
+          this.timed("limits", () => guardSandbox(state.pid)),
+        ]);
         if (!(await released(configImagePath(p.sb)))) throw new Error("config drive still in use inside the sandbox after boot");
       } catch (e) {
         agent.close();
@@ -213,6 +219,7 @@ export class NsEngine implements Engine {
     await Promise.all([
       step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)))),
       step("rootfs", () => releaseRootfs(p.rootfs)),
+      step("agent dir", () => unmountIfMounted(p.agentDir)),
       step("config drive", () => destroyConfigDrive(p.sb)),
     ]);
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));

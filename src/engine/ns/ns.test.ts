@@ -167,7 +167,7 @@ describe("ns engine specifics", () => {
     try {
       const bundle = readFileSync(join(nsPaths(env, s.id).bundle, "config.json"), "utf8");
       assert.ok(!bundle.includes(secret));
-      assert.deepEqual((JSON.parse(bundle) as { process: { env: string[] } }).process.env.map((e) => e.split("=")[0]), ["PATH"]);
+      assert.deepEqual((JSON.parse(bundle) as { process: { env: string[] } }).process.env.map((e) => e.split("=")[0]), ["PATH", "UV_USE_IO_URING"]);
       // Root inside the sandbox (entered from the host, without seccomp) writes into the image's paths.
       const r = spawnSync("nsenter", ["-t", String(s.state.pid), "-U", "-m", "-r", "-w", "--", "/bin/sh", "-c",
         "echo x > /usr/bin/planted && echo changed > /etc/hostname && chmod 777 /bin/busybox && id -u"], { env: TOOL_ENV, encoding: "utf8" });

@@ -13,10 +13,11 @@
 // ever uses a layer, so nothing passes between sandboxes; the image itself is
 // never touched. Without metacopy support each sandbox is re-owned as before.
 import { chmod, lstat, lchown, readdir, rename, rm } from "node:fs/promises";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { UID_RANGE, isMounted, run, unmountIfMounted } from "../runtime.js";
+import { run as runTool } from "../../util/run.js";
 
 interface Entry { rel: string; uid: number; gid: number }
 
@@ -176,12 +177,34 @@ export async function prepareRootfs(p: RootfsPaths, base: number, layers: string
   if (metacopyWorks !== false) {
     const own = await ownershipLayer(layers, p.lower, base);
     if (own) {
-      await run("mount", ["-t", "overlay", "-o", `lowerdir=${own}:${p.lower},upperdir=${p.upper},workdir=${p.work},metacopy=on`, "bhatti-root", p.merged]);
+      await mountOpaque(p, [own, p.lower], "metacopy=on");
       return;
     }
   }
-  await run("mount", ["-t", "overlay", "-o", `lowerdir=${p.lower},upperdir=${p.upper},workdir=${p.work}`, "bhatti-root", p.merged]);
+  await mountOpaque(p, [p.lower], "");
   await chownAll(p.lower, p.merged, base);
+}
+
+/**
+ * Mounts the overlay with short relative layer paths (symlinks in a scratch
+ * dir beside the mount point, which is mount's cwd). The kernel shows overlay
+ * options as given, so the sandbox's /proc/self/mountinfo then reads
+ * `lowerdir=l0:l1,upperdir=u,workdir=w` instead of the host's data, runtime
+ * and images paths. The symlinks are only needed while mounting.
+ */
+async function mountOpaque(p: RootfsPaths, lowers: string[], extra: string): Promise<void> {
+  const dir = join(dirname(p.merged), ".ovl-" + p.merged.split("/").pop());
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o700 });
+  try {
+    lowers.forEach((l, i) => symlinkSync(l, join(dir, `l${i}`)));
+    symlinkSync(p.upper, join(dir, "u"));
+    symlinkSync(p.work, join(dir, "w"));
+    const opts = `lowerdir=${lowers.map((_, i) => `l${i}`).join(":")},upperdir=u,workdir=w${extra ? `,${extra}` : ""}`;
+    await runTool("mount", ["-t", "overlay", "-o", opts, "bhatti-root", p.merged], { cwd: dir, timeoutMs: 30_000 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function releaseRootfs(merged: string): Promise<void> {
