@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { api, BIN, childEnv, createUser, startDaemon, tempDir } from "../testing/harness.js";
@@ -162,24 +162,35 @@ test("at start a daemon ends orphaned probes only, and removes only stale runtim
   assert.equal(parentOf(ownedProbe.pid!), process.pid);
   assert.notEqual(parentOf(orphanProbe), process.pid);
 
-  // Runtime dirs.
+  // Runtime dirs. Other daemons of the suite may start (and sweep) at any
+  // moment, so each dir is set up under a name no sweep considers and renamed
+  // into place whole: a half-built dir must never be seen.
+  const staged = async (final: string, dataDir: string | undefined, fill: (dir: string) => void | Promise<void>): Promise<string> => {
+    const stage = join(RUN_BHATTI, `.stage-${randomBytes(6).toString("hex")}`);
+    if (dataDir) await ensureRuntimeDir(stage, dataDir);
+    else mkdirSync(stage);
+    await fill(stage);
+    renameSync(stage, final);
+    return final;
+  };
   const gone1 = join(work, "gone-1");
-  const stale = runtimeDirFor(gone1);
-  await ensureRuntimeDir(stale, gone1);
-  mkdirSync(join(stale, "sb", "abc"));
-  const slot = allocateUidSlot(`${stale}:abc`);
-  const noRecord = join(RUN_BHATTI, randomBytes(6).toString("hex"));
-  mkdirSync(noRecord);
+  let slot!: { slot: number };
+  const stale = await staged(runtimeDirFor(gone1), gone1, (dir) => {
+    mkdirSync(join(dir, "sb", "abc"));
+    slot = allocateUidSlot(`${runtimeDirFor(gone1)}:abc`);
+  });
+  const noRecord = await staged(join(RUN_BHATTI, randomBytes(6).toString("hex")), undefined, () => {});
   const gone2 = join(work, "gone-2");
-  const busy = runtimeDirFor(gone2);
-  await ensureRuntimeDir(busy, gone2);
-  const user = spawn("sleep", ["600"], { cwd: join(busy, "sb"), stdio: "ignore" });
-  extraPids.push(user.pid!);
+  let user!: ChildProcess;
+  const busy = await staged(runtimeDirFor(gone2), gone2, (dir) => {
+    user = spawn("sleep", ["600"], { cwd: join(dir, "sb"), stdio: "ignore" }); // its cwd moves with the rename
+    extraPids.push(user.pid!);
+  });
   const gone3 = join(work, "gone-3");
-  const runcState = runtimeDirFor(gone3);
-  await ensureRuntimeDir(runcState, gone3);
-  mkdirSync(join(runcState, "runc", "somebox"), { recursive: true });
-  writeFileSync(join(runcState, "runc", "somebox", "state.json"), "{}");
+  const runcState = await staged(runtimeDirFor(gone3), gone3, (dir) => {
+    mkdirSync(join(dir, "runc", "somebox"), { recursive: true });
+    writeFileSync(join(dir, "runc", "somebox", "state.json"), "{}");
+  });
   const liveData = tempDir();
   const live = runtimeDirFor(liveData);
   await ensureRuntimeDir(live, liveData);
