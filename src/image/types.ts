@@ -2,7 +2,7 @@
 
 export interface BuildOptions {
   imagesDir: string;
-  name?: string; // "base"
+  name?: string; // "minimal" (alias "base") or "debian"
   force?: boolean;
   log?: (line: string) => void;
   vm?: boolean; // also build vm artifacts (rootfs.ext4 is always built), default true
@@ -38,4 +38,6 @@ export interface Manifest {
   buildMs: number;
   rootfs: { files: number; bytes: number };
   files: ManifestFile[]; // artifacts next to rootfs/, with sizes
+  /** Debian images: every installed package and its version. */
+  packages?: Record<string, string>;
 }

@@ -14,6 +14,7 @@ import type { EngineName, RunningSandbox } from "../engine/types.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
+import { requireImage } from "./images.js";
 import { validateCpus, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 export interface SandboxView {
@@ -74,13 +75,16 @@ export class SandboxService {
       const t = this.templates.resolve(user, body.template);
       templateId = t.id;
       ({ image, cpus, memory_mb } = t);
+      // Like its secrets, a template's image wins over the request's.
+      if (body.image !== undefined && body.image !== null && body.image !== t.image) warnings.push(`template ${t.name}: the request's image was dropped; the template's image ${t.image} is used`);
       env = { ...t.env };
       // Creating from a template honours only the template's secrets, and no request files.
       if (secretNames.length) warnings.push(`template ${t.name}: the request's secrets were dropped (${secretNames.join(", ")}); only the template's secrets are used`);
       if (files.length) warnings.push(`template ${t.name}: the request's files were dropped (${files.length} file${files.length === 1 ? "" : "s"}); create without a template to pass files`);
       secretNames = t.secrets;
       files = [];
-    }
+    } else if (body.image !== undefined && body.image !== null) image = body.image as string; // checked just below
+    image = requireImage(this.engines.env.imagesDir, image);
     if (body.cpus !== undefined) cpus = validateCpus(body.cpus);
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     env = { ...env, ...requestEnv };

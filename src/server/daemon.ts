@@ -17,6 +17,7 @@ import { Engines, type EngineChoice } from "../sandboxes/engines.js";
 import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 
@@ -65,7 +66,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   try {
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
-    const templates = new TemplateService(db);
+    const templates = new TemplateService(db, paths.images);
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
     const rec = await sandboxes.recover();
     if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
@@ -73,6 +74,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates);
+    imageRoutes(app.router, paths.images);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);

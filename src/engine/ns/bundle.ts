@@ -5,7 +5,7 @@ import { GUEST } from "../../protocol/agent.js";
 import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
 
-export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
+export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/opt/bhatti/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
 export const PIDS_LIMIT = 1024;
 const CPU_PERIOD = 100_000;
 

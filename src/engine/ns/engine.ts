@@ -13,6 +13,7 @@ import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
+import { canonicalImage } from "../../image/names.js";
 
 export interface NsState extends EngineState {
   slot: number;
@@ -74,7 +75,7 @@ export class NsEngine implements Engine {
     }
     await this.runtimeReady;
     const p = nsPaths(this.env, spec.id);
-    const lower = join(this.env.imagesDir, spec.image, "rootfs");
+    const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     if (!existsSync(join(lower, "opt/bhatti/lohar.js"))) throw new Error(`image ${spec.image} not found (no ${lower}); run: bhatti image build`);
     if (existsSync(p.sb) || existsSync(p.data)) throw new Error(`sandbox ${spec.id} already exists`);
 

@@ -22,7 +22,7 @@ export interface VmState extends EngineState {
 
 export interface VmOptions {
   bootTimeoutMs?: number; // lohar must say hello within this (default 20 s with KVM, 90 s with TCG)
-  probeImage?: string; // image whose kernel the accelerator probe boots (default "base")
+  probeImage?: string; // image whose kernel the accelerator probe boots (default "minimal")
   accel?: Accel; // skip the probe and use this (tests, operators who know)
 }
 
@@ -43,7 +43,7 @@ export class VmEngine implements Engine {
   private async probe(): Promise<Availability> {
     const r = await run(QEMU_BIN, ["--version"], { allowFail: true }).catch(() => null);
     if (!r || r.code !== 0) return { ok: false, reason: `${QEMU_BIN} not found or not runnable; install it: apt-get install qemu-system-x86` };
-    const img = imagePaths(this.env, this.opts.probeImage ?? "base");
+    const img = imagePaths(this.env, this.opts.probeImage ?? "minimal");
     for (const f of [img.kernel, img.initramfs, img.rootfs]) {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }

@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import type { EngineEnv } from "../types.js";
 import { sandboxRuntimeDir } from "../runtime.js";
+import { canonicalImage } from "../../image/names.js";
 
 export interface VmPaths {
   sb: string; // <rt>/sb/<id>
@@ -33,7 +34,7 @@ export function vmPaths(env: EngineEnv, id: string): VmPaths {
 
 export function imagePaths(env: EngineEnv, image: string): ImagePaths {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/.test(image)) throw new Error(`bad image name ${JSON.stringify(image)}`);
-  const dir = join(env.imagesDir, image);
+  const dir = join(env.imagesDir, canonicalImage(image));
   return {
     dir,
     kernel: join(dir, "vmlinux"),
