@@ -48,7 +48,8 @@ export function userlandSuite(makeEngine: () => Promise<Engine>, image: string):
         "git --version", "python3 -c 'import ssl, sys; print(ssl.OPENSSL_VERSION.split()[0], sys.version_info[0])'",
         "curl --version | head -1", "echo '{\"a\":[1,2]}' | jq -c .a", "make --version | head -1", "zip -v | sed -n 2p", "unzip -v | head -1",
         "xz --version | head -1", "ssh -V 2>&1", "less --version | head -1", "tini --version", "command -v ps find grep sed script",
-        "cd /tmp && python3 -m venv v && v/bin/pip --version >/dev/null && echo venv-ok",
+        // --without-pip: ensurepip's wheel install takes a minute under TCG; ensurepip itself must be there
+        "cd /tmp && python3 -m venv --without-pip v && v/bin/python -c 'import ensurepip' && python3 -m pip --version >/dev/null && echo venv-ok",
       ].join(" && "));
       assert.equal(r.exit.exit_code, 0, `${r.stdout}\n${r.stderr}`);
       const out = r.stdout.toString();

@@ -61,7 +61,7 @@ export class SandboxService {
     const warnings: string[] = [];
     const name = validateName(body.name);
     const engine = this.engines.pick(body.engine);
-    let image = DEFAULTS.image;
+    let image = this.templates.defaultImage;
     let cpus = DEFAULTS.cpus;
     let memory_mb = DEFAULTS.memory_mb;
     let env: Record<string, string> = {};

@@ -26,12 +26,15 @@ const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secret
 export const DEFAULTS = { image: DEFAULT_IMAGE, cpus: 1, memory_mb: 512 };
 
 export class TemplateService {
-  /** imagesDir: where a template's image must be built (unset: names are only checked for form). */
-  constructor(private readonly db: DB, private readonly imagesDir?: string) {}
+  /**
+   * imagesDir: where a template's image must be built (unset: names are only checked for form).
+   * defaultImage: the image of a template or sandbox that names none (`serve --image`).
+   */
+  constructor(private readonly db: DB, private readonly imagesDir?: string, readonly defaultImage: string = DEFAULT_IMAGE) {}
 
   create(user: Caller, body: Record<string, unknown>): Template {
     const name = validateName(body.name, "name");
-    let image = body.image === undefined ? DEFAULTS.image : validateName(body.image, "image");
+    let image = body.image === undefined ? this.defaultImage : validateName(body.image, "image");
     if (this.imagesDir !== undefined) image = requireImage(this.imagesDir, image);
     const cpus = body.cpus === undefined ? DEFAULTS.cpus : validateCpus(body.cpus);
     const memory_mb = body.memory_mb === undefined ? DEFAULTS.memory_mb : validateMemory(body.memory_mb);

@@ -26,6 +26,7 @@ export interface ServeOptions {
   listen: string; // host:port
   rateLimit: number; // requests per second per user; 0 = off
   engine: EngineChoice;
+  image?: string; // default image of sandboxes and templates that name none (default "minimal")
   log?: (line: string) => void;
 }
 
@@ -66,7 +67,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   try {
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
-    const templates = new TemplateService(db, paths.images);
+    const templates = new TemplateService(db, paths.images, opts.image);
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
     const rec = await sandboxes.recover();
     if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
@@ -74,7 +75,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates);
-    imageRoutes(app.router, paths.images);
+    imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);

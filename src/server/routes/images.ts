@@ -5,12 +5,12 @@ import { inspectImage, listImages } from "../../image/catalog.js";
 import { NAME_RE } from "../../image/names.js";
 import { badRequest, notFound } from "../../util/errors.js";
 
-export function imageRoutes(router: Router, imagesDir: string): void {
-  router.add("GET", "/images", async () => ({ images: await listImages(imagesDir) }));
+export function imageRoutes(router: Router, imagesDir: string, defaultImage: string): void {
+  router.add("GET", "/images", async () => ({ default: defaultImage, images: (await listImages(imagesDir)).map((i) => ({ ...i, default: i.name === defaultImage })) }));
   router.add("GET", "/images/:name", async ({ params }) => {
     if (!NAME_RE.test(params.name)) throw badRequest(`image name must match ${NAME_RE.source}`);
     const d = await inspectImage(imagesDir, params.name);
     if (!d) throw notFound(`image ${JSON.stringify(params.name)} not found`);
-    return d;
+    return { ...d, default: d.name === defaultImage };
   });
 }
