@@ -9,7 +9,7 @@
 // take milliseconds); mmdebstrap fetches its own lists from the same mirrors.
 // Downloaded .debs are kept in <cache>/debian/debs and handed back to each
 // build, so a rebuild after one change downloads only what changed.
-import { chmod, copyFile, lchown, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, lchown, mkdir, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { resolveDebs, type DebInfo } from "./apt.js";
@@ -26,15 +26,30 @@ import { buildVmArtifacts, KERNEL_META_PACKAGE, kernelInputs } from "./vm-artifa
 import { GUEST } from "../protocol/agent.js";
 
 /** Bump when this recipe's output changes for the same inputs. */
-export const DEBIAN_BUILDER_VERSION = "1";
+export const DEBIAN_BUILDER_VERSION = "2";
 export const DEBIAN_SUITE = "bookworm";
 
-/** On top of minbase. util-linux and bsdutils (`script`, for lohar's ttys) are there already; iproute2 brings the vm's loopback up. */
+/**
+ * On top of minbase. util-linux and bsdutils (`script`, for lohar's ttys) are
+ * there already; iproute2 for users; busybox-static runs the vm init (a static
+ * binary: under TCG every dynamically linked exec at boot costs tens of ms).
+ */
 export const DEBIAN_PACKAGES = [
   "bash", "coreutils", "procps", "findutils", "grep", "sed", "less", "git", "curl", "ca-certificates",
   "openssh-client", "python3", "python3-venv", "python3-pip", "make", "xz-utils", "unzip", "zip", "jq", "tini",
-  "util-linux", "bsdutils", "iproute2",
+  "util-linux", "bsdutils", "iproute2", "busybox-static",
 ];
+
+/** The tools the vm init calls, as busybox applets in a directory of their own (users' PATH never sees it). */
+const INIT_BIN = "/opt/bhatti/bin";
+const INIT_APPLETS = ["grep", "mount", "mkdir", "ln", "ip", "env"];
+
+/** The shared vm init, run by static busybox with INIT_BIN first on its PATH. */
+export function debianInit(script = INIT_SCRIPT): string {
+  const out = script.replace(/^#!\/bin\/sh\n/, "#!/bin/busybox sh\n").replace(/^export PATH=(.*)$/m, `export PATH=${INIT_BIN}:$1`);
+  if (!out.startsWith("#!/bin/busybox sh\n") || !out.includes(`export PATH=${INIT_BIN}:`)) throw new Error("the vm init script has no #!/bin/sh line or PATH line to adapt");
+  return out;
+}
 
 /** Left out of every package as dpkg unpacks it. */
 export const DPKG_EXCLUDES = [
@@ -138,7 +153,7 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
         `--setup-hook=sync-in ${debsDir} /var/cache/apt/archives/`,
         `--customize-hook=sync-out /var/cache/apt/archives ${debsDir}`,
         `--customize-hook=chroot "$1" useradd --uid ${U.uid} --user-group --create-home --home-dir ${U.home} --shell /bin/bash ${U.name}`,
-        "--skip=download/empty",
+        "--skip=download/empty", "--skip=essential/unlink", // keep the essential .debs for sync-out
         DEBIAN_SUITE, rootfs,
       ], (line) => log(`mmdebstrap: ${line}`));
 
@@ -151,7 +166,7 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
         await writeFile(join(rootfs, p), text, { mode: 0o644 });
         await chmod(join(rootfs, p), 0o644);
       }
-      for (const p of [TINI_PATH, "/usr/bin/script", "/bin/bash"]) {
+      for (const p of [TINI_PATH, "/usr/bin/script", "/bin/bash", "/bin/busybox"]) {
         if (!existsSync(join(rootfs, p))) throw new Error(`${p} is missing from the image`);
       }
       log(`copying node to ${NODE_PATH}`);
@@ -161,7 +176,9 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
       log(`node's ${libs.length} shared libraries are in place`);
       await copyFile(c.loharJs, join(rootfs, LOHAR_PATH));
       await chmod(join(rootfs, LOHAR_PATH), 0o644);
-      await writeFile(join(rootfs, INIT_PATH), INIT_SCRIPT);
+      await mkdir(join(rootfs, INIT_BIN), { recursive: true, mode: 0o755 });
+      for (const a of INIT_APPLETS) await symlink("/bin/busybox", join(rootfs, INIT_BIN, a));
+      await writeFile(join(rootfs, INIT_PATH), debianInit());
       await chmod(join(rootfs, INIT_PATH), 0o755);
       await lchown(join(rootfs, U.home), U.uid, U.gid);
       await chmod(join(rootfs, U.home), 0o755);
