@@ -15,7 +15,7 @@ export interface EngineEnv {
 export interface CreateSpec {
   id: string; // globally unique sandbox id, [a-z0-9]+, used for paths and cgroups
   name: string; // becomes the hostname
-  image: string; // image name under imagesDir, "base" by default
+  image: string; // image name under imagesDir ("minimal" by default; "base" is its alias)
   cpus: number;
   memoryMb: number;
   // Holds plaintext secret values: keep it in memory, write it only into

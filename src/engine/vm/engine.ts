@@ -10,7 +10,7 @@ import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningS
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
 import { ensureRuntimeDir, run, RUN_BHATTI, sandboxDirsWith, tryConnect } from "../runtime.js";
 import { probeAccelCached } from "./accel.js";
-import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
+import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
 import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
 
@@ -43,7 +43,7 @@ export class VmEngine implements Engine {
   private async probe(): Promise<Availability> {
     const r = await run(QEMU_BIN, ["--version"], { allowFail: true }).catch(() => null);
     if (!r || r.code !== 0) return { ok: false, reason: `${QEMU_BIN} not found or not runnable; install it: apt-get install qemu-system-x86` };
-    const img = imagePaths(this.env, this.opts.probeImage ?? "minimal");
+    const img = imagePaths(this.env, this.opts.probeImage ?? probeImageName(this.env));
     for (const f of [img.kernel, img.initramfs, img.rootfs]) {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }

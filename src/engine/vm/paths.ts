@@ -3,7 +3,8 @@
 import { join } from "node:path";
 import type { EngineEnv } from "../types.js";
 import { sandboxRuntimeDir } from "../runtime.js";
-import { canonicalImage } from "../../image/names.js";
+import { canonicalImage, RECIPES } from "../../image/names.js";
+import { existsSync } from "node:fs";
 
 export interface VmPaths {
   sb: string; // <rt>/sb/<id>
@@ -41,4 +42,9 @@ export function imagePaths(env: EngineEnv, image: string): ImagePaths {
     initramfs: join(dir, "initramfs.cpio"),
     rootfs: join(dir, "rootfs.ext4"),
   };
+}
+
+/** The image whose kernel the accelerator probe boots: the first built of bhatti's own images (all share the kernel). */
+export function probeImageName(env: EngineEnv): string {
+  return RECIPES.find((n) => existsSync(imagePaths(env, n).kernel)) ?? RECIPES[0];
 }
