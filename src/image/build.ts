@@ -7,7 +7,7 @@
 import { access, constants, mkdir, readdir, readFile, realpath, rename, rm } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { debianRecipe } from "./debian.js";
+import { checkExtraPackages, debianRecipe } from "./debian.js";
 import { HashCache } from "./hashes.js";
 import { acquireLock } from "./lock.js";
 import { minimalRecipe } from "./minimal.js";
@@ -116,11 +116,32 @@ async function dropAliasDirs(imagesDir: string, name: string, log: (l: string) =
   }
 }
 
+/**
+ * The extra packages of an image derived from debian (empty for bhatti's own
+ * images): from --from/--packages, or, on a rebuild, from its manifest.
+ */
+async function derivedFrom(opts: BuildOptions, name: string): Promise<string[]> {
+  const given = opts.from !== undefined || (opts.packages?.length ?? 0) > 0;
+  if (isRecipe(name)) {
+    if (given) throw new Error(`${name} is one of bhatti's own images; give an image derived from it another name`);
+    return [];
+  }
+  if (given) {
+    if (opts.from !== "debian") throw new Error(`--from must be debian (the image extra packages are added to)`);
+    if (!opts.packages?.length) throw new Error("--packages must name at least one Debian package");
+    return checkExtraPackages(opts.packages);
+  }
+  const inputs = (await readManifest(join(opts.imagesDir, name)))?.inputs;
+  if (inputs?.recipe === "debian" && Array.isArray(inputs.extra)) return checkExtraPackages(inputs.extra as string[]);
+  if (inputs?.recipe === "import") throw new Error(`image ${name} was imported from a tarball; import it again to change it`);
+  throw new Error(`bhatti has no recipe for an image called ${name}: it builds ${RECIPES.join(", ")}, or NAME --from debian --packages "PKG …"`);
+}
+
 export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
   const started = Date.now();
   const name = canonicalImage(opts.name ?? DEFAULT_IMAGE);
   checkName(name);
-  if (!isRecipe(name)) throw new Error(`bhatti has no recipe for an image called ${name}: it builds ${RECIPES.join(", ")}`);
+  const extra = await derivedFrom(opts, name);
   const vm = opts.vm ?? true;
   const log = opts.log ?? (() => undefined);
   const imagesDir = opts.imagesDir;
@@ -143,7 +164,7 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
     await dropAliasDirs(imagesDir, name, log);
     const hashes = await HashCache.open(join(cacheDir, "hashes.json"));
     const ctx: RecipeContext = { name, imagesDir, cacheDir, nodeBinary, loharJs, vm, log, started, hashes };
-    const recipe: Recipe = name === "debian" ? debianRecipe(ctx) : minimalRecipe(ctx);
+    const recipe: Recipe = name === "minimal" ? minimalRecipe(ctx) : debianRecipe(ctx, extra);
     const existing = await loadImage(imagesDir, name);
     const hash = await recipe.currentHash(existing ? await readManifest(existing.dir) : null);
     await hashes.save();

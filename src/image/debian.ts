@@ -75,6 +75,8 @@ interface DebianInputs {
   arch: string;
   vm: boolean;
   packages: string[]; // requested
+  from?: "debian"; // a derived image: debian's packages plus `extra`
+  extra?: string[];
   debs: Record<string, { version: string; sha256: string }>; // the host's candidates for every package in the image
   node: { sha256: string };
   lohar: { sha256: string };
@@ -99,9 +101,35 @@ export async function installedPackages(rootfs: string): Promise<Record<string, 
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
-export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKAGES): Recipe {
-  const resolveDir = join(c.cacheDir, "debian");
-  const debsDir = join(resolveDir, "debs");
+/** A Debian package name as apt takes it: no options, patterns, versions or paths can hide in one. */
+export const DEB_NAME_RE = /^[a-z0-9][a-z0-9+.-]{0,99}$/;
+
+/** Extra packages of a derived image: each a plain Debian package name, at most 200, sorted, no duplicates. */
+export function checkExtraPackages(list: string[]): string[] {
+  const out = [...new Set(list)].sort();
+  if (out.length > 200) throw new Error(`at most 200 extra packages (got ${out.length})`);
+  for (const p of out) if (!DEB_NAME_RE.test(p)) throw new Error(`bad package name ${JSON.stringify(p.slice(0, 100))} (want ${DEB_NAME_RE.source})`);
+  return out;
+}
+
+/**
+ * The debian image, or (extra non-empty) an image derived from it: the same
+ * recipe with more packages. Every debian-family image shares the .deb cache.
+ */
+export function debianRecipe(c: RecipeContext, extra: string[] = []): Recipe {
+  const packages = [...new Set([...DEBIAN_PACKAGES, ...checkExtraPackages(extra)])];
+  const debsDir = join(c.cacheDir, "debian", "debs");
+  const resolveDir = c.name === "debian" ? join(c.cacheDir, "debian") : join(c.cacheDir, "debian", "resolve", c.name); // one apt answer cached per image
+
+  /** Every extra package must be one Debian has (per the host's lists): a clear error before mmdebstrap runs. */
+  async function checkExtrasExist(): Promise<void> {
+    if (!extra.length) return;
+    const names = checkExtraPackages(extra);
+    const r = await run("apt-cache", ["show", "--no-all-versions", "-q", ...names], { allowFail: true });
+    const found = new Set(r.stdout.split("\n").filter((l) => l.startsWith("Package: ")).map((l) => l.slice(9).trim()));
+    const missing = names.filter((n) => !found.has(n));
+    if (missing.length) throw new Error(`Debian has no package ${missing.join(", ")} (as far as this host's apt lists know: apt-get update refreshes them)`);
+  }
 
   async function inputsFor(names: string[]): Promise<DebianInputs> {
     const all = [...new Set([...packages, ...names])].sort();
@@ -121,6 +149,7 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
       arch: process.arch,
       vm: c.vm,
       packages: [...packages].sort(),
+      ...(extra.length ? { from: "debian" as const, extra: checkExtraPackages(extra) } : {}),
       debs: Object.fromEntries(all.map((n) => [n, { version: debs[n].version, sha256: debs[n].sha256 }])),
       node: { sha256: await c.hashes.sha256(c.nodeBinary) },
       lohar: { sha256: await c.hashes.sha256(c.loharJs) },
@@ -132,6 +161,7 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
 
   return {
     async currentHash(existing) {
+      await checkExtrasExist();
       return hashOf(await inputsFor(Object.keys(existing?.packages ?? {})));
     },
 
@@ -140,7 +170,7 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
       await mkdir(dir, { mode: 0o755 });
       await mkdir(debsDir, { recursive: true, mode: 0o755 });
       const rootfs = join(dir, "rootfs");
-      log(`mmdebstrap ${DEBIAN_SUITE} minbase + ${packages.length} packages (cached .debs in ${debsDir})`);
+      log(`mmdebstrap ${DEBIAN_SUITE} minbase + ${packages.length} packages${extra.length ? ` (debian's and ${extra.join(" ")})` : ""} (cached .debs in ${debsDir})`);
       // A private mount namespace: the chroot's /proc, /sys and /dev mounts die
       // with mmdebstrap, whatever happens to this process.
       await runStreaming("unshare", [
@@ -206,14 +236,18 @@ export function debianRecipe(c: RecipeContext, packages: string[] = DEBIAN_PACKA
   };
 }
 
-/** Drops cached .debs of package versions the image no longer holds (the cache stays the size of one image). */
+/**
+ * Drops cached .debs of other versions of the packages this image holds (the
+ * cache keeps one version per package; other images' packages stay).
+ */
 async function pruneDebCache(debsDir: string, installed: Record<string, string>, log: (l: string) => void): Promise<void> {
   const keep = new Set(Object.entries(installed).map(([n, v]) => `${n}_${v.replace(/:/g, "%3a")}_`));
   let dropped = 0;
   for (const f of await readdir(debsDir)) {
     if (!f.endsWith(".deb")) continue;
     const prefix = f.slice(0, f.lastIndexOf("_") + 1);
-    if (!keep.has(prefix)) {
+    const pkg = f.slice(0, f.indexOf("_"));
+    if (Object.hasOwn(installed, pkg) && !keep.has(prefix)) {
       await rm(join(debsDir, f), { force: true });
       dropped++;
     }

@@ -10,6 +10,8 @@ export interface RunOptions {
   input?: string;
   /** Extra variables on top of the minimal environment. */
   env?: Record<string, string>;
+  /** Resolve with the exit code instead of rejecting. */
+  allowFail?: boolean;
 }
 
 const PROXY_VARS = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"];
@@ -26,5 +28,5 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
 
 /** src/util/run.ts with the builder's environment (proxies for apt) and no timeout: packing an image takes a while. */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env) });
+  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env), allowFail: opts.allowFail });
 }

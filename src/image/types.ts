@@ -2,7 +2,11 @@
 
 export interface BuildOptions {
   imagesDir: string;
-  name?: string; // "minimal" (alias "base") or "debian"
+  name?: string; // "minimal" (alias "base"), "debian", or a derived image (with from + packages, or built before)
+  /** A derived image: the image it adds packages to ("debian"). */
+  from?: string;
+  /** A derived image's extra Debian packages. */
+  packages?: string[];
   force?: boolean;
   log?: (line: string) => void;
   vm?: boolean; // also build vm artifacts (rootfs.ext4 is always built), default true

@@ -12,10 +12,14 @@ import { imageUsers } from "../../sandboxes/images.js";
 import { openDb } from "../../store/db.js";
 
 const USAGE = `bhatti image build [NAME] [--force] [--no-vm]   (NAME: ${RECIPES.join(" | ")}; default ${DEFAULT_IMAGE}; base = minimal)
+       bhatti image build NAME --from debian --packages "PKG …"   (debian plus Debian packages)
        bhatti image list | inspect NAME | delete NAME
        options: [--data-dir DIR] [--images-dir DIR] [--json]`;
 
-const OPTIONS = { "images-dir": { type: "string" }, name: { type: "string" }, force: { type: "boolean" }, "no-vm": { type: "boolean" } } as const;
+const OPTIONS = {
+  "images-dir": { type: "string" }, name: { type: "string" }, force: { type: "boolean" }, "no-vm": { type: "boolean" },
+  from: { type: "string" }, packages: { type: "string", multiple: true },
+} as const;
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
 
@@ -31,6 +35,8 @@ export async function imageCommand(argv: string[]): Promise<number> {
     const t = performance.now();
     const info = await buildImage({
       imagesDir, name, force: !!values.force, vm: !values["no-vm"],
+      ...(values.from !== undefined ? { from: values.from } : {}),
+      ...(values.packages ? { packages: values.packages.flatMap((p) => p.split(/[\s,]+/)).filter(Boolean) } : {}),
       log: (l) => process.stderr.write(`image: ${l}\n`), // progress on stderr, the result on stdout
     });
     if (values.json) printJson(info);
