@@ -86,8 +86,25 @@ export function imageInUse(dir: string): boolean {
   return false;
 }
 
+/**
+ * Puts a finished build `tmp` in place as image `name` (the caller holds its
+ * lock). The window between the two renames is a few microseconds, and
+ * recover() puts the old image back if a crash lands inside it.
+ */
+export async function swapIn(imagesDir: string, name: string, tmp: string, log: (l: string) => void): Promise<string> {
+  const dir = join(imagesDir, name);
+  const old = join(imagesDir, `${name}.old-${process.pid}-${Date.now()}`);
+  const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
+  const oldInUse = hadOld && imageInUse(dir);
+  if (hadOld) await rename(dir, old);
+  await rename(tmp, dir);
+  if (oldInUse) log(`keeping the previous image as ${old} while sandboxes use it; a later build removes it`);
+  else if (hadOld) await rm(old, { recursive: true, force: true });
+  return dir;
+}
+
 /** Removes leftovers of crashed builds and replaced images nothing uses any more; puts back an old image a crash left renamed aside. */
-async function recover(imagesDir: string, name: string): Promise<void> {
+export async function recover(imagesDir: string, name: string): Promise<void> {
   const entries = await readdir(imagesDir);
   const current = entries.includes(name);
   const inUse = imageInUse(join(imagesDir, name));
@@ -185,16 +202,7 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
       throw e;
     }
 
-    // Swap into place: the window between the two renames is a few microseconds,
-    // and recover() puts the old image back if a crash lands inside it.
-    const dir = join(imagesDir, name);
-    const old = join(imagesDir, `${name}.old-${process.pid}-${Date.now()}`);
-    const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
-    const oldInUse = hadOld && imageInUse(dir);
-    if (hadOld) await rename(dir, old);
-    await rename(tmp, dir);
-    if (oldInUse) log(`keeping the previous image as ${old} while sandboxes use it; a later build removes it`);
-    else if (hadOld) await rm(old, { recursive: true, force: true });
+    const dir = await swapIn(imagesDir, name, tmp, log);
     log(`image ${name} built in ${((Date.now() - started) / 1000).toFixed(1)} s: rootfs ${(manifest.rootfs.bytes / 1048576).toFixed(0)} MiB in ${manifest.rootfs.files} files`);
     return infoFrom(dir, manifest, true);
   } finally {

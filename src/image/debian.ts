@@ -44,11 +44,15 @@ export const DEBIAN_PACKAGES = [
 const INIT_BIN = "/opt/bhatti/bin";
 const INIT_APPLETS = ["grep", "mount", "mkdir", "ln", "ip", "env"];
 
-/** The shared vm init, run by static busybox with INIT_BIN first on its PATH. */
-export function debianInit(script = INIT_SCRIPT): string {
-  const out = script.replace(/^#!\/bin\/sh\n/, "#!/bin/busybox sh\n").replace(/^export PATH=(.*)$/m, `export PATH=${INIT_BIN}:$1`);
-  if (!out.startsWith("#!/bin/busybox sh\n") || !out.includes(`export PATH=${INIT_BIN}:`)) throw new Error("the vm init script has no #!/bin/sh line or PATH line to adapt");
+/** The shared vm init, run by a static busybox (`busybox`) with `binDir` (its applet links) first on its PATH. */
+export function adaptInit(busybox: string, binDir: string, script = INIT_SCRIPT): string {
+  const out = script.replace(/^#!\/bin\/sh\n/, `#!${busybox} sh\n`).replace(/^export PATH=(.*)$/m, `export PATH=${binDir}:$1`);
+  if (!out.startsWith(`#!${busybox} sh\n`) || !out.includes(`export PATH=${binDir}:`)) throw new Error("the vm init script has no #!/bin/sh line or PATH line to adapt");
   return out;
+}
+
+export function debianInit(script = INIT_SCRIPT): string {
+  return adaptInit("/bin/busybox", INIT_BIN, script);
 }
 
 /** Left out of every package as dpkg unpacks it. */
@@ -90,9 +94,9 @@ async function mmdebstrapVersion(): Promise<string> {
   return r.stdout.trim();
 }
 
-/** Installed packages of a Debian root tree: name -> version. */
-export async function installedPackages(rootfs: string): Promise<Record<string, string>> {
-  const { stdout } = await run("dpkg-query", [`--admindir=${join(rootfs, "var/lib/dpkg")}`, "-W", "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"]);
+/** Installed packages of a Debian root tree (or of dpkg's database dir `admindir`): name -> version. */
+export async function installedPackages(rootfs: string, admindir = join(rootfs, "var/lib/dpkg")): Promise<Record<string, string>> {
+  const { stdout } = await run("dpkg-query", [`--admindir=${admindir}`, "-W", "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"]);
   const out: Record<string, string> = {};
   for (const line of stdout.split("\n")) {
     const [name, version, status] = line.split("\t");

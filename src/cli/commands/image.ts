@@ -7,25 +7,27 @@ import { printJson, printTable } from "../output.js";
 import { resolveDataDir, ensureDataDir, dataPaths } from "../../util/paths.js";
 import { buildImage } from "../../image/build.js";
 import { deleteImage, inspectImage, listImages } from "../../image/catalog.js";
+import { importImage } from "../../image/import.js";
 import { DEFAULT_IMAGE, RECIPES } from "../../image/names.js";
 import { imageUsers } from "../../sandboxes/images.js";
 import { openDb } from "../../store/db.js";
 
 const USAGE = `bhatti image build [NAME] [--force] [--no-vm]   (NAME: ${RECIPES.join(" | ")}; default ${DEFAULT_IMAGE}; base = minimal)
        bhatti image build NAME --from debian --packages "PKG …"   (debian plus Debian packages)
+       bhatti image import NAME --tar FILE [--force] [--no-vm]   (a root filesystem tarball, e.g. docker export; gz/xz/zst ok)
        bhatti image list | inspect NAME | delete NAME
        options: [--data-dir DIR] [--images-dir DIR] [--json]`;
 
 const OPTIONS = {
   "images-dir": { type: "string" }, name: { type: "string" }, force: { type: "boolean" }, "no-vm": { type: "boolean" },
-  from: { type: "string" }, packages: { type: "string", multiple: true },
+  from: { type: "string" }, packages: { type: "string", multiple: true }, tar: { type: "string" },
 } as const;
 
 const mib = (n: number): string => `${(n / 1048576).toFixed(0)} MiB`;
 
 export async function imageCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || !["build", "list", "inspect", "delete"].includes(sub)) throw new UsageError(`usage: ${USAGE}`);
+  if (!sub || !["build", "import", "list", "inspect", "delete"].includes(sub)) throw new UsageError(`usage: ${USAGE}`);
   const { values, positionals } = parse(rest, OPTIONS, { usage: USAGE, positionals: sub === "list" ? [0, 0] : sub === "build" ? [0, 1] : [1, 1] });
   const dataDir = () => ensureDataDir(resolveDataDir(values["data-dir"]));
   const imagesDir = values["images-dir"] ? resolve(values["images-dir"]) : dataPaths(dataDir()).images;
@@ -41,6 +43,17 @@ export async function imageCommand(argv: string[]): Promise<number> {
     });
     if (values.json) printJson(info);
     else process.stdout.write(`image ${info.name} ${info.rebuilt ? "built" : "up to date"} in ${((performance.now() - t) / 1000).toFixed(1)} s: ${info.dir}\n`);
+    return 0;
+  }
+  if (sub === "import") {
+    if (!values.tar) throw new UsageError(`--tar FILE is required\nusage: ${USAGE}`);
+    const t = performance.now();
+    const info = await importImage({
+      imagesDir, name, tar: resolve(values.tar), force: !!values.force, vm: !values["no-vm"],
+      log: (l) => process.stderr.write(`image: ${l}\n`),
+    });
+    if (values.json) printJson(info);
+    else process.stdout.write(`image ${info.name} ${info.rebuilt ? "imported" : "up to date"} in ${((performance.now() - t) / 1000).toFixed(1)} s: ${info.dir}\n`);
     return 0;
   }
   if (sub === "list") {
