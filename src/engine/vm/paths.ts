@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { EngineEnv } from "../types.js";
 import { sandboxRuntimeDir } from "../runtime.js";
 import { canonicalImage, RECIPES } from "../../image/names.js";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 
 export interface VmPaths {
   sb: string; // <rt>/sb/<id>
@@ -44,7 +44,13 @@ export function imagePaths(env: EngineEnv, image: string): ImagePaths {
   };
 }
 
-/** The image whose kernel the accelerator probe boots: the first built of bhatti's own images (all share the kernel). */
+/** The image whose kernel the accelerator probe boots: the first built of bhatti's own images, else any built one (all share the kernel). */
 export function probeImageName(env: EngineEnv): string {
-  return RECIPES.find((n) => existsSync(imagePaths(env, n).kernel)) ?? RECIPES[0];
+  let others: string[] = [];
+  try {
+    others = readdirSync(env.imagesDir).filter((n) => /^[a-z0-9][a-z0-9_-]*$/.test(n)).sort();
+  } catch {
+    // no images dir yet
+  }
+  return [...RECIPES, ...others].find((n) => existsSync(imagePaths(env, n).kernel)) ?? RECIPES[0];
 }
