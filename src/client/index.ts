@@ -11,6 +11,7 @@ export interface CreateSandbox {
   name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
   image?: string; // default "minimal"; a template's image wins
+  disk_mb?: number; // size limit of the writable layer, MiB
 }
 export interface ImageSummary {
   name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;

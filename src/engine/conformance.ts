@@ -55,6 +55,7 @@ export function specFor(id: string, config: Partial<ConfigDrive> = {}, more: Par
     image: more.image ?? "minimal",
     cpus: more.cpus ?? 1,
     memoryMb: more.memoryMb ?? 256,
+    ...(more.diskMb ? { diskMb: more.diskMb } : {}),
     config: {
       sandbox_id: id,
       hostname: name,

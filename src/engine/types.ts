@@ -18,6 +18,7 @@ export interface CreateSpec {
   image: string; // image name under imagesDir ("minimal" by default; "base" is its alias)
   cpus: number;
   memoryMb: number;
+  diskMb?: number; // size limit of the writable layer (unset: none beyond the host's disk)
   // Holds plaintext secret values: keep it in memory, write it only into
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;

@@ -106,6 +106,21 @@ test("templates take an image and it wins over the request's, with a warning; an
   assert.equal((await exec(d, alice, "from-t", ["/bin/bash", "-c", "echo ok"])).stdout, "ok\n");
 });
 
+test("create --disk MB: the root's writable layer is a filesystem of that size; bad sizes are a 400", async () => {
+  for (const disk_mb of [8, 0, -1, 1.5, "64", 10_000_000]) {
+    const r = await api(d, "POST", "/sandboxes", { key: bob, body: { name: "dsk", disk_mb } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error, /disk_mb must be/);
+  }
+  const c = cli(["create", "--name", "dsk", "--image", "debian", "--disk", "48", "--json"], { env: { BHATTI_URL: d.url, BHATTI_TOKEN: bob } });
+  assert.equal(c.code, 0, c.stderr);
+  const r = await exec(d, bob, "dsk", ["bash", "-c", "df -k / | tail -1 | awk '{print $2}'; head -c 60000000 /dev/zero > ~/fill; echo rc=$?"]);
+  const [kb] = r.stdout.trim().split("\n");
+  assert.ok(Number(kb) > 30_000 && Number(kb) <= 48 * 1024, `root is ${kb} KiB`);
+  assert.match(r.stdout + r.stderr, /No space left on device/);
+  assert.equal((await api(d, "DELETE", "/sandboxes/dsk", { key: bob })).status, 204);
+});
+
 test("image list/inspect on the CLI; image delete is refused while a sandbox or template uses the image, then works", async () => {
   const list = imageCli("list", "--json");
   assert.equal(list.code, 0, list.stderr);

@@ -15,7 +15,7 @@ import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import { requireImage } from "./images.js";
-import { validateCpus, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
+import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 export interface SandboxView {
   id: string;
@@ -87,6 +87,7 @@ export class SandboxService {
     image = requireImage(this.engines.env.imagesDir, image);
     if (body.cpus !== undefined) cpus = validateCpus(body.cpus);
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
+    const diskMb = body.disk_mb === undefined || body.disk_mb === null ? undefined : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -114,7 +115,7 @@ export class SandboxService {
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
     } catch (e) {
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);

@@ -14,12 +14,14 @@ import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
 import { canonicalImage } from "../../image/names.js";
+import { mountDisk, releaseDisk } from "./disk.js";
 
 export interface NsState extends EngineState {
   slot: number;
   base: number;
   pid: number;
   image: string;
+  diskMb?: number; // the writable layer is a disk of this size (disk.ts)
 }
 
 export interface NsOptions {
@@ -88,9 +90,12 @@ export class NsEngine implements Engine {
       mkdirSync(p.agentDir, { mode: 0o700 });
       chownSync(p.agentDir, base, base);
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
+      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
+      const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
+      if (spec.diskMb) state.diskMb = spec.diskMb;
       // The slow steps are independent: run them side by side.
       await Promise.all([
-        this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base, this.layers)),
+        this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
         this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
       const oci = ociSpec({
@@ -216,6 +221,7 @@ export class NsEngine implements Engine {
       step("rootfs", () => releaseRootfs(p.rootfs)),
       step("config drive", () => destroyConfigDrive(p.sb)),
     ]);
+    await step("disk", () => releaseDisk(p.data)); // after the overlay on it is gone
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => this.discard(p.data));
     if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));

@@ -74,7 +74,7 @@ export class VmEngine implements Engine {
       const args = qemuArgs({
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: drive, agentSocket: p.socket, consoleLog: p.console,
-        cpus: spec.cpus, memoryMb: spec.memoryMb,
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
       });
       const qemu = spawnQemu(args, p.qemuLog);
       state.pid = qemu.pid;
