@@ -172,6 +172,7 @@ export function debianRecipe(c: RecipeContext, extra: string[] = []): Recipe {
     async assemble(dir) {
       const { log } = c;
       await mkdir(dir, { mode: 0o755 });
+      if (/[\s'"\\$`]/.test(debsDir) || /[\s'"\\$`]/.test(dir)) throw new Error(`the images dir path ${JSON.stringify(c.imagesDir)} has whitespace or quotes, which mmdebstrap's hooks cannot take`);
       await mkdir(debsDir, { recursive: true, mode: 0o755 });
       const rootfs = join(dir, "rootfs");
       log(`mmdebstrap ${DEBIAN_SUITE} minbase + ${packages.length} packages${extra.length ? ` (debian's and ${extra.join(" ")})` : ""} (cached .debs in ${debsDir})`);

@@ -25,7 +25,7 @@ const log = (l: string): void => void lines.push(l);
 let minimalTar: Buffer; // the minimal image's tree as an uncompressed GNU tar
 
 /** One ustar member (header + padded data), for archives GNU tar would refuse to write. */
-function member(name: string, o: { type?: string; data?: Buffer; link?: string; mode?: number; uid?: number; dev?: [number, number] } = {}): Buffer {
+function member(name: string, o: { type?: string; data?: Buffer; link?: string; mode?: number; uid?: number; dev?: [number, number]; size?: number; gnu?: boolean; prefix?: string } = {}): Buffer {
   const h = Buffer.alloc(512);
   const data = o.data ?? Buffer.alloc(0);
   const oct = (n: number, len: number) => n.toString(8).padStart(len - 1, "0") + "\0";
@@ -33,12 +33,13 @@ function member(name: string, o: { type?: string; data?: Buffer; link?: string; 
   h.write(oct(o.mode ?? 0o644, 8), 100);
   h.write(oct(o.uid ?? 0, 8), 108);
   h.write(oct(o.uid ?? 0, 8), 116);
-  h.write(oct(data.length, 12), 124);
+  h.write(oct(o.size ?? data.length, 12), 124);
   h.write(oct(0, 12), 136);
   h.write("        ", 148);
   h.write(o.type ?? "0", 156);
   h.write(o.link ?? "", 157, 100, "utf8");
-  h.write("ustar\u000000", 257, "binary");
+  h.write(o.gnu ? "ustar  \u0000" : "ustar\u000000", 257, "binary");
+  if (o.prefix) h.write(o.prefix, 345, 155, "utf8");
   h.write(oct(o.dev?.[0] ?? 0, 8), 329);
   h.write(oct(o.dev?.[1] ?? 0, 8), 337);
   let sum = 0;
@@ -47,6 +48,14 @@ function member(name: string, o: { type?: string; data?: Buffer; link?: string; 
   return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
 }
 const END = Buffer.alloc(1024);
+/** A pax extended header with one record. */
+function pax(key: string, value: string): Buffer {
+  let rec = ` ${key}=${value}\n`;
+  let len = rec.length + 1;
+  while (String(len).length + rec.length !== len) len = String(len).length + rec.length;
+  rec = `${len}${rec}`;
+  return member("PaxHeader/x", { type: "x", data: Buffer.from(rec) });
+}
 const archive = (...parts: Buffer[]) => Buffer.concat([...parts, END]);
 
 function writeTar(name: string, data: Buffer): string {
@@ -114,6 +123,11 @@ test("hostile archives are refused, leave no half-built image, and write nothing
     ["truncated", minimalTar.subarray(0, Math.floor(minimalTar.length / 2)), /truncated/],
     ["truncated-gzip", gzipSync(minimalTar).subarray(0, 100_000), /gzip|unexpected end/],
     ["sparse", archive(member("s", { type: "S" })), /unsupported type "S"/],
+    // pax size larger than the header's: tar skips 512 bytes the guard would have read as a header
+    ["pax-size-desync", archive(member("evil", { type: "2", link: outside }), pax("size", "512"), member("a", { size: 0 }), member("b", { size: 512 }),
+      member(`evil/px-${tag}`, { data: Buffer.from("x") })), /goes through a symlink/],
+    // old GNU format: bytes 345.. are times, not a name prefix, for tar
+    ["gnu-prefix-confusion", archive(member("evil", { type: "2", link: outside }), member(`evil/gp-${tag}`, { gnu: true, prefix: "safe", data: Buffer.from("x") })), /goes through a symlink/],
   ];
   for (const [name, data, re] of cases) {
     const tar = writeTar(`${name}.tar${name.endsWith("gzip") ? ".gz" : ""}`, data);

@@ -187,7 +187,10 @@ export class TarGuard extends Transform {
     const at = this.offset - BLOCK;
     if (!checksumOk(h)) throw new TarError(at === 0 ? "not a tar archive (the first header's checksum is wrong)" : `tar: corrupt archive (bad header checksum at byte ${at})`);
     const type = String.fromCharCode(h[156] || 0x30);
-    const size = numeric(h, 124, 12, "size");
+    // A pax `size` overrides the header's, for tar too: the guard must skip exactly what tar skips.
+    const paxSize = this.pax.size;
+    if (paxSize !== undefined && !/^\d{1,15}$/.test(paxSize)) throw new TarError("tar: bad pax size");
+    const size = paxSize !== undefined && type !== "x" && type !== "g" && type !== "L" && type !== "K" ? Number(paxSize) : numeric(h, 124, 12, "size");
     if (type === "x" || type === "g" || type === "L" || type === "K") {
       if (size > this.limits.maxMetaBytes) throw new TarError(`tar: a ${type} header of ${size} bytes is over the ${this.limits.maxMetaBytes}-byte cap`);
       this.meta = { type, size, chunks: [], got: 0, header: h };
@@ -198,8 +201,9 @@ export class TarGuard extends Transform {
       return;
     }
     if (++this.stats.members > this.limits.maxMembers) throw new TarError(`tar: more than ${this.limits.maxMembers} members`);
-    const magic = field(h, 257, 6);
-    const prefix = magic.startsWith("ustar") ? field(h, 345, 155) : "";
+    if (Object.keys(this.pax).some((k) => k.startsWith("GNU.sparse"))) throw new TarError("tar: sparse members are not supported");
+    // Only POSIX ustar ("ustar\0") has a name prefix; in the old GNU format those bytes are times.
+    const prefix = h.subarray(257, 263).equals(Buffer.from("ustar\0", "latin1")) ? field(h, 345, 155) : "";
     const rawName = this.pax.path ?? this.longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
     const rawLink = this.pax.linkpath ?? this.longLink ?? field(h, 157, 100);
     this.pax = {};
