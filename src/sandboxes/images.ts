@@ -1,7 +1,7 @@
 // Images as sandboxes and templates use them: which image a request names
 // (checked against the images dir: an unknown one is a 400 naming it), and
 // who still uses an image (so `image delete` can refuse).
-import { imageExists, listImages } from "../image/catalog.js";
+import { imageExists } from "../image/catalog.js";
 import { canonicalImage, NAME_RE } from "../image/names.js";
 import type { DB } from "../store/db.js";
 import { badRequest } from "../util/errors.js";
@@ -24,5 +24,3 @@ export function imageUsers(db: DB, name: string): string[] {
     ...templates.filter((r) => hit(r.image)).map((r) => `template ${r.owner}/${r.name}`),
   ];
 }
-
-export { listImages };
