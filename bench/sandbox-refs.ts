@@ -28,7 +28,7 @@ export function spawnWait(cmd: string, args: string[] = []): Promise<void> {
 }
 
 export const RUNC_REF_INCLUDES =
-  "runc 1.1 `run` (foreground: create, start, wait, delete) of <images>/base/rootfs read-only, runc-spec default mounts " +
+  "runc 1.1 `run` (foreground: create, start, wait, delete) of <images>/minimal/rootfs read-only, runc-spec default mounts " +
   "(proc, /dev tmpfs, devpts, shm, mqueue, ro sysfs; no cgroup mount), pid/net/ipc/uts/mount/user/cgroup namespaces with " +
   "a 65536-id user-namespace mapping from a reserved bhatti uid slot, the ns engine's memory/cpu/pids limits, no seccomp, " +
   "no overlay, no config drive, no agent";
@@ -39,7 +39,7 @@ export interface RuncRef {
   close(): Promise<void>;
 }
 
-/** Two runc bundles over the image's rootfs: /bin/true and `/usr/local/bin/node -e 0`. */
+/** Two runc bundles over the image's rootfs: /bin/true and `/opt/bhatti/node -e 0`. */
 export function runcReference(scratch: string, rootfs: string, memoryMb: number, cpus: number): RuncRef {
   const dir = join(scratch, "runc-ref");
   const root = join(dir, "state");
@@ -49,7 +49,7 @@ export function runcReference(scratch: string, rootfs: string, memoryMb: number,
   const idmap = [{ containerID: 0, hostID: base, size: UID_RANGE }];
   const mem = memoryMb * 1024 * 1024;
   const caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]; // runc spec's defaults
-  const bundles = { true: ["/bin/true"], node: ["/usr/local/bin/node", "-e", "0"] };
+  const bundles = { true: ["/bin/true"], node: ["/opt/bhatti/node", "-e", "0"] };
   for (const [name, args] of Object.entries(bundles)) {
     const b = join(dir, name);
     mkdirSync(b, { mode: 0o700 });
@@ -124,7 +124,7 @@ export const NODE_MARKER = "BHATTI-BENCH-NODE-DONE";
 export const QEMU_NODE_REF_INCLUDES =
   "the same QEMU command line with `rdinit=/bench-init` appended instead of `bhatti.probe`, where /bench-init (a gzip'd cpio " +
   "member appended to the image's initramfs) is the image's own /init up to its switch_root — modules, read-only root " +
-  "mount, tmpfs overlay, /dev /proc /sys moved — followed by `chroot /newroot /usr/local/bin/node -e 0` and a console " +
+  "mount, tmpfs overlay, /dev /proc /sys moved — followed by `chroot /newroot /opt/bhatti/node -e 0` and a console " +
   "marker; timed from spawn to that marker";
 
 /**
@@ -135,7 +135,7 @@ export function nodeInitramfs(scratch: string, initramfs: string): string {
   const cut = INIT_SCRIPT.indexOf("[ -x /newroot/sbin/bhatti-init ]");
   if (cut < 0) throw new Error("the initramfs /init changed: no bhatti-init check to cut at");
   const script = INIT_SCRIPT.slice(0, cut) +
-    `$B chroot /newroot /usr/local/bin/node -e 0 && echo ${NODE_MARKER} > /newroot/dev/console\n$B poweroff -f\n`;
+    `$B chroot /newroot /opt/bhatti/node -e 0 && echo ${NODE_MARKER} > /newroot/dev/console\n$B poweroff -f\n`;
   const extra = gzipSync(newcCpio([{ name: "bench-init", mode: 0o100755, data: Buffer.from(script) }]));
   const out = join(scratch, "initramfs-node.cpio.gz");
   // The kernel unpacks concatenated (compressed) cpio archives in order.

@@ -30,7 +30,7 @@ export async function nsSteps(runs: number, imagesDir: string, scratch: string, 
     phase = "create";
     let t = performance.now();
     const sb = await engine.create({
-      id, name: `s${i}`, image: "base", cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb,
+      id, name: `s${i}`, image: "minimal", cpus: DEFAULTS.cpus, memoryMb: DEFAULTS.memory_mb,
       config: { sandbox_id: id, hostname: `s${i}`, token: randomBytes(32).toString("hex"), files: [],
         env: { BENCH_A: "bench-value-a", BENCH_B: "bench-value-b", BENCH_C: "bench-value-c" } },
     });

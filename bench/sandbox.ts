@@ -1,6 +1,7 @@
 // bench/sandbox: sandbox create/exec/destroy through the real daemon's HTTP API,
 // beside bare references measured in the same run (runc, host spawn, QEMU).
 // Run: bench/sandbox [--engine ns|vm] [--runs N] [--steps]   (or node dist/bench/sandbox.js)
+//      bench/sandbox [--engine ns|vm] [--runs N] --images minimal,debian   (create → first exec per image)
 // --steps (ns): also time each step of the engine's create/destroy, in process.
 import http from "node:http";
 import { cpus, loadavg } from "node:os";
@@ -75,8 +76,8 @@ async function execTrue(a: Api, id: string): Promise<void> {
   if (r.exit_code !== 0) throw new Error(`exec true: exit ${r.exit_code}`);
 }
 
-async function createSandbox(a: Api, name: string, secrets: string[]): Promise<string> {
-  const sb = await must(a, "POST", "/sandboxes", 201, { name, secrets });
+async function createSandbox(a: Api, name: string, secrets: string[], image?: string): Promise<string> {
+  const sb = await must(a, "POST", "/sandboxes", 201, { name, secrets, ...(image ? { image } : {}) });
   const id = sb.id as string;
   // Until its DELETE has been sent, a sandbox is this run's to clean up.
   cleanups.push(() => request(a, "DELETE", `/sandboxes/${id}`));
@@ -88,10 +89,10 @@ async function destroySandbox(a: Api, id: string): Promise<void> {
 }
 
 /** One create sample: create with the secrets, first exec done (timed), then destroy (its time goes to destroyMs). */
-function createSample(a: Api, secrets: string[], destroyMs: number[]) {
+function createSample(a: Api, secrets: string[], destroyMs: number[], image?: string) {
   return async (i: number): Promise<number> => {
     const t = performance.now();
-    const id = await createSandbox(a, `c${i < 0 ? `w${-i}` : i}`, secrets);
+    const id = await createSandbox(a, `c${image ?? ""}${i < 0 ? `w${-i}` : i}`, secrets, image);
     await execTrue(a, id);
     const ms = performance.now() - t;
     const t2 = performance.now();
@@ -127,12 +128,12 @@ async function wall(n: number, f: () => Promise<unknown>): Promise<number> {
 }
 
 // ---- setup shared by both engines ----
-async function ensureImage(engine: "ns" | "vm"): Promise<void> {
-  const base = join(IMAGES, "base");
+async function ensureImage(engine: "ns" | "vm", name = "minimal"): Promise<void> {
+  const base = join(IMAGES, name);
   const need = engine === "ns" ? [join(base, "rootfs/opt/bhatti/lohar.js")] : ["vmlinux", "initramfs.cpio", "rootfs.ext4"].map((f) => join(base, f));
   if (need.every((f) => existsSync(f))) return;
-  process.stderr.write(`building the base image in ${IMAGES} ...\n`);
-  await buildImage({ imagesDir: IMAGES });
+  process.stderr.write(`building the ${name} image in ${IMAGES} ...\n`);
+  await buildImage({ imagesDir: IMAGES, name, log: (l) => process.stderr.write(`image: ${l}\n`) });
 }
 
 async function daemon(engine: "ns" | "vm"): Promise<{ d: Daemon; a: Api; health: any; secrets: string[] }> {
@@ -173,7 +174,7 @@ async function benchNs(runs: number, steps: boolean): Promise<void> {
   const scratch = await scratchDir();
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
   const { d, a, secrets } = await daemon("ns");
-  const ref = runcReference(scratch, join(IMAGES, "base", "rootfs"), DEFAULTS.memory_mb, DEFAULTS.cpus);
+  const ref = runcReference(scratch, join(IMAGES, "minimal", "rootfs"), DEFAULTS.memory_mb, DEFAULTS.cpus);
   cleanups.push(() => ref.close());
 
   const R_TRUE = "ref: bare runc run /bin/true";
@@ -239,7 +240,7 @@ async function benchVm(runs: number): Promise<void> {
   const { d, a, health, secrets } = await daemon("vm");
   const accel = (health.accel ?? health.engines?.vm?.accel) as Accel | undefined;
   if (accel !== "kvm" && accel !== "tcg") throw new Error(`the daemon reports no vm accelerator: ${JSON.stringify(health)}`);
-  const base = join(IMAGES, "base");
+  const base = join(IMAGES, "minimal");
 
   const R_BOOT = "ref: bare QEMU boot to initramfs /init";
   const R_NODE = "ref: bare QEMU boot to root + node -e 0";
@@ -283,9 +284,23 @@ async function benchVm(runs: number): Promise<void> {
     `Create/destroy alternate with the two bare boots (1 warmup round each).\n\n`);
 }
 
+// ---- images: create → first exec on each image, same daemon, alternating ----
+async function benchImages(engine: "ns" | "vm", runs: number, images: string[]): Promise<void> {
+  for (const img of images) await ensureImage(engine, img);
+  const { d, a, secrets } = await daemon(engine);
+  const destroyMs: number[] = [];
+  const label = (img: string) => `create (3 secrets) → first exec done, image ${img}`;
+  const got = await alternate(runs, engine === "ns" ? 2 : 1, Object.fromEntries(images.map((img) => [label(img), createSample(a, secrets, destroyMs, img)])));
+  await stopDaemon(d);
+  printTable(`create → first exec by image, engine ${engine} (${DEFAULTS.cpus} cpu / ${DEFAULTS.memory_mb} MiB)`, images.map((img, i) => ({
+    name: label(img), samples: got[label(img)], ...(i > 0 ? { ref: label(images[0]), target: `≤ 1.2× ${images[0]}` } : {}),
+  })));
+  process.stdout.write(`The images alternate within each round (${engine === "ns" ? 2 : 1} warmup rounds).\n\n`);
+}
+
 // ---- main ----
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" }, steps: { type: "boolean", default: false } } });
+  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" }, steps: { type: "boolean", default: false }, images: { type: "string" } } });
   const engine = values.engine;
   if (engine !== "ns" && engine !== "vm") throw new Error("--engine must be ns or vm");
   const runs = values.runs === undefined ? (engine === "ns" ? 15 : 5) : Number(values.runs);
@@ -293,7 +308,8 @@ async function main(): Promise<void> {
   const load = loadavg().map((x) => x.toFixed(2)).join(", ");
   process.stdout.write(`bench/sandbox --engine ${engine} --runs ${runs}, ${new Date().toISOString()}\n` +
     `machine: ${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores; ${process.platform} ${process.arch}, node ${process.version}; load average at start ${load}\n\n`);
-  if (engine === "ns") await benchNs(runs, values.steps === true);
+  if (values.images) await benchImages(engine, runs, values.images.split(","));
+  else if (engine === "ns") await benchNs(runs, values.steps === true);
   else await benchVm(runs);
   process.stdout.write(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(", ")}\n`);
 }

@@ -40,7 +40,7 @@ daemon and operator commands (local, on the daemon host):
   serve [--data-dir DIR] [--listen HOST:PORT]   run the daemon
   user create|list|rotate-key|delete            manage users and API keys
   key rotate                                    re-encrypt all secrets under a new age key
-  image build [--force]                         build the guest image
+  image build|import|list|inspect|delete        guest images: minimal (busybox), debian, imported
   admin backup --to DIR                         consistent copy of age.key + state.db
 
 client commands (talk to the daemon's API):

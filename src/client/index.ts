@@ -10,6 +10,12 @@ export interface Sandbox {
 export interface CreateSandbox {
   name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
+  image?: string; // default "minimal"; a template's image wins
+  disk_mb?: number; // size limit of the writable layer, MiB
+}
+export interface ImageSummary {
+  name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;
+  engines: string[]; size_bytes: number; rootfs: { files: number; bytes: number }; packages: number;
 }
 export interface Template {
   id: string; name: string; image: string; cpus: number; memory_mb: number; env: Record<string, string>; secrets: string[]; created_at: string;
@@ -121,6 +127,8 @@ export class BhattiClient {
   }
 
   createTemplate(spec: Omit<CreateSandbox, "files" | "template" | "init"> & { image?: string }): Promise<Template> { return this.request("POST", "/templates", spec); }
+  listImages(): Promise<{ images: ImageSummary[] }> { return this.request("GET", "/images"); }
+  getImage(name: string): Promise<ImageSummary & Record<string, unknown>> { return this.request("GET", `/images/${encodeURIComponent(name)}`); }
   listTemplates(): Promise<Template[]> { return this.request("GET", "/templates"); }
   deleteTemplate(ref: string): Promise<void> { return this.request("DELETE", `/templates/${encodeURIComponent(ref)}`); }
 }

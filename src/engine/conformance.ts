@@ -22,7 +22,7 @@ export interface ConformanceOptions {
   full: boolean; // false: a subset for slow engines (one sandbox, no cycles, no resource stress)
   inspector?: HostInspector;
   cycles?: number; // create/destroy cycles in the leak test (full only), default 100
-  image?: string; // default "base"
+  image?: string; // default "minimal"
 }
 
 export interface ExecResult { exit: ExecExit; stdout: Buffer; stderr: Buffer; ms: number }
@@ -52,9 +52,10 @@ export function specFor(id: string, config: Partial<ConfigDrive> = {}, more: Par
   return {
     id,
     name,
-    image: more.image ?? "base",
+    image: more.image ?? "minimal",
     cpus: more.cpus ?? 1,
     memoryMb: more.memoryMb ?? 256,
+    ...(more.diskMb ? { diskMb: more.diskMb } : {}),
     config: {
       sandbox_id: id,
       hostname: name,
@@ -75,7 +76,7 @@ export function conformanceSuite(makeEngine: () => Promise<Engine>, opts: Confor
   let sb: RunningSandbox;
   let spec: CreateSpec;
 
-  describe(`engine conformance (${opts.full ? "full" : "subset"})`, () => {
+  describe(`engine conformance (${opts.full ? "full" : "subset"}${opts.image ? `, image ${opts.image}` : ""})`, () => {
     before(async () => {
       process.env[HOST_MARKER] = "host-env-must-not-leak";
       engine = await makeEngine();
@@ -88,7 +89,7 @@ export function conformanceSuite(makeEngine: () => Promise<Engine>, opts: Confor
           { path: "/home/lohar/notes.txt", content: fileBody.toString("base64"), mode: 0o640 },
           { path: "/home/lohar/.config/app/key.json", content: Buffer.from('{"k":1}').toString("base64"), mode: 0o600 },
         ],
-      }, { name: "conformance-box" });
+      }, { name: "conformance-box", ...(opts.image ? { image: opts.image } : {}) });
       sb = await engine.create(spec);
     });
 
@@ -208,7 +209,7 @@ export function conformanceSuite(makeEngine: () => Promise<Engine>, opts: Confor
 
     if (opts.full) {
       test("memory limit is enforced (a hog is killed, the sandbox lives on)", async () => {
-        const r = await execIn(sb, ["/usr/local/bin/node", "-e", "const a=[];for(;;)a.push(Buffer.alloc(1<<20,1))"], { timeout_ms: 30_000 });
+        const r = await execIn(sb, ["/opt/bhatti/node", "-e", "const a=[];for(;;)a.push(Buffer.alloc(1<<20,1))"], { timeout_ms: 30_000 });
         assert.notEqual(r.exit.exit_code, 0);
         assert.equal(r.exit.timed_out ?? false, false);
         assert.equal((await sh(sb, "echo alive")).stdout.toString(), "alive\n");

@@ -15,9 +15,10 @@ export interface EngineEnv {
 export interface CreateSpec {
   id: string; // globally unique sandbox id, [a-z0-9]+, used for paths and cgroups
   name: string; // becomes the hostname
-  image: string; // image name under imagesDir, "base" by default
+  image: string; // image name under imagesDir ("minimal" by default; "base" is its alias)
   cpus: number;
   memoryMb: number;
+  diskMb?: number; // size limit of the writable layer (unset: none beyond the host's disk)
   // Holds plaintext secret values: keep it in memory, write it only into
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;

@@ -1,13 +1,13 @@
 // Builds one image's contents into a fresh directory: rootfs/, rootfs.ext4,
 // the vm artifacts and manifest.json. build.ts decides whether and where.
-import { chmod, copyFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ensureDebs } from "./apt.js";
 import { copyInto, installLibs } from "./elf.js";
 import { makeExt4 } from "./ext4.js";
 import { PACKAGES, SCRIPT_BINARY, type Inputs } from "./inputs.js";
 import { run } from "./run.js";
-import { busyboxLinks, fixOwnership, LOHAR_PATH, makeDirs, NODE_PATH, pruneDocs, TINI_PATH, writeEtc } from "./skeleton.js";
+import { busyboxLinks, fixOwnership, LOHAR_PATH, makeDirs, NODE_LINK, NODE_PATH, pruneDocs, TINI_PATH, writeEtc } from "./skeleton.js";
 import { treeSize } from "./tree.js";
 import type { Manifest, ManifestFile } from "./types.js";
 import { buildVmArtifacts } from "./vm-artifacts.js";
@@ -47,6 +47,7 @@ export async function assemble(s: AssembleSpec): Promise<Manifest> {
 
   log(`copying node (${((await fileSize(s.nodeBinary)) / 1048576).toFixed(0)} MiB) and its libraries`);
   await copyInto(rootfs, s.nodeBinary, 0o755, NODE_PATH);
+  await symlink(NODE_PATH, join(rootfs, NODE_LINK)); // where node was before it moved to /opt/bhatti
   await copyInto(rootfs, SCRIPT_BINARY, 0o755);
   const libs = new Set([
     ...(await installLibs(rootfs, s.nodeBinary)), ...(await installLibs(rootfs, join(rootfs, TINI_PATH))), ...(await installLibs(rootfs, SCRIPT_BINARY)),

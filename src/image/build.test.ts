@@ -36,15 +36,15 @@ test.after(async () => {
 
 test("cold build makes a complete rootfs and rootfs.ext4", async () => {
   // a crashed earlier build's leftovers must not survive
-  await mkdir(join(imagesDir, "base.tmp-999999", "rootfs"), { recursive: true });
+  await mkdir(join(imagesDir, "minimal.tmp-999999", "rootfs"), { recursive: true });
   const t0 = Date.now();
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
   const ms = Date.now() - t0;
   assert.equal(info.rebuilt, true);
-  assert.equal(info.rootfs, join(imagesDir, "base", "rootfs"));
+  assert.equal(info.rootfs, join(imagesDir, "minimal", "rootfs"));
   assert.ok(info.rootfsExt4);
   assert.equal(info.kernel, undefined);
-  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["base"]);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["minimal"]);
   const ext4Size = (await stat(info.rootfsExt4)).size;
   const m = JSON.parse(await readFile(join(info.dir, "manifest.json"), "utf8"));
   assert.equal(m.inputsHash, info.inputsHash);
@@ -52,7 +52,7 @@ test("cold build makes a complete rootfs and rootfs.ext4", async () => {
 });
 
 test("busybox applets, tini and the init script are in place", async () => {
-  const root = join(imagesDir, "base", "rootfs");
+  const root = join(imagesDir, "minimal", "rootfs");
   for (const p of ["bin/sh", "bin/ls", "bin/mount", "bin/grep", "usr/bin/env", "sbin/ip"]) {
     const st = await lstat(join(root, p));
     assert.ok(st.isSymbolicLink(), `${p} is an applet link`);
@@ -64,12 +64,12 @@ test("busybox applets, tini and the init script are in place", async () => {
   assert.equal(init.code, 0, init.err);
   const text = await readFile(join(root, "sbin/bhatti-init"), "utf8");
   assert.match(text, /hidepid=2/);
-  assert.match(text, /exec env -i \/usr\/bin\/tini -s -- \/usr\/local\/bin\/node \/opt\/bhatti\/lohar\.js --transport virtio --vm/);
+  assert.match(text, /exec env -i \/usr\/bin\/tini -s -- \/opt\/bhatti\/node \/opt\/bhatti\/lohar\.js --transport virtio --vm/);
   assert.equal(await readFile(join(root, "opt/bhatti/lohar.js"), "utf8"), PLACEHOLDER);
 });
 
 test("bhatti-init mounts the kernel filesystems and starts lohar under tini with an empty environment", () => {
-  const root = join(imagesDir, "base", "rootfs");
+  const root = join(imagesDir, "minimal", "rootfs");
   // Fresh mount/pid/net namespaces stand in for the vm after switch_root; a
   // tmpfs on /dev keeps the host's devtmpfs out of it (and takes the "already mounted" path).
   const r = sh("/usr/bin/unshare", ["--mount", "--pid", "--net", "--fork", "--propagation", "private", "/bin/sh", "-c", 'mount -t tmpfs -o mode=0755 tmpfs "$0/dev" && exec /usr/sbin/chroot "$0" /sbin/bhatti-init', root]);
@@ -77,7 +77,7 @@ test("bhatti-init mounts the kernel filesystems and starts lohar under tini with
   const got = JSON.parse(r.out.trim().split("\n").pop()!);
   assert.deepEqual(got.argv, ["--transport", "virtio", "--vm"]);
   assert.deepEqual(got.env, {});
-  assert.deepEqual(got.init, ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "virtio", "--vm"]);
+  assert.deepEqual(got.init, ["/usr/bin/tini", "-s", "--", "/opt/bhatti/node", "/opt/bhatti/lohar.js", "--transport", "virtio", "--vm"]);
   const at = (p: string) => got.mounts.find((m: string[]) => m[0] === p);
   assert.match(at("/proc")?.[2] ?? "", /hidepid=(2|invisible)/);
   for (const [p, type] of [["/sys", "sysfs"], ["/dev/pts", "devpts"], ["/dev/shm", "tmpfs"], ["/run", "tmpfs"], ["/tmp", "tmpfs"]]) assert.equal(at(p)?.[1], type, p);
@@ -87,17 +87,17 @@ test("bhatti-init mounts the kernel filesystems and starts lohar under tini with
 });
 
 test("node runs inside the rootfs with an empty environment, as root and as lohar", () => {
-  const root = join(imagesDir, "base", "rootfs");
-  const r = chroot(root, "/usr/local/bin/node", "-e", "console.log(process.version, Object.keys(process.env).length, require('os').userInfo().username)");
+  const root = join(imagesDir, "minimal", "rootfs");
+  const r = chroot(root, "/opt/bhatti/node", "-e", "console.log(process.version, Object.keys(process.env).length, require('os').userInfo().username)");
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out.trim(), `${process.version} 0 root`);
-  const u = sh("/usr/sbin/chroot", ["--userspec=1000:1000", root, "/usr/local/bin/node", "-e", "const o=require('os').userInfo(); console.log(o.username, o.homedir, o.uid)"]);
+  const u = sh("/usr/sbin/chroot", ["--userspec=1000:1000", root, "/opt/bhatti/node", "-e", "const o=require('os').userInfo(); console.log(o.username, o.homedir, o.uid)"]);
   assert.equal(u.code, 0, u.err);
   assert.equal(u.out.trim(), "lohar /home/lohar 1000");
 });
 
 test("users, ownership and permissions", async () => {
-  const root = join(imagesDir, "base", "rootfs");
+  const root = join(imagesDir, "minimal", "rootfs");
   const passwd = await readFile(join(root, "etc/passwd"), "utf8");
   assert.match(passwd, /^root:x:0:0:/m);
   assert.match(passwd, /^lohar:x:1000:1000:[^:]*:\/home\/lohar:\/bin\/sh$/m);
@@ -117,19 +117,19 @@ test("users, ownership and permissions", async () => {
 });
 
 test("rootfs.ext4 is a clean ext4 with the same tree", () => {
-  const img = join(imagesDir, "base", "rootfs.ext4");
+  const img = join(imagesDir, "minimal", "rootfs.ext4");
   const fsck = sh("/usr/sbin/e2fsck", ["-fn", img]);
   assert.equal(fsck.code, 0, fsck.out + fsck.err);
   const home = sh("/usr/sbin/debugfs", ["-R", "stat /home/lohar", img]);
   assert.match(home.out, /User:\s+1000\s+Group:\s+1000/);
-  const node = sh("/usr/sbin/debugfs", ["-R", "stat /usr/local/bin/node", img]);
+  const node = sh("/usr/sbin/debugfs", ["-R", "stat /opt/bhatti/node", img]);
   assert.match(node.out, /User:\s+0\s+Group:\s+0/);
   const label = sh("/usr/sbin/dumpe2fs", ["-h", img]);
   assert.match(label.out, /Filesystem volume name:\s+bhatti-root/);
 });
 
 test("a second build with the same inputs is skipped", async () => {
-  const before = await loadImage(imagesDir, "base");
+  const before = await loadImage(imagesDir, "minimal");
   assert.ok(before);
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
   assert.equal(info.rebuilt, false);
@@ -138,20 +138,20 @@ test("a second build with the same inputs is skipped", async () => {
 });
 
 test("changing lohar.js rebuilds; force rebuilds; a held lock waits or times out", async () => {
-  const before = (await loadImage(imagesDir, "base"))!;
+  const before = (await loadImage(imagesDir, "minimal"))!;
   await writeFile(loharJs, PLACEHOLDER.replace("v: 1", "v: 2"));
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
   assert.equal(info.rebuilt, true);
   assert.notEqual(info.inputsHash, before.inputsHash);
   assert.match(await readFile(join(info.rootfs, "opt/bhatti/lohar.js"), "utf8"), /v: 2/);
-  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["base"]);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["minimal"]);
 
   const forced = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, force: true, log });
   assert.equal(forced.rebuilt, true);
   assert.equal(forced.inputsHash, info.inputsHash);
 
   // another builder holding the lock: fail after lockTimeoutMs, or wait for it
-  const lock = await acquireLock(join(imagesDir, ".base.lock"));
+  const lock = await acquireLock(join(imagesDir, ".minimal.lock"));
   let released = false;
   try {
     await assert.rejects(buildImage({ imagesDir, cacheDir, loharJs, vm: false, lockTimeoutMs: 300 }), /another image build/);
@@ -170,36 +170,36 @@ test("changing lohar.js rebuilds; force rebuilds; a held lock waits or times out
 });
 
 test("a crash between the swap's two renames is repaired: the old image comes back", async () => {
-  const before = (await loadImage(imagesDir, "base"))!;
-  await rename(join(imagesDir, "base"), join(imagesDir, "base.old-999999"));
-  assert.equal(await loadImage(imagesDir, "base"), null);
+  const before = (await loadImage(imagesDir, "minimal"))!;
+  await rename(join(imagesDir, "minimal"), join(imagesDir, "minimal.old-999999"));
+  assert.equal(await loadImage(imagesDir, "minimal"), null);
   const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
   assert.equal(info.rebuilt, false);
   assert.equal(info.builtAt, before.builtAt);
-  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["base"]);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["minimal"]);
 });
 
 test("a replaced image is kept while an overlay still reads it, and removed once nothing uses it", async () => {
   const ovl = join(work, "ovl");
   for (const d of ["upper", "work", "merged"]) await mkdir(join(ovl, d), { recursive: true });
   const mounted = sh("/bin/mount", ["-t", "overlay", "overlay", "-o",
-    `lowerdir=${join(imagesDir, "base", "rootfs")},upperdir=${join(ovl, "upper")},workdir=${join(ovl, "work")}`, join(ovl, "merged")]);
+    `lowerdir=${join(imagesDir, "minimal", "rootfs")},upperdir=${join(ovl, "upper")},workdir=${join(ovl, "work")}`, join(ovl, "merged")]);
   assert.equal(mounted.code, 0, mounted.err);
   try {
     await writeFile(loharJs, PLACEHOLDER.replace("v: 1", "v: 3"));
     const info = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
     assert.equal(info.rebuilt, true);
-    const olds = (await readdir(imagesDir)).filter((n) => n.startsWith("base.old-"));
+    const olds = (await readdir(imagesDir)).filter((n) => n.startsWith("minimal.old-"));
     assert.equal(olds.length, 1, "the previous image is kept aside");
     // The "sandbox" still reads files it had not looked up before the rebuild.
     assert.match(await readFile(join(ovl, "merged", "etc", "group"), "utf8"), /lohar:x:1000/);
-    assert.ok((await stat(join(ovl, "merged", "usr", "local", "bin", "node"))).size > 1 << 20);
+    assert.ok((await stat(join(ovl, "merged", "opt", "bhatti", "node"))).size > 1 << 20);
   } finally {
     assert.equal(sh("/bin/umount", [join(ovl, "merged")]).code, 0);
   }
   const again = await buildImage({ imagesDir, cacheDir, loharJs, vm: false, log });
   assert.equal(again.rebuilt, false);
-  assert.deepEqual((await readdir(imagesDir)).filter((n) => n.startsWith("base.")), [], "unused, it is gone at the next build");
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => n.startsWith("minimal.")), [], "unused, it is gone at the next build");
 });
 
 test("vm build adds vmlinux and initramfs.cpio", async () => {
@@ -214,4 +214,14 @@ test("vm build adds vmlinux and initramfs.cpio", async () => {
   const again = await buildImage({ imagesDir, cacheDir, loharJs });
   assert.equal(again.rebuilt, false);
   assert.equal(again.kernel, info.kernel);
+});
+
+test("base is an alias of minimal; a leftover base/ image is removed at the next build; unknown recipes are refused", async () => {
+  assert.equal((await loadImage(imagesDir, "base"))?.name, "minimal");
+  await mkdir(join(imagesDir, "base", "rootfs"), { recursive: true });
+  const info = await buildImage({ imagesDir, cacheDir, loharJs, name: "base", log });
+  assert.equal(info.name, "minimal");
+  assert.equal(info.rebuilt, false);
+  assert.deepEqual((await readdir(imagesDir)).filter((n) => !n.startsWith(".")), ["minimal"]);
+  await assert.rejects(buildImage({ imagesDir, cacheDir, loharJs, name: "ubuntu", log }), /no recipe for an image called ubuntu: it builds minimal, debian/);
 });

@@ -7,23 +7,28 @@
 import { access, constants, mkdir, readdir, readFile, realpath, rename, rm } from "node:fs/promises";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveDebs } from "./apt.js";
-import { assemble } from "./assemble.js";
+import { checkExtraPackages, debianRecipe } from "./debian.js";
 import { HashCache } from "./hashes.js";
-import { collectInputs, inputsHash, PACKAGES } from "./inputs.js";
 import { acquireLock } from "./lock.js";
+import { minimalRecipe } from "./minimal.js";
+import { ALIASES, canonicalImage, checkImageName, DEFAULT_IMAGE, isRecipe, RECIPES } from "./names.js";
 import { defaultLoharJs } from "./paths.js";
+import type { Recipe, RecipeContext } from "./recipe.js";
 import { NODE_PATH } from "./skeleton.js";
 import type { BuildOptions, ImageInfo, Manifest } from "./types.js";
-import { KERNEL_META_PACKAGE, kernelInputs } from "./vm-artifacts.js";
 
 export type { BuildOptions, ImageInfo, Manifest } from "./types.js";
 export { BUILDER_VERSION } from "./inputs.js";
 
-const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const checkName = checkImageName;
 
-function checkName(name: string): void {
-  if (!NAME_RE.test(name)) throw new Error(`bad image name ${JSON.stringify(name)} (want ${NAME_RE.source})`);
+/** The manifest of the image in `dir`, or null. */
+export async function readManifest(dir: string): Promise<Manifest | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Manifest;
+  } catch {
+    return null;
+  }
 }
 
 function infoFrom(dir: string, m: Manifest, rebuilt: boolean): ImageInfo {
@@ -44,6 +49,7 @@ function infoFrom(dir: string, m: Manifest, rebuilt: boolean): ImageInfo {
 /** The built image `name`, or null if there is none (or it is incomplete). */
 export async function loadImage(imagesDir: string, name: string): Promise<ImageInfo | null> {
   checkName(name);
+  name = canonicalImage(name);
   const dir = join(imagesDir, name);
   let m: Manifest;
   try {
@@ -80,8 +86,25 @@ export function imageInUse(dir: string): boolean {
   return false;
 }
 
+/**
+ * Puts a finished build `tmp` in place as image `name` (the caller holds its
+ * lock). The window between the two renames is a few microseconds, and
+ * recover() puts the old image back if a crash lands inside it.
+ */
+export async function swapIn(imagesDir: string, name: string, tmp: string, log: (l: string) => void): Promise<string> {
+  const dir = join(imagesDir, name);
+  const old = join(imagesDir, `${name}.old-${process.pid}-${Date.now()}`);
+  const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
+  const oldInUse = hadOld && imageInUse(dir);
+  if (hadOld) await rename(dir, old);
+  await rename(tmp, dir);
+  if (oldInUse) log(`keeping the previous image as ${old} while sandboxes use it; a later build removes it`);
+  else if (hadOld) await rm(old, { recursive: true, force: true });
+  return dir;
+}
+
 /** Removes leftovers of crashed builds and replaced images nothing uses any more; puts back an old image a crash left renamed aside. */
-async function recover(imagesDir: string, name: string): Promise<void> {
+export async function recover(imagesDir: string, name: string): Promise<void> {
   const entries = await readdir(imagesDir);
   const current = entries.includes(name);
   const inUse = imageInUse(join(imagesDir, name));
@@ -96,10 +119,46 @@ async function recover(imagesDir: string, name: string): Promise<void> {
   }
 }
 
+/** An image built under an old name that is now an alias of `name` (base -> minimal): removed once nothing uses it. */
+async function dropAliasDirs(imagesDir: string, name: string, log: (l: string) => void): Promise<void> {
+  for (const [alias, target] of Object.entries(ALIASES)) {
+    if (target !== name) continue;
+    for (const e of await readdir(imagesDir)) {
+      if (e !== alias && !e.startsWith(`${alias}.old-`) && !e.startsWith(`${alias}.tmp-`)) continue;
+      const dir = join(imagesDir, e);
+      if (imageInUse(dir)) continue;
+      await rm(dir, { recursive: true, force: true });
+      log(`removed ${e}: the image is called ${name} now`);
+    }
+  }
+}
+
+/**
+ * The extra packages of an image derived from debian (empty for bhatti's own
+ * images): from --from/--packages, or, on a rebuild, from its manifest.
+ */
+async function derivedFrom(opts: BuildOptions, name: string): Promise<string[]> {
+  const given = opts.from !== undefined || (opts.packages?.length ?? 0) > 0;
+  if (isRecipe(name)) {
+    if (given) throw new Error(`${name} is one of bhatti's own images; give an image derived from it another name`);
+    return [];
+  }
+  if (given) {
+    if (opts.from !== "debian") throw new Error(`--from must be debian (the image extra packages are added to)`);
+    if (!opts.packages?.length) throw new Error("--packages must name at least one Debian package");
+    return checkExtraPackages(opts.packages);
+  }
+  const inputs = (await readManifest(join(opts.imagesDir, name)))?.inputs;
+  if (inputs?.recipe === "debian" && Array.isArray(inputs.extra)) return checkExtraPackages(inputs.extra as string[]);
+  if (inputs?.recipe === "import") throw new Error(`image ${name} was imported from a tarball; import it again to change it`);
+  throw new Error(`bhatti has no recipe for an image called ${name}: it builds ${RECIPES.join(", ")}, or NAME --from debian --packages "PKG …"`);
+}
+
 export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
   const started = Date.now();
-  const name = opts.name ?? "base";
+  const name = canonicalImage(opts.name ?? DEFAULT_IMAGE);
   checkName(name);
+  const extra = await derivedFrom(opts, name);
   const vm = opts.vm ?? true;
   const log = opts.log ?? (() => undefined);
   const imagesDir = opts.imagesDir;
@@ -119,14 +178,14 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
   });
   try {
     await recover(imagesDir, name);
+    await dropAliasDirs(imagesDir, name, log);
     const hashes = await HashCache.open(join(cacheDir, "hashes.json"));
-    const debs = await resolveDebs(vm ? [...PACKAGES, KERNEL_META_PACKAGE] : PACKAGES, cacheDir, log);
-    const kernel = vm ? await kernelInputs(debs[KERNEL_META_PACKAGE]) : null;
-    const inputs = await collectInputs({ debs, nodeBinary, loharJs, vm, kernel, hashes });
-    const hash = inputsHash(inputs);
+    const ctx: RecipeContext = { name, imagesDir, cacheDir, nodeBinary, loharJs, vm, log, started, hashes };
+    const recipe: Recipe = name === "minimal" ? minimalRecipe(ctx) : debianRecipe(ctx, extra);
+    const existing = await loadImage(imagesDir, name);
+    const hash = await recipe.currentHash(existing ? await readManifest(existing.dir) : null);
     await hashes.save();
 
-    const existing = await loadImage(imagesDir, name);
     if (existing && existing.inputsHash === hash && !opts.force) {
       log(`image ${name} is up to date (${hash.slice(0, 12)})`);
       return existing;
@@ -137,22 +196,13 @@ export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
     await rm(tmp, { recursive: true, force: true });
     let manifest: Manifest;
     try {
-      manifest = await assemble({ dir: tmp, name, inputs, inputsHash: hash, nodeBinary, loharJs, cacheDir, vm, log, started });
+      manifest = await recipe.assemble(tmp);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;
     }
 
-    // Swap into place: the window between the two renames is a few microseconds,
-    // and recover() puts the old image back if a crash lands inside it.
-    const dir = join(imagesDir, name);
-    const old = join(imagesDir, `${name}.old-${process.pid}-${Date.now()}`);
-    const hadOld = await access(dir, constants.F_OK).then(() => true, () => false);
-    const oldInUse = hadOld && imageInUse(dir);
-    if (hadOld) await rename(dir, old);
-    await rename(tmp, dir);
-    if (oldInUse) log(`keeping the previous image as ${old} while sandboxes use it; a later build removes it`);
-    else if (hadOld) await rm(old, { recursive: true, force: true });
+    const dir = await swapIn(imagesDir, name, tmp, log);
     log(`image ${name} built in ${((Date.now() - started) / 1000).toFixed(1)} s: rootfs ${(manifest.rootfs.bytes / 1048576).toFixed(0)} MiB in ${manifest.rootfs.files} files`);
     return infoFrom(dir, manifest, true);
   } finally {

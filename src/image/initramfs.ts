@@ -8,6 +8,7 @@
 //   bhatti.probe  print PROBE_MARKER on the console and power off (accelerator
 //                 probe and the bare-boot benchmark)
 //   root=DEV      root block device (default /dev/vda)
+//   bhatti.disk=MB  size limit of the writable layer (the tmpfs under the overlay)
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -34,14 +35,16 @@ for m in $($B cat /lib/modules/order); do $B insmod /lib/modules/$m.ko || die "i
 # Sandbox users get no user namespaces (same policy as the ns engine's seccomp filter).
 echo 0 > /proc/sys/user/max_user_namespaces || die "cannot disable user namespaces"
 root=/dev/vda
-for a in $($B cat /proc/cmdline); do case "$a" in root=*) root="\${a#root=}";; esac; done
+disk=
+for a in $($B cat /proc/cmdline); do case "$a" in root=*) root="\${a#root=}";; bhatti.disk=*) disk="\${a#bhatti.disk=}";; esac; done
+case "$disk" in *[!0-9]*) disk=;; esac
 i=0
 while [ ! -b "$root" ]; do i=$((i+1)); [ $i -gt 500 ] && die "no root device $root"; $B usleep 10000; done
 # Large reads: under TCG every block request costs emulated guest work, and the
 # first start of node pulls tens of MiB off this disk.
 echo 16384 > /sys/block/\${root#/dev/}/queue/read_ahead_kb || true
 $B mount -t ext4 -o ro "$root" /mnt/lower || die "cannot mount $root"
-$B mount -t tmpfs -o mode=0755 rw /mnt/rw || die "cannot mount tmpfs"
+$B mount -t tmpfs -o mode=0755\${disk:+,size=\${disk}m} rw /mnt/rw || die "cannot mount tmpfs"
 $B mkdir -p /mnt/rw/upper /mnt/rw/work
 $B mount -t overlay root -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || die "cannot mount overlay"
 for d in dev proc sys; do $B mkdir -p /newroot/$d; $B mount --move /$d /newroot/$d || die "cannot move /$d"; done

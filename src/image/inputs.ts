@@ -7,7 +7,7 @@ import type { HashCache } from "./hashes.js";
 import { sha256Hex } from "./hashes.js";
 
 /** Bump when the builder's output changes for the same inputs (layout, /etc files, init script, ...). */
-export const BUILDER_VERSION = "6"; // 6: vm init caps /tmp, /run, /dev/shm
+export const BUILDER_VERSION = "7"; // 6: vm init caps /tmp, /run, /dev/shm; 7: node at /opt/bhatti/node, named images
 /** util-linux `script`, copied from the host: lohar runs tty commands under it (busybox has no pty applet). */
 export const SCRIPT_BINARY = "/usr/bin/script";
 

@@ -10,6 +10,8 @@ export interface RunOptions {
   input?: string;
   /** Extra variables on top of the minimal environment. */
   env?: Record<string, string>;
+  /** Resolve with the exit code instead of rejecting. */
+  allowFail?: boolean;
 }
 
 const PROXY_VARS = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"];
@@ -31,5 +33,5 @@ export function toolEnv(extra: Record<string, string> = {}): Record<string, stri
  * when the builder dies.
  */
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env), tree: true });
+  return runTool(cmd, args, { cwd: opts.cwd, input: opts.input ?? "", env: toolEnv(opts.env), tree: true, allowFail: opts.allowFail });
 }

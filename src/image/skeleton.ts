@@ -17,7 +17,10 @@ export const DIRS: Record<string, number> = {
   "/tmp": 0o1777, "/mnt": 0o755, "/root": 0o700, "/var": 0o755, "/var/tmp": 0o1777,
 };
 
-export const NODE_PATH = "/usr/local/bin/node";
+/** lohar's own Node: under /opt/bhatti so it never clashes with a user's node (both images). */
+export const NODE_PATH = "/opt/bhatti/node";
+/** minimal only: where `node` was before, kept as a link for users of that image. */
+export const NODE_LINK = "/usr/local/bin/node";
 export const LOHAR_PATH = "/opt/bhatti/lohar.js";
 export const TINI_PATH = "/usr/bin/tini";
 export const INIT_PATH = "/sbin/bhatti-init";

@@ -2,7 +2,11 @@
 
 export interface BuildOptions {
   imagesDir: string;
-  name?: string; // "base"
+  name?: string; // "minimal" (alias "base"), "debian", or a derived image (with from + packages, or built before)
+  /** A derived image: the image it adds packages to ("debian"). */
+  from?: string;
+  /** A derived image's extra Debian packages. */
+  packages?: string[];
   force?: boolean;
   log?: (line: string) => void;
   vm?: boolean; // also build vm artifacts (rootfs.ext4 is always built), default true
@@ -38,4 +42,6 @@ export interface Manifest {
   buildMs: number;
   rootfs: { files: number; bytes: number };
   files: ManifestFile[]; // artifacts next to rootfs/, with sizes
+  /** Debian images: every installed package and its version. */
+  packages?: Record<string, string>;
 }

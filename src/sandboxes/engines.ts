@@ -11,7 +11,7 @@ export class Engines {
   private defaultName!: EngineName;
   private status: Partial<Record<EngineName, Availability>> = {};
 
-  constructor(env: EngineEnv, private readonly choice: EngineChoice) {
+  constructor(readonly env: EngineEnv, private readonly choice: EngineChoice) {
     this.engines = { ns: new NsEngine(env), vm: new VmEngine(env) };
   }
 

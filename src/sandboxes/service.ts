@@ -15,7 +15,8 @@ import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
-import { validateCpus, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
+import { requireImage } from "./images.js";
+import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 export interface SandboxView {
   id: string;
@@ -62,7 +63,7 @@ export class SandboxService {
     const warnings: string[] = [];
     const name = validateName(body.name);
     const engine = this.engines.pick(body.engine);
-    let image = DEFAULTS.image;
+    let image = this.templates.defaultImage;
     let cpus = DEFAULTS.cpus;
     let memory_mb = DEFAULTS.memory_mb;
     let env: Record<string, string> = {};
@@ -76,15 +77,19 @@ export class SandboxService {
       const t = this.templates.resolve(user, body.template);
       templateId = t.id;
       ({ image, cpus, memory_mb } = t);
+      // Like its secrets, a template's image wins over the request's.
+      if (body.image !== undefined && body.image !== null && body.image !== t.image) warnings.push(`template ${t.name}: the request's image was dropped; the template's image ${t.image} is used`);
       env = { ...t.env };
       // Creating from a template honours only the template's secrets, and no request files.
       if (secretNames.length) warnings.push(`template ${t.name}: the request's secrets were dropped (${secretNames.join(", ")}); only the template's secrets are used`);
       if (files.length) warnings.push(`template ${t.name}: the request's files were dropped (${files.length} file${files.length === 1 ? "" : "s"}); create without a template to pass files`);
       secretNames = t.secrets;
       files = [];
-    }
+    } else if (body.image !== undefined && body.image !== null) image = body.image as string; // checked just below
+    image = requireImage(this.engines.env.imagesDir, image);
     if (body.cpus !== undefined) cpus = validateCpus(body.cpus);
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
+    const diskMb = body.disk_mb === undefined || body.disk_mb === null ? undefined : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -113,7 +118,7 @@ export class SandboxService {
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
     } catch (e) {
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);

@@ -4,6 +4,8 @@ import type { DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
 import { badRequest, conflict, notFound } from "../util/errors.js";
 import type { Caller } from "../secrets/service.js";
+import { DEFAULT_IMAGE } from "../image/names.js";
+import { requireImage } from "./images.js";
 import { validateCpus, validateEnv, validateMemory, validateName, validateSecretNames } from "./validate.js";
 
 export interface Template {
@@ -21,14 +23,19 @@ interface Row { id: string; name: string; image: string; cpus: number; memory_mb
 
 const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets) });
 
-export const DEFAULTS = { image: "base", cpus: 1, memory_mb: 512 };
+export const DEFAULTS = { image: DEFAULT_IMAGE, cpus: 1, memory_mb: 512 };
 
 export class TemplateService {
-  constructor(private readonly db: DB) {}
+  /**
+   * imagesDir: where a template's image must be built (unset: names are only checked for form).
+   * defaultImage: the image of a template or sandbox that names none (`serve --image`).
+   */
+  constructor(private readonly db: DB, private readonly imagesDir?: string, readonly defaultImage: string = DEFAULT_IMAGE) {}
 
   create(user: Caller, body: Record<string, unknown>): Template {
     const name = validateName(body.name, "name");
-    const image = body.image === undefined ? DEFAULTS.image : validateName(body.image, "image");
+    let image = body.image === undefined ? this.defaultImage : validateName(body.image, "image");
+    if (this.imagesDir !== undefined) image = requireImage(this.imagesDir, image);
     const cpus = body.cpus === undefined ? DEFAULTS.cpus : validateCpus(body.cpus);
     const memory_mb = body.memory_mb === undefined ? DEFAULTS.memory_mb : validateMemory(body.memory_mb);
     const env = validateEnv(body.env);

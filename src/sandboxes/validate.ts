@@ -22,6 +22,8 @@ export function validateInt(v: unknown, what: string, min: number, max: number):
 /** Sizes, for sandboxes and templates alike. */
 export const validateCpus = (v: unknown): number => validateInt(v, "cpus", 1, 64);
 export const validateMemory = (v: unknown): number => validateInt(v, "memory_mb", 64, 262144);
+/** Size limit of a sandbox's writable layer, MiB (a filesystem of its own: at least 16 MiB). */
+export const validateDisk = (v: unknown): number => validateInt(v, "disk_mb", 16, 262144);
 
 export function validateEnv(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};

@@ -17,6 +17,7 @@ import { Engines, type EngineChoice } from "../sandboxes/engines.js";
 import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -34,6 +35,7 @@ export interface ServeOptions {
   engine: EngineChoice;
   /** Connection limits (see connections.ts); defaults in DEFAULT_LIMITS. */
   limits?: Partial<ConnectionLimits>;
+  image?: string; // default image of sandboxes and templates that name none (default "minimal")
   log?: (line: string) => void;
   maxSandboxes?: number; // host-wide; default computed from host limits (src/engine/ns/limits.ts)
   overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
@@ -94,7 +96,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     cleanUpAfterDeadDaemons(runtimeDir, log);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
-    const templates = new TemplateService(db);
+    const templates = new TemplateService(db, paths.images, opts.image);
     for (const line of capacity.log) log(line);
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
@@ -104,6 +106,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
+    imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);

@@ -32,9 +32,9 @@ const extraDirs: string[] = [];
 
 before(async () => {
   imagesDir = await ensureTestImage();
-  mkdirSync(join(probeImages, "base"), { recursive: true });
-  writeFileSync(join(probeImages, "base", "vmlinux"), hangKernel());
-  for (const f of ["initramfs.cpio", "rootfs.ext4"]) symlinkSync(join(imagesDir, "base", f), join(probeImages, "base", f));
+  mkdirSync(join(probeImages, "minimal"), { recursive: true });
+  writeFileSync(join(probeImages, "minimal", "vmlinux"), hangKernel());
+  for (const f of ["initramfs.cpio", "rootfs.ext4"]) symlinkSync(join(imagesDir, "minimal", f), join(probeImages, "minimal", f));
   mkdirSync(noImages);
 });
 
@@ -62,7 +62,7 @@ function launch(args: string[], env: Record<string, string>, cmd = BIN): Spawned
   return { proc, output: () => out, exited };
 }
 
-const probeKernel = join(probeImages, "base", "vmlinux");
+const probeKernel = join(probeImages, "minimal", "vmlinux");
 const accelOf = (p: Proc): string => p.argv[p.argv.indexOf("-accel") + 1];
 const probesOfThisTest = (): Proc[] => processes().filter((p) => p.state !== "Z" && isProbeArgv(p.argv) && p.argv.includes(probeKernel));
 
@@ -140,7 +140,7 @@ function orphanQemu(append: string): number {
 function pausedQemuArgs(append: string): string[] {
   return [
     "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "64M", "-nodefaults", "-no-user-config", "-nographic",
-    "-display", "none", "-S", "-kernel", probeKernel, "-initrd", join(probeImages, "base", "initramfs.cpio"), "-append", append, "-serial", "null",
+    "-display", "none", "-S", "-kernel", probeKernel, "-initrd", join(probeImages, "minimal", "initramfs.cpio"), "-append", append, "-serial", "null",
   ];
 }
 
@@ -301,5 +301,5 @@ test("bhatti image build killed at several moments leaves no helper, and a build
   const exit = await Promise.race([b.exited, sleep(90_000, null, { ref: false }).then(() => { b.proc.kill("SIGKILL"); return null; })]);
   assert.equal(exit?.code, 0, b.output());
   assert.match(b.output(), /image base built in/);
-  assert.deepEqual(readdirSync(buildImages).filter((n) => !n.startsWith(".")), ["base"], "no leftovers of the killed builds");
+  assert.deepEqual(readdirSync(buildImages).filter((n) => !n.startsWith(".")), ["minimal"], "no leftovers of the killed builds");
 });

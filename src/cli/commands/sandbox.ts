@@ -5,7 +5,7 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import type { CreateSandbox } from "../../client/index.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--init CMD] [--engine ns|vm] [--json]";
+const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
 
 export const SPEC_OPTIONS = {
   name: { type: "string" },
@@ -33,7 +33,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
+  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
   if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
   const spec: CreateSandbox = {
     name: values.name,
@@ -43,6 +43,8 @@ export async function createCommand(argv: string[]): Promise<number> {
     ...(values.secret ? { secrets: values.secret } : {}),
     ...(values.file ? { files: values.file.map(parseFile) } : {}),
     ...(values.template ? { template: values.template } : {}),
+    ...(values.image ? { image: values.image } : {}),
+    ...(values.disk ? { disk_mb: intOption("disk", values.disk, 0) } : {}),
     ...(values.init ? { init: values.init } : {}),
     ...(values.engine ? { engine: values.engine } : {}),
   };

@@ -3,10 +3,11 @@ import { resolveDataDir } from "../../util/paths.js";
 import { serve } from "../../server/daemon.js";
 import { DEFAULT_LIMITS } from "../../server/connections.js";
 import { stopProbes } from "../../engine/vm/accel.js";
+import { canonicalImage, NAME_RE } from "../../image/names.js";
 
 const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
   "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]\n" +
-  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F]";
+  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]";
 
 /** A positive number flag (integer if asked), or undefined when absent. */
 function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
@@ -27,7 +28,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     "max-sandboxes": { type: "string" },
     "overcommit-memory": { type: "string" },
     "overcommit-cpus": { type: "string" },
+    image: { type: "string" }, // default image of sandboxes and templates that name none
   }, { usage: USAGE });
+  const image = values.image ?? process.env.BHATTI_IMAGE;
+  if (image !== undefined && !NAME_RE.test(image)) throw new UsageError(`--image must be an image name (${NAME_RE.source})\nusage: ${USAGE}`);
   const limits = {
     max: intOption("max-connections", values["max-connections"], DEFAULT_LIMITS.max),
     perUser: intOption("max-connections-per-user", values["max-connections-per-user"], DEFAULT_LIMITS.perUser),
@@ -56,6 +60,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       rateLimit: rate,
       engine,
       limits,
+      ...(image ? { image: canonicalImage(image) } : {}),
       maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
       overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
       overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),

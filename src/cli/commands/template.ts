@@ -4,7 +4,7 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 
-const USAGE = "bhatti template create --name N [--image base] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... | list | delete T  [--json]";
+const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... | list | delete T  [--json]";
 
 export async function templateCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

@@ -6,7 +6,7 @@ import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
 import { PIDS_LIMIT, PTYS, RLIMITS, tmpfsSizesKiB } from "./limits.js";
 
-export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/usr/local/bin/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
+export const LOHAR_ARGS = ["/usr/bin/tini", "-s", "--", "/opt/bhatti/node", "/opt/bhatti/lohar.js", "--transport", "unix"];
 export { PIDS_LIMIT };
 const CPU_PERIOD = 100_000;
 

@@ -14,12 +14,15 @@ import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
 import { guardSandbox } from "./guard.js";
+import { canonicalImage } from "../../image/names.js";
+import { mountDisk, releaseDisk } from "./disk.js";
 
 export interface NsState extends EngineState {
   slot: number;
   base: number;
   pid: number;
   image: string;
+  diskMb?: number; // the writable layer is a disk of this size (disk.ts)
 }
 
 export interface NsOptions {
@@ -75,7 +78,7 @@ export class NsEngine implements Engine {
     }
     await this.runtimeReady;
     const p = nsPaths(this.env, spec.id);
-    const lower = join(this.env.imagesDir, spec.image, "rootfs");
+    const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     if (!existsSync(join(lower, "opt/bhatti/lohar.js"))) throw new Error(`image ${spec.image} not found (no ${lower}); run: bhatti image build`);
     if (existsSync(p.sb) || existsSync(p.data)) throw new Error(`sandbox ${spec.id} already exists`);
 
@@ -90,9 +93,12 @@ export class NsEngine implements Engine {
       // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
       await run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir]);
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
+      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
+      const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
+      if (spec.diskMb) state.diskMb = spec.diskMb;
       // The slow steps are independent: run them side by side.
       await Promise.all([
-        this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base, this.layers)),
+        this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
         this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
       const oci = ociSpec({
@@ -222,6 +228,7 @@ export class NsEngine implements Engine {
       step("agent dir", () => unmountIfMounted(p.agentDir)),
       step("config drive", () => destroyConfigDrive(p.sb)),
     ]);
+    await step("disk", () => releaseDisk(p.data)); // after the overlay on it is gone
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => this.discard(p.data));
     if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));

@@ -173,7 +173,7 @@ describe("ns engine specifics", () => {
         "echo x > /usr/bin/planted && echo changed > /etc/hostname && chmod 777 /bin/busybox && id -u"], { env: TOOL_ENV, encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim(), "0");
-      const lower = join(env.imagesDir, "base", "rootfs");
+      const lower = join(env.imagesDir, "minimal", "rootfs");
       assert.ok(!existsSync(join(lower, "usr/bin/planted")));
       assert.notEqual(existsSync(join(lower, "etc/hostname")) ? readFileSync(join(lower, "etc/hostname"), "utf8") : "", "changed\n");
       assert.equal(statSync(join(lower, "bin/busybox")).mode & 0o777, 0o755);
@@ -195,7 +195,7 @@ describe("ns engine specifics", () => {
         : "console.error('hanging-lohar-marker'); setInterval(() => {}, 1000);\n", { mode: 0o644 });
       const rootfs = join(images, "broken/rootfs");
       mkdirSync(rootfs, { recursive: true });
-      const m = spawnSync("mount", ["-t", "overlay", "-o", `ro,lowerdir=${join(images, "patch")}:${join(env.imagesDir, "base/rootfs")}`, "broken", rootfs], { env: TOOL_ENV, encoding: "utf8" });
+      const m = spawnSync("mount", ["-t", "overlay", "-o", `ro,lowerdir=${join(images, "patch")}:${join(env.imagesDir, "minimal/rootfs")}`, "broken", rootfs], { env: TOOL_ENV, encoding: "utf8" });
       assert.equal(m.status, 0, m.stderr);
       try {
         const broken = new NsEngine({ ...env, imagesDir: images }, { bootTimeoutMs: 1500 });

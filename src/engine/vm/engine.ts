@@ -9,7 +9,7 @@ import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningS
 import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
 import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
 import { accelCacheFile, probeAccelCached } from "./accel.js";
-import { imagePaths, vmPaths, type VmPaths } from "./paths.js";
+import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
 import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
 
@@ -21,7 +21,7 @@ export interface VmState extends EngineState {
 
 export interface VmOptions {
   bootTimeoutMs?: number; // lohar must say hello within this (default 20 s with KVM, 90 s with TCG)
-  probeImage?: string; // image whose kernel the accelerator probe boots (default "base")
+  probeImage?: string; // image whose kernel the accelerator probe boots (default "minimal")
   accel?: Accel; // skip the probe and use this (tests, operators who know)
 }
 
@@ -42,7 +42,7 @@ export class VmEngine implements Engine {
   private async probe(): Promise<Availability> {
     const r = await run(QEMU_BIN, ["--version"], { allowFail: true }).catch(() => null);
     if (!r || r.code !== 0) return { ok: false, reason: `${QEMU_BIN} not found or not runnable; install it: apt-get install qemu-system-x86` };
-    const img = imagePaths(this.env, this.opts.probeImage ?? "base");
+    const img = imagePaths(this.env, this.opts.probeImage ?? probeImageName(this.env));
     for (const f of [img.kernel, img.initramfs, img.rootfs]) {
       if (!existsSync(f)) return { ok: false, reason: `guest image incomplete: ${f} is missing; run: bhatti image build` };
     }
@@ -73,7 +73,7 @@ export class VmEngine implements Engine {
       const args = qemuArgs({
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: drive, agentSocket: p.socket, consoleLog: p.console,
-        cpus: spec.cpus, memoryMb: spec.memoryMb,
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
       });
       const qemu = spawnQemu(args, p.qemuLog);
       state.pid = qemu.pid;

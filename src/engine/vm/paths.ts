@@ -3,6 +3,8 @@
 import { join } from "node:path";
 import type { EngineEnv } from "../types.js";
 import { sandboxRuntimeDir } from "../runtime.js";
+import { canonicalImage, RECIPES } from "../../image/names.js";
+import { existsSync, readdirSync } from "node:fs";
 
 export interface VmPaths {
   sb: string; // <rt>/sb/<id>
@@ -33,11 +35,22 @@ export function vmPaths(env: EngineEnv, id: string): VmPaths {
 
 export function imagePaths(env: EngineEnv, image: string): ImagePaths {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]*$/.test(image)) throw new Error(`bad image name ${JSON.stringify(image)}`);
-  const dir = join(env.imagesDir, image);
+  const dir = join(env.imagesDir, canonicalImage(image));
   return {
     dir,
     kernel: join(dir, "vmlinux"),
     initramfs: join(dir, "initramfs.cpio"),
     rootfs: join(dir, "rootfs.ext4"),
   };
+}
+
+/** The image whose kernel the accelerator probe boots: the first built of bhatti's own images, else any built one (all share the kernel). */
+export function probeImageName(env: EngineEnv): string {
+  let others: string[] = [];
+  try {
+    others = readdirSync(env.imagesDir).filter((n) => /^[a-z0-9][a-z0-9_-]*$/.test(n)).sort();
+  } catch {
+    // no images dir yet
+  }
+  return [...RECIPES, ...others].find((n) => existsSync(imagePaths(env, n).kernel)) ?? RECIPES[0];
 }

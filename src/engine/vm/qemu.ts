@@ -18,6 +18,7 @@ export interface QemuSpec {
   consoleLog: string; // guest serial console (kernel messages, init errors)
   cpus: number;
   memoryMb: number;
+  diskMb?: number; // size limit of the guest's writable layer (a tmpfs in guest memory), MiB
   probe?: boolean; // boot to the initramfs marker and power off
 }
 
@@ -35,7 +36,7 @@ export function hostTscKhz(): number | null {
 export const PROBE_FLAG = "bhatti.probe";
 
 /** Kernel command line. Only flags; tuned for boot time (see the vm engine notes in the report). */
-export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe">): string {
+export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe" | "diskMb">): string {
   const args = [
     "console=ttyS0",
     "quiet",
@@ -52,6 +53,7 @@ export function kernelCmdline(spec: Pick<QemuSpec, "accel" | "probe">): string {
     args.push(`tsc_early_khz=${hostTscKhz() ?? 2_000_000}`);
   }
   if (spec.probe) args.push(PROBE_FLAG);
+  if (spec.diskMb) args.push(`bhatti.disk=${Math.floor(spec.diskMb)}`);
   return args.join(" ");
 }
 

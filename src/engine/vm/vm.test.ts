@@ -81,7 +81,7 @@ describe("vm engine", () => {
   });
 
   test("accelerator probe: KVM only if it really boots the kernel, else TCG", { timeout: 120_000 }, async () => {
-    const img = imagePaths(env, "base");
+    const img = imagePaths(env, "minimal");
     const r = await probeAccel(img.kernel, img.initramfs);
     assert.equal(r.attempts[0].accel, "kvm");
     assert.ok(r.accel, r.attempts.map((a) => a.detail).join("; "));
@@ -152,7 +152,7 @@ describe("vm engine", () => {
 
   test("reattach refuses a pid that is not this sandbox's QEMU", async () => {
     const id = newId("vm");
-    assert.equal(await engine.reattach(id, { pid: process.pid, accel: "tcg", image: "base" }, "t"), null);
+    assert.equal(await engine.reattach(id, { pid: process.pid, accel: "tcg", image: "minimal" }, "t"), null);
     assert.ok(existsSync(`/proc/${process.pid}`), "the test process was not signalled");
   });
 
@@ -166,7 +166,7 @@ describe("vm engine", () => {
     // An image whose root disk has no /sbin/bhatti-init: the initramfs says so and powers off.
     const imagesDir = mkdtempSync("/var/tmp/bhatti-vmbroken-");
     try {
-      const base = imagePaths(env, "base");
+      const base = imagePaths(env, "minimal");
       const dir = join(imagesDir, "broken");
       mkdirSync(dir);
       symlinkSync(base.kernel, join(dir, "vmlinux"));

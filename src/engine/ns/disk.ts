@@ -1,0 +1,37 @@
+// A size-limited writable layer for an ns sandbox (`disk_mb`): a sparse ext4
+// image in the sandbox's data dir, loop-mounted, holding the overlay's upper
+// and work dirs. Writes past its size fail with ENOSPC inside the sandbox and
+// the host's disk gives it at most that much. The mount is the host's (the
+// sandbox never sees it: it only sees the overlay on top).
+import { existsSync, mkdirSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { isMounted, run, unmountIfMounted } from "../runtime.js";
+
+export const DISK_FILE = "disk.ext4";
+export const DISK_MOUNT = "disk";
+
+/** Makes and mounts the disk of sandbox data dir `data`; returns the mount point (upper and work go inside). */
+export async function mountDisk(data: string, mb: number): Promise<string> {
+  const img = join(data, DISK_FILE);
+  const mnt = join(data, DISK_MOUNT);
+  const fh = await open(img, "wx", 0o600);
+  try {
+    await fh.truncate(mb * 1024 * 1024); // sparse: blocks are allocated as the sandbox writes
+  } finally {
+    await fh.close();
+  }
+  // No journal and no reserved blocks: a scratch layer that dies with its sandbox.
+  await run("mke2fs", ["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal", "-m", "0", "-E", "root_owner=0:0,lazy_itable_init=1", img]);
+  mkdirSync(mnt, { mode: 0o700 });
+  await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt]); // the loop device autoclears on umount
+  return mnt;
+}
+
+/** Unmounts the disk of data dir `data` (if any) and deletes its image; the overlay on it must be gone. */
+export async function releaseDisk(data: string): Promise<void> {
+  const mnt = join(data, DISK_MOUNT);
+  await unmountIfMounted(mnt);
+  if (isMounted(mnt)) throw new Error(`could not unmount ${mnt}`);
+  if (existsSync(join(data, DISK_FILE))) await rm(join(data, DISK_FILE), { force: true });
+}

@@ -1,0 +1,16 @@
+// GET /images and GET /images/:name: the images sandboxes can be created
+// from (built by the operator with `bhatti image build`). Read-only.
+import type { Router } from "../http.js";
+import { inspectImage, listImages } from "../../image/catalog.js";
+import { NAME_RE } from "../../image/names.js";
+import { badRequest, notFound } from "../../util/errors.js";
+
+export function imageRoutes(router: Router, imagesDir: string, defaultImage: string): void {
+  router.add("GET", "/images", async () => ({ default: defaultImage, images: (await listImages(imagesDir)).map((i) => ({ ...i, default: i.name === defaultImage })) }));
+  router.add("GET", "/images/:name", async ({ params }) => {
+    if (!NAME_RE.test(params.name)) throw badRequest(`image name must match ${NAME_RE.source}`);
+    const d = await inspectImage(imagesDir, params.name);
+    if (!d) throw notFound(`image ${JSON.stringify(params.name)} not found`);
+    return { ...d, default: d.name === defaultImage };
+  });
+}
