@@ -11,7 +11,7 @@ import { checkExtraPackages, debianRecipe } from "./debian.js";
 import { HashCache } from "./hashes.js";
 import { acquireLock } from "./lock.js";
 import { minimalRecipe } from "./minimal.js";
-import { ALIASES, canonicalImage, checkImageName, DEFAULT_IMAGE, isRecipe, RECIPES } from "./names.js";
+import { ALIASES, canonicalImage, checkImageName, isRecipe, RECIPES } from "./names.js";
 import { defaultLoharJs } from "./paths.js";
 import type { Recipe, RecipeContext } from "./recipe.js";
 import { NODE_PATH } from "./skeleton.js";
@@ -156,7 +156,7 @@ async function derivedFrom(opts: BuildOptions, name: string): Promise<string[]> 
 
 export async function buildImage(opts: BuildOptions): Promise<ImageInfo> {
   const started = Date.now();
-  const name = canonicalImage(opts.name ?? DEFAULT_IMAGE);
+  const name = canonicalImage(opts.name ?? "minimal"); // callers that name none: the small image
   checkName(name);
   const extra = await derivedFrom(opts, name);
   const vm = opts.vm ?? true;

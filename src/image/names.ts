@@ -10,8 +10,8 @@ export type RecipeName = (typeof RECIPES)[number];
 
 export const ALIASES: Record<string, string> = { base: "minimal" };
 
-/** The image a sandbox gets when neither the request nor its template names one. */
-export const DEFAULT_IMAGE = "minimal";
+/** The image a sandbox gets when neither the request nor its template names one (`serve --image` overrides it). */
+export const DEFAULT_IMAGE = "debian";
 
 /** The canonical name of an image (an alias resolved); the name itself otherwise. */
 export function canonicalImage(name: string): string {

@@ -147,3 +147,22 @@ test("image list/inspect on the CLI; image delete is refused while a sandbox or 
   assert.equal(gone.status, 400);
   assert.match(imageCli("delete", "base").stderr, /image minimal is in use by sandbox alice\/old/, "the alias names the same image");
 });
+
+test("without --image the daemon's default image is debian", async () => {
+  // The shared test images (the earlier tests deleted debian from their copy).
+  const p = await startDaemon({ args: ["--engine", "ns", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: await ensureDebianTestImage() }, productDefaults: true });
+  try {
+    const key = createUser(p.dataDir, "carol");
+    assert.equal((await api(p, "GET", "/images", { key })).json.default, "debian");
+    const c = await api(p, "POST", "/sandboxes", { key, body: { name: "plain" } });
+    assert.equal(c.status, 201, c.text);
+    assert.equal(c.json.image, "debian");
+    const r = await exec(p, key, "plain", ["bash", "-lc", "echo $BASH_VERSION"]);
+    assert.equal(r.exit_code, 0, r.stderr);
+    assert.match(r.stdout, /^5\./);
+    await api(p, "DELETE", "/sandboxes/plain", { key });
+  } finally {
+    assert.equal(await p.stop(), 0);
+    cleanup(p.dataDir);
+  }
+});

@@ -281,7 +281,7 @@ const buildCases: { signal: NodeJS.Signals; at: string; when: (p: Proc) => boole
 test("bhatti image build killed at several moments leaves no helper, and a build afterwards succeeds", { timeout: 120_000 }, async (t) => {
   const why = seedCache();
   if (why) { t.skip(why); return; }
-  const build = () => launch(["--net", "--", BIN, "image", "build", "--images-dir", buildImages], { HOME: buildDir }, "unshare");
+  const build = () => launch(["--net", "--", BIN, "image", "build", "minimal", "--images-dir", buildImages], { HOME: buildDir }, "unshare");
   for (const c of buildCases) {
     const b = build();
     try {

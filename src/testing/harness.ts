@@ -28,9 +28,12 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return env;
 }
 
-export async function startDaemon(opts: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<Daemon> {
+export async function startDaemon(opts: { dataDir?: string; args?: string[]; env?: Record<string, string>; productDefaults?: boolean } = {}): Promise<Daemon> {
   const dataDir = opts.dataDir ?? tempDir();
-  const proc = spawn(BIN, ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...(opts.args ?? [])], {
+  // Test daemons run the small `minimal` image unless a test names one (the
+  // product's default is `debian`; its own suites ask for it with --image).
+  const image = opts.productDefaults || (opts.args ?? []).includes("--image") ? [] : ["--image", "minimal"];
+  const proc = spawn(BIN, ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...image, ...(opts.args ?? [])], {
     env: childEnv({ HOME: dataDir, ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
