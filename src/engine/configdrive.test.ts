@@ -4,8 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import type { ConfigDrive } from "../protocol/agent.js";
-import { buildConfigDrive, buildMountedConfigDrive, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
-import { ensureRuntimeDir, isMounted, loopBackingFiles, loopDevicesFor, RUN_BHATTI } from "./runtime.js";
+import { buildConfigDrive, buildMountedConfigDrive, CHILD_DRIVE_PATH, configImagePath, configMountPath, destroyConfigDrive, mountConfigDrive } from "./configdrive.js";
+import { ensureRuntimeDir, isMounted, loopBackingFiles, loopDevicesUnder, RUN_BHATTI } from "./runtime.js";
+import { scanTree } from "../testing/scan.js";
 
 const SECRET = "s3cr3t-value-\u00e9-" + Math.random().toString(36).slice(2);
 
@@ -29,15 +30,15 @@ async function tmpDir(): Promise<string> {
   return d;
 }
 
-test("config drive holds exactly config.json, 0400, owned as asked; nothing left mounted or attached", async () => {
+test("config drive holds exactly config.json, 0400, owned as asked; it never has a name; nothing left mounted or attached", async () => {
   const dir = await tmpDir();
-  const img = await buildConfigDrive(dir, config(), { owner: 1234567 });
-  assert.equal(img, configImagePath(dir));
-  assert.ok(statSync(img).isFile());
-  assert.deepEqual(loopDevicesFor(img), [], "no loop device after build");
-  assert.deepEqual(readdirSync(dir), ["config.ext4"], "no other file in the dir");
+  const drive = await buildConfigDrive(dir, config(), { owner: 1234567 });
+  assert.ok(statSync(`/proc/self/fd/${drive.fd}`).isFile());
+  assert.deepEqual(loopDevicesUnder(dir), [], "no loop device after build");
+  assert.deepEqual(readdirSync(dir), [], "the image has no name: no file in the dir at all");
+  assert.deepEqual(scanTree(dir, SECRET), [], "no file under the dir holds the value");
 
-  const mnt = await mountConfigDrive(dir);
+  const mnt = await mountConfigDrive(dir, drive);
   assert.equal(mnt, configMountPath(dir));
   assert.ok(isMounted(mnt));
   const st = statSync(join(mnt, "config.json"));
@@ -47,11 +48,11 @@ test("config drive holds exactly config.json, 0400, owned as asked; nothing left
   assert.equal(statSync(mnt).mode & 0o777, 0o700);
   assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), config());
   assert.deepEqual(readdirSync(mnt).sort(), ["config.json", "lost+found"]);
-  assert.equal(loopDevicesFor(img).length, 1);
+  assert.equal(loopDevicesUnder(dir).length, 1);
 
   await destroyConfigDrive(dir);
+  drive.discard();
   assert.ok(!isMounted(mnt));
-  assert.ok(!existsSync(img));
   assert.ok(!existsSync(mnt));
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)), "loop device detached");
   await destroyConfigDrive(dir); // idempotent
@@ -68,7 +69,9 @@ test("mounted variant: read-only, right owner, one loop device; destroy removes 
   assert.match(line.split(" ")[5], /^ro,nosuid,nodev,noexec/);
   assert.equal(statSync(join(mnt, "config.json")).uid, 4242);
   assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), big);
-  assert.equal(loopDevicesFor(configImagePath(dir)).length, 1);
+  assert.equal(loopDevicesUnder(dir).length, 1);
+  assert.deepEqual(readdirSync(dir), ["config.mnt"], "only the mount point: the image itself has no name");
+  assert.deepEqual(scanTree(dir, SECRET).filter((f) => !f.startsWith(mnt + "/")), [], "no file outside the mounted drive holds the value");
   await destroyConfigDrive(dir);
   assert.ok(!isMounted(mnt));
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
@@ -98,7 +101,7 @@ test("a failed build cleans up and names the step, not the value", async () => {
     assert.ok(!e.message.includes(SECRET));
     return true;
   });
-  assert.ok(!existsSync(configImagePath(dir)));
+  assert.deepEqual(readdirSync(dir).filter((n) => n !== "config.mnt"), []);
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
   // Large configs (written through a build mount): a directory where the build mount point goes.
   mkdirSync(join(dir, "config.build"));
@@ -107,6 +110,7 @@ test("a failed build cleans up and names the step, not the value", async () => {
     assert.ok(!e.message.includes(SECRET));
     return true;
   });
+  assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith("config.")), []);
   assert.ok(!existsSync(configImagePath(dir)));
   assert.ok(!loopBackingFiles().some((f) => f.startsWith(dir)));
   rmSync(dir, { recursive: true });
@@ -116,8 +120,8 @@ test("every config size reads back exactly (prepared images across capacities, a
   const dir = await tmpDir();
   for (const n of [0, 1, 4000, 4096 - 200, 70_000, 300_000, 1024 * 1024 - 300, 1024 * 1024 + 10]) {
     const c = { ...config(), env: { ...config().env, PAD: "\u00e9".repeat(n >> 1) } };
-    await buildConfigDrive(dir, c, { owner: 4343 });
-    const mnt = await mountConfigDrive(dir);
+    const drive = await buildConfigDrive(dir, c, { owner: 4343 });
+    const mnt = await mountConfigDrive(dir, drive);
     try {
       assert.deepEqual(JSON.parse(readFileSync(join(mnt, "config.json"), "utf8")), c, `size ${n}`);
       assert.equal(statSync(join(mnt, "config.json")).uid, 4343);
@@ -126,13 +130,13 @@ test("every config size reads back exactly (prepared images across capacities, a
       assert.equal(statSync(mnt).mode & 0o777, 0o700);
     } finally {
       await destroyConfigDrive(dir);
+      drive.discard();
     }
   }
-  const fsck = spawnSync("fsck.ext4", ["-n", "-f", await (async () => {
-    await buildConfigDrive(dir, config(), { owner: 4343 });
-    return configImagePath(dir);
-  })()], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+  const drive = await buildConfigDrive(dir, config(), { owner: 4343 });
+  const fsck = spawnSync("fsck.ext4", ["-n", "-f", CHILD_DRIVE_PATH], { encoding: "utf8", env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, stdio: ["ignore", "pipe", "pipe", drive.fd] });
   assert.equal(fsck.status, 0, `fsck: ${fsck.stdout}${fsck.stderr}`);
+  drive.discard();
   await destroyConfigDrive(dir);
   rmSync(dir, { recursive: true });
 });

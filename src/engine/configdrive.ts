@@ -1,14 +1,50 @@
-// The config drive: a small ext4 image, config.ext4, on tmpfs, holding
-// config.json (ConfigDrive, with plaintext secret values). The plaintext is
-// written from this process straight into the loop-mounted filesystem, so it
-// never exists as any other file, never in argv, never in a message.
-import { mkdirSync, rmSync, rmdirSync, existsSync } from "node:fs";
+// The config drive: a small ext4 image on tmpfs holding config.json
+// (ConfigDrive, with plaintext secret values). The plaintext is written from
+// this process straight into the image, so it never exists as any other file,
+// never in argv, never in a message.
+//
+// The image never has a name: it is an O_TMPFILE on the tmpfs runtime dir,
+// reachable only through file descriptors. The ns engine loop-mounts it
+// (through /proc/self/fd/3 of mount(8); the loop device then holds it, and
+// detaches itself when the last mount goes); the vm engine hands QEMU the fd.
+// So a crash of the daemon at any moment leaves no file behind: what holds the
+// plaintext is only ever a loop device or a QEMU process, both of which the
+// next start finds and removes.
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, rmSync, rmdirSync, existsSync, writeSync } from "node:fs";
 import { chmod, chown, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ConfigDrive } from "../protocol/agent.js";
-import { assertTmpfs, detachLoops, isMounted, run, unmountIfMounted } from "./runtime.js";
+import { assertTmpfs, detachLoopsUnder, isMounted, run, unmountIfMounted } from "./runtime.js";
 
+/** O_TMPFILE on x86_64 and arm64 (__O_TMPFILE | O_DIRECTORY); Node passes numeric flags through. */
+const O_TMPFILE = 0o20200000;
+
+/** A nameless drive image: only this fd (and whoever it is handed to) reaches it. */
+export interface Drive {
+  fd: number;
+  /** Empties the file (freeing its tmpfs pages, even while QEMU holds it open) and closes our fd. Idempotent. */
+  discard(): void;
+}
+
+function namelessFile(dir: string): Drive {
+  const fd = openSync(dir, O_TMPFILE | constants.O_RDWR, 0o600);
+  let open = true;
+  return {
+    fd,
+    discard() {
+      if (!open) return;
+      open = false;
+      try { ftruncateSync(fd, 0); } catch { /* closed below anyway */ }
+      closeSync(fd);
+    },
+  };
+}
+
+/** The image as seen by a child process that got the drive's fd as its fd 3. */
+export const CHILD_DRIVE_PATH = "/proc/self/fd/3";
+
+/** The name older versions gave the image; only ever removed now (leftovers of an upgrade). */
 export const CONFIG_IMAGE = "config.ext4";
 export const CONFIG_JSON = "config.json";
 const BUILD_MOUNT = "config.build";
@@ -134,8 +170,8 @@ async function makePrepared(dir: string, owner: number, capacity: number): Promi
   }
 }
 
-/** Writes <dir>/config.ext4 from a prepared template. false: no template fits, nothing written. */
-async function writePrepared(img: string, dir: string, body: Buffer, owner: number): Promise<boolean> {
+/** Writes the drive from a prepared template into the nameless file. false: no template fits, nothing written. */
+async function writePrepared(drive: Drive, dir: string, body: Buffer, owner: number): Promise<boolean> {
   if (body.length > MAX_CAPACITY) return false;
   const t = await preparedTemplate(dir, owner, capacityFor(body.length));
   if (!t) return false;
@@ -148,38 +184,43 @@ async function writePrepared(img: string, dir: string, body: Buffer, owner: numb
       if (n > 0) body.copy(out, at, from, from + n);
       out.fill(0x20, at + n, at + BLOCK);
     }
-    const fh = await open(img, "wx", 0o600);
-    try {
-      await fh.writeFile(out);
-      await fh.truncate(t.size);
-    } finally {
-      await fh.close();
-    }
+    writeAll(drive.fd, out);
+    ftruncateSync(drive.fd, t.size);
     return true;
   } finally {
     out.fill(0);
   }
 }
 
+function writeAll(fd: number, buf: Buffer): void {
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);
+}
+
+/** mount(8) of the nameless drive, given to it as its fd 3. */
+function mountDriveFd(drive: Drive, mnt: string, options: string): Promise<unknown> {
+  return run("mount", ["-t", "ext4", "-o", `loop,${options}`, CHILD_DRIVE_PATH, mnt], { fds: [drive.fd] });
+}
+
 /**
- * Creates <dir>/config.ext4 holding config.json (0400, owner). keep: the
- * drive is left loop-mounted read-only at mnt; otherwise unmounted, detached.
+ * Fills a nameless drive with config.json (0400, owner). keep: the drive is
+ * left loop-mounted read-only at mnt; otherwise unmounted (its loop device
+ * detaches itself).
  */
-async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number, keep: boolean): Promise<string> {
+async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number, keep: boolean): Promise<Drive> {
   assertTmpfs(dir);
-  const img = configImagePath(dir);
   const body = Buffer.from(JSON.stringify(config), "utf8");
+  const drive = namelessFile(dir);
   try {
-    if (await writePrepared(img, dir, body, owner)) {
+    if (await writePrepared(drive, dir, body, owner)) {
       if (keep) {
         mkdirSync(mnt, { mode: 0o700 });
-        await run("mount", ["-t", "ext4", "-o", "loop,ro,nosuid,nodev,noexec", img, mnt]);
+        await mountDriveFd(drive, mnt, "ro,nosuid,nodev,noexec");
       }
-      return img;
+      return drive;
     }
-    await writeFile(img, await template(dir, sizeKib(body.length)), { mode: 0o600, flag: "wx" });
+    writeAll(drive.fd, await template(dir, sizeKib(body.length)));
     mkdirSync(mnt, { mode: 0o700 });
-    await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noexec", img, mnt]);
+    await mountDriveFd(drive, mnt, "nosuid,nodev,noexec");
     await chown(mnt, owner, owner);
     await chmod(mnt, 0o700);
     let fh;
@@ -197,11 +238,12 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
       await run("mount", ["-o", "remount,ro,nosuid,nodev,noexec", mnt]);
     } else {
       await run("umount", [mnt]);
-      await detachLoops(img);
+      await detachLoopsUnder(dir);
       rmdirSync(mnt);
     }
-    return img;
+    return drive;
   } catch (e) {
+    drive.discard();
     await destroyConfigDrive(dir).catch(() => {});
     throw e;
   } finally {
@@ -210,29 +252,33 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
 }
 
 /**
- * Builds <dir>/config.ext4 (dir must be on tmpfs) holding config.json mode 0400.
- * The image is left unmounted and detached. Errors name the failing step only.
+ * Builds a nameless drive (dir must be on tmpfs; the file lives there but has
+ * no name) holding config.json mode 0400, unmounted. The caller hands
+ * drive.fd to whoever needs the image and calls drive.discard() when done.
+ * Errors name the failing step only.
  */
-export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
+export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<Drive> {
   return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0, false);
 }
 
 /**
  * Like buildConfigDrive, but leaves the drive loop-mounted read-only
- * (nosuid,nodev,noexec) at <dir>/config.mnt (the ns engine bind-mounts that).
- * Returns the mount path.
+ * (nosuid,nodev,noexec) at <dir>/config.mnt (the ns engine bind-mounts that)
+ * and drops our fd: from then on only the loop device holds the image, and it
+ * detaches itself once the last mount of it is gone. Returns the mount path.
  */
 export async function buildMountedConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
   const mnt = configMountPath(dir);
-  await populate(dir, mnt, config, opts.owner ?? 0, true);
+  const drive = await populate(dir, mnt, config, opts.owner ?? 0, true);
+  closeSync(drive.fd); // not discard: the loop device reads the same pages
   return mnt;
 }
 
-/** Loop-mounts the drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path. */
-export async function mountConfigDrive(dir: string): Promise<string> {
+/** Loop-mounts a drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path. */
+export async function mountConfigDrive(dir: string, drive: Drive): Promise<string> {
   const mnt = configMountPath(dir);
   mkdirSync(mnt, { recursive: true, mode: 0o700 });
-  await run("mount", ["-t", "ext4", "-o", "loop,ro,nosuid,nodev,noexec", configImagePath(dir), mnt]);
+  await mountDriveFd(drive, mnt, "ro,nosuid,nodev,noexec");
   return mnt;
 }
 
@@ -245,13 +291,16 @@ export async function unmountHostSide(dir: string): Promise<void> {
   await unmountIfMounted(configMountPath(dir));
 }
 
-/** Unmounts every host mount of the drive, detaches its loop devices, deletes the image. Idempotent. */
+/**
+ * Unmounts every host mount of the drive, detaches every loop device backed
+ * by a file in dir, and deletes a named image an older version may have left.
+ * Idempotent.
+ */
 export async function destroyConfigDrive(dir: string): Promise<void> {
-  const img = configImagePath(dir);
   for (const m of [join(dir, BUILD_MOUNT), configMountPath(dir)]) {
     await unmountIfMounted(m);
     if (existsSync(m) && !isMounted(m)) rmSync(m, { recursive: true, force: true });
   }
-  await detachLoops(img);
-  rmSync(img, { force: true });
+  await detachLoopsUnder(dir);
+  rmSync(configImagePath(dir), { force: true });
 }

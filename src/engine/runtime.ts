@@ -17,7 +17,7 @@ export const MAX_SLOTS = 4096;
 export { TOOL_ENV, type RunResult } from "../util/run.js";
 
 /** Runs a host tool (see src/util/run.ts); engine steps get a 30 s timeout unless they say otherwise. */
-export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number; fds?: number[] } = {}): Promise<RunResult> {
   return runTool(cmd, args, { timeoutMs: 30_000, ...opts });
 }
 
@@ -112,6 +112,30 @@ export function loopBackingFiles(): string[] {
 
 export async function detachLoops(file: string): Promise<void> {
   for (const dev of loopDevicesFor(file)) await run("losetup", ["-d", dev], { allowFail: true });
+}
+
+/** Loop devices whose backing file lies in dir (named or not: a nameless file shows as `<dir>/#<inode> (deleted)`). */
+export function loopDevicesUnder(dir: string): string[] {
+  const out: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const back = readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim();
+      if (back.startsWith(`${dir}/`)) out.push(`/dev/${n}`);
+    } catch {
+      // not bound
+    }
+  }
+  return out;
+}
+
+export async function detachLoopsUnder(dir: string): Promise<void> {
+  for (const dev of loopDevicesUnder(dir)) await run("losetup", ["-d", dev], { allowFail: true });
 }
 
 // ---- uid slots (host-global user-namespace range reservations) ----

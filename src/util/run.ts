@@ -15,6 +15,7 @@ export interface RunOptions {
   env?: Record<string, string>; // on top of TOOL_ENV
   allowFail?: boolean; // resolve with the exit code instead of rejecting
   timeoutMs?: number; // SIGTERM after this long
+  fds?: number[]; // open file descriptors handed to the child as its fds 3, 4, …
 }
 
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -22,7 +23,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: { ...TOOL_ENV, ...opts.env },
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.fds ?? [])],
       timeout: opts.timeoutMs,
     });
     const out: Buffer[] = [];

@@ -5,9 +5,9 @@ import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
+import { buildMountedConfigDrive, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
 } from "../runtime.js";
 import { ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
@@ -112,7 +112,7 @@ export class NsEngine implements Engine {
         await hostSide;
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
         await this.timed("drive removal", () => destroyConfigDrive(p.sb));
-        if (!(await released(configImagePath(p.sb)))) throw new Error("config drive still in use inside the sandbox after boot");
+        if (!(await released(p.sb))) throw new Error("config drive still in use inside the sandbox after boot");
       } catch (e) {
         agent.close();
         throw e;
@@ -287,10 +287,10 @@ async function killSandbox(id: string, state: EngineState): Promise<void> {
   while (Date.now() < deadline && !dead(pid)) await sleep(2);
 }
 
-/** Whether no loop device is bound to the drive image (waits briefly for the kernel to release it). */
-async function released(img: string): Promise<boolean> {
+/** Whether no loop device is bound to a drive image in dir (waits briefly for the kernel to release it). */
+async function released(dir: string): Promise<boolean> {
   for (let i = 0; i < 50; i++) {
-    if (loopDevicesFor(img).length === 0) return true;
+    if (loopDevicesUnder(dir).length === 0) return true;
     await sleep(2);
   }
   return false;
