@@ -2,7 +2,7 @@
 // the tmpfs runtime dir, mount/loop inspection and host-global uid-slot
 // reservations for user namespaces. Nothing here ever sees a secret value:
 // arguments passed to run() must be paths and flags only.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { run as runTool, type RunResult } from "../util/run.js";
 import { join } from "node:path";
 import { connect, type Socket } from "node:net";
@@ -46,6 +46,27 @@ export async function ensureRuntimeDir(runtimeDir: string): Promise<void> {
   chmodSync(runtimeDir, 0o711);
   mkdirSync(join(runtimeDir, "sb"), { recursive: true, mode: 0o711 });
   if (!isTmpfs(runtimeDir)) throw new Error(`runtime dir ${runtimeDir} is not on tmpfs`);
+}
+
+/**
+ * Marks the runtime dir as this daemon instance's (file <rt>/instance). The
+ * runtime dir's path comes from the data dir's path, so it is normally ours;
+ * if it holds another instance's mark (its state.db was replaced while its
+ * sandboxes ran) and still has sandboxes, the mark is kept and that instance
+ * is returned: the caller then leaves what it finds there alone.
+ */
+export function claimRuntimeDir(runtimeDir: string, instance: string): string | null {
+  const f = join(runtimeDir, "instance");
+  let prev: string | null = null;
+  try {
+    prev = readFileSync(f, "utf8").trim() || null;
+  } catch {
+    // no mark yet
+  }
+  if (prev === instance) return null;
+  if (prev && sandboxDirsWith(runtimeDir, ["bundle", "rootfs", "agent", "agent.sock", "qemu.log", "console.log"]).length > 0) return prev;
+  writeFileSync(f, `${instance}\n`, { mode: 0o600 });
+  return null;
 }
 
 export function sandboxRuntimeDir(runtimeDir: string, id: string): string {

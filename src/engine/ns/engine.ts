@@ -9,7 +9,7 @@ import { buildMountedConfigDrive, destroyConfigDrive, unmountHostSide } from "..
 import {
   allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
 } from "../runtime.js";
-import { ociSpec } from "./bundle.js";
+import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
@@ -19,6 +19,7 @@ export interface NsState extends EngineState {
   base: number;
   pid: number;
   image: string;
+  cgroup?: string; // absent in sandboxes made before cgroups were per daemon instance
 }
 
 export interface NsOptions {
@@ -79,7 +80,7 @@ export class NsEngine implements Engine {
     if (existsSync(p.sb) || existsSync(p.data)) throw new Error(`sandbox ${spec.id} already exists`);
 
     const { slot, base } = allocateUidSlot(this.owner(spec.id));
-    const state: NsState = { slot, base, pid: 0, image: spec.image };
+    const state: NsState = { slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
@@ -94,7 +95,7 @@ export class NsEngine implements Engine {
       ]);
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount: join(p.sb, "config.mnt"), base, cpus: spec.cpus, memoryMb: spec.memoryMb,
+        configMount: join(p.sb, "config.mnt"), base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
@@ -188,6 +189,18 @@ export class NsEngine implements Engine {
     }
   }
 
+  /** Whether the sandbox's init still runs (a cheap /proc check; no runc call). */
+  async alive(id: string, state: EngineState): Promise<boolean> {
+    const pid = typeof state.pid === "number" ? state.pid : 0;
+    return pid > 0 && !dead(pid) && inCgroup(pid, cgroupOf(id, state));
+  }
+
+  /** Start-up: removes writable layers a crashed daemon left in the trash. */
+  async sweep(): Promise<void> {
+    this.sweepTrash();
+    await this.idle();
+  }
+
   async list(): Promise<string[]> {
     const ids = new Set(sandboxDirsWith(this.env.runtimeDir, ["bundle", "rootfs", "agent"]));
     for (const c of await this.runc.list()) ids.add(c.id);
@@ -211,7 +224,7 @@ export class NsEngine implements Engine {
     await step("kill", () => killSandbox(id, state));
     // Independent once nothing runs in the sandbox any more.
     await Promise.all([
-      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)))),
+      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => removeCgroups(id, state))),
       step("rootfs", () => releaseRootfs(p.rootfs)),
       step("config drive", () => destroyConfigDrive(p.sb)),
     ]);
@@ -263,21 +276,45 @@ export class NsEngine implements Engine {
   }
 }
 
+function cgroupOf(id: string, state: EngineState): string {
+  return typeof state.cgroup === "string" ? state.cgroup : cgroupsPath(id);
+}
+
+function inCgroup(pid: number, cgroup: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`:${cgroup}\n`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the sandbox's (empty) cgroup dirs. The old shared layout
+ * (/bhatti/<id>) may be another daemon's live sandbox with the same id (a copy
+ * of this state.db): a busy cgroup is left alone there.
+ */
+function removeCgroups(id: string, state: EngineState): void {
+  const owned = typeof state.cgroup === "string";
+  for (const d of cgroupDirs(cgroupOf(id, state))) {
+    try {
+      rmdirSync(d);
+    } catch (e) {
+      if (owned || (e as NodeJS.ErrnoException).code !== "EBUSY") throw e;
+    }
+  }
+}
+
 /**
  * SIGKILLs the sandbox's PID 1 (the whole pid namespace goes with it) and waits
  * for it to die: `runc delete --force` alone polls in 100 ms steps. The pid is
- * only trusted if it still sits in this sandbox's cgroup.
+ * only trusted if it sits in this sandbox's cgroup under this daemon
+ * instance's subtree; a sandbox of the old shared layout is left to
+ * `runc delete`, which only sees containers under this daemon's runc root.
  */
 async function killSandbox(id: string, state: EngineState): Promise<void> {
   const pid = typeof state.pid === "number" ? state.pid : 0;
-  if (pid <= 0) return;
-  let cgroups: string;
-  try {
-    cgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
-  } catch {
-    return;
-  }
-  if (!cgroups.includes(`/bhatti/${id}\n`)) return;
+  if (pid <= 0 || typeof state.cgroup !== "string") return;
+  if (!inCgroup(pid, state.cgroup)) return;
   try {
     process.kill(pid, "SIGKILL");
   } catch {

@@ -133,9 +133,19 @@ export class VmEngine implements Engine {
     if (isOurQemu(pid, id, p.socket) && existsSync(p.socket)) {
       const agent = await this.reconnect(p, token, pid);
       if (agent) return { id, engine: "vm", state, agent };
+      // Alive but silent: an error, not a reason to kill it.
+      if (isOurQemu(pid, id, p.socket)) throw new Error(`sandbox ${id}: QEMU runs but lohar does not answer`);
     }
     await this.destroy(id, state);
     return null;
+  }
+
+  async alive(id: string, state: EngineState): Promise<boolean> {
+    return isOurQemu(Number(state.pid), id, vmPaths(this.env, id).socket);
+  }
+
+  async sweep(): Promise<void> {
+    // Nothing persistent: a vm sandbox's writable layer lives in guest RAM.
   }
 
   /**
