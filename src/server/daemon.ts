@@ -19,6 +19,8 @@ import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
+import { claimInstance } from "../store/instance.js";
+import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -59,16 +61,31 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const users = new UserService(db);
   const secrets = new SecretService(db, keyring);
   const runtimeDir = runtimeDirFor(dataDir);
-  const engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images }, opts.engine);
   let sandboxes: SandboxService;
   let app: App;
+  let engines: Engines;
   try {
+    // Who we are: only what this instance can prove is its own is ever touched.
+    const instance = claimInstance(db, dataDir);
+    if (instance.inheritedFrom) {
+      log(`state.db was made for another data dir (${instance.inheritedFrom.dataDir}, instance ${instance.inheritedFrom.id}): this is a new instance (${instance.id}); ` +
+        `its ${instance.lost.length} sandbox row(s) belong to that daemon and are marked lost, nothing of them is touched` +
+        (instance.lost.length ? `: ${instance.lost.map((r) => `${r.name} (${r.id})`).join(", ")}` : ""));
+    }
+    let foreign: string | null = null;
+    try {
+      await ensureRuntimeDir(runtimeDir);
+      foreign = claimRuntimeDir(runtimeDir, instance.id);
+    } catch (e) {
+      log(`runtime dir ${runtimeDir}: ${(e as Error).message}`);
+    }
+    if (foreign) log(`runtime dir ${runtimeDir} holds sandboxes of another bhatti instance (${foreign}), not of this state.db: they are left alone`);
+    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id }, opts.engine);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db);
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log);
-    const rec = await sandboxes.recover();
-    if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
+    sandboxes.ownRuntime = !foreign;
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
@@ -94,6 +111,14 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const bound = typeof addr === "object" && addr ? `${addr.address.includes(":") ? `[${addr.address}]` : addr.address}:${addr.port}` : opts.listen;
   log(`bhatti ${VERSION} listening on http://${bound} and unix:${paths.socket} (data dir ${dataDir})`);
 
+  // Reattach after listening, in the background: a sandbox that does not
+  // answer must not hold up the daemon (nor be destroyed for it).
+  const recovery = sandboxes.recover().then(
+    (r) => log(`recovered sandboxes: ${r.reattached} reattached, ${r.unreachable} unreachable, ${r.dead} dead, ${r.rolledBack} interrupted creates rolled back, ${r.deleted} interrupted deletes finished, ${r.orphans} orphans removed, ${r.lost} lost`),
+    (e: Error) => log(`recovering sandboxes failed: ${e.message}`),
+  );
+  sandboxes.startReconciler();
+
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     log("shutting down: no new connections, finishing in-flight requests");
@@ -107,6 +132,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     await stopped;
     clearInterval(reaper);
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
+    // A reattach still under way ends by its own timeout; it no longer writes once detachAll ran.
+    await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();
     // With no sandbox left (in the database or on the host), nothing needs the
