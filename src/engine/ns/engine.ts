@@ -1,11 +1,11 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
-import { chownSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildMountedConfigDrive, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
+import { buildConfigDrive, configMountPath, destroyConfigDrive, type Drive } from "../configdrive.js";
 import {
   allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith,
 } from "../runtime.js";
@@ -81,6 +81,7 @@ export class NsEngine implements Engine {
 
     const { slot, base } = allocateUidSlot(this.owner(spec.id));
     const state: NsState = { slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
+    let drive: Drive | undefined;
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
@@ -88,29 +89,34 @@ export class NsEngine implements Engine {
       mkdirSync(p.agentDir, { mode: 0o700 });
       chownSync(p.agentDir, base, base);
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
-      // The slow steps are independent: run them side by side.
-      await Promise.all([
+      // The slow steps are independent: run them side by side. The drive is a
+      // nameless file: nothing of it is visible on the host (see Runc.start).
+      const [rootfs, built] = await Promise.allSettled([
         this.timed("rootfs", () => prepareRootfs({ lower, upper: p.upper, work: p.work, merged: p.rootfs }, base, this.layers)),
-        this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
+        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
+      if (built.status === "fulfilled") drive = built.value;
+      if (rootfs.status === "rejected") throw rootfs.reason;
+      if (built.status === "rejected") throw built.reason;
+      const configMount = configMountPath(p.sb);
+      mkdirSync(configMount, { mode: 0o700 });
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount: join(p.sb, "config.mnt"), base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
+        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log));
+        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }));
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
+      } finally {
+        // Not discard(): the sandbox's loop device reads these very pages until lohar has read them.
+        closeSync(drive!.fd);
+        drive = undefined;
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
-      // The sandbox now holds its own bind of the drive: the host's mount goes
-      // at once, while lohar boots. lohar's unmount then releases the drive.
-      const hostSide = this.timed("host unmount", () => unmountHostSide(p.sb));
-      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
-        .finally(() => hostSide.catch(() => {})); // settled before any cleanup runs
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid));
       try {
-        await hostSide;
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
         await this.timed("drive removal", () => destroyConfigDrive(p.sb));
         if (!(await released(p.sb))) throw new Error("config drive still in use inside the sandbox after boot");
@@ -120,6 +126,7 @@ export class NsEngine implements Engine {
       }
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
+      drive?.discard();
       await this.destroy(spec.id, state).catch(() => {});
       throw e;
     }

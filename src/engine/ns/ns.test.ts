@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from "node:path";
 import { conformanceSuite, newId, specFor, type HostInspector } from "../conformance.js";
 import type { EngineEnv } from "../types.js";
-import { loopBackingFiles, loopDevicesFor, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
+import { loopBackingFiles, loopDevicesUnder, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
 import { NsEngine } from "./engine.js";
 import { cgroupDirs, nsPaths } from "./paths.js";
 import { cgroupsPath } from "./bundle.js";
@@ -49,7 +49,7 @@ const inspector: HostInspector = {
     const img = join(p.sb, "config.ext4");
     const out: string[] = [];
     if (existsSync(img)) out.push(`file ${img}`);
-    for (const d of loopDevicesFor(img)) out.push(`loop ${d}`);
+    for (const d of loopDevicesUnder(p.sb)) out.push(`loop ${d}`);
     for (const m of mountPoints()) if (m.startsWith(join(p.sb, "config"))) out.push(`mount ${m}`);
     return out;
   },
