@@ -69,11 +69,7 @@ export class NsEngine implements Engine {
   async create(spec: CreateSpec): Promise<RunningSandbox> {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
-    if (!this.runtimeReady) {
-      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir).then(() => sweepLayerBuilds(this.layers));
-      this.sweepTrash();
-    }
-    await this.runtimeReady;
+    await this.ready();
     const p = nsPaths(this.env, spec.id);
     const lower = join(this.env.imagesDir, spec.image, "rootfs");
     if (!existsSync(join(lower, "opt/bhatti/lohar.js"))) throw new Error(`image ${spec.image} not found (no ${lower}); run: bhatti image build`);
@@ -202,9 +198,19 @@ export class NsEngine implements Engine {
     return pid > 0 && !dead(pid) && inCgroup(pid, cgroupOf(id, state));
   }
 
-  /** Start-up: removes writable layers a crashed daemon left in the trash. */
+  /** The runtime dir exists; half-made ownership layers and trash a crashed daemon left are being removed. */
+  private ready(): Promise<void> {
+    if (!this.runtimeReady) {
+      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir).then(() => sweepLayerBuilds(this.layers));
+      this.sweepTrash();
+    }
+    return this.runtimeReady;
+  }
+
+  /** Start-up: removes what a crashed daemon left half done (ownership layer builds, trashed writable layers). */
   async sweep(): Promise<void> {
-    this.sweepTrash();
+    if (!(await this.available()).ok) return;
+    await this.ready();
     await this.idle();
   }
 
