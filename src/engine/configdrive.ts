@@ -202,22 +202,16 @@ function mountDriveFd(drive: Drive, mnt: string, options: string): Promise<unkno
 }
 
 /**
- * Fills a nameless drive with config.json (0400, owner). keep: the drive is
- * left loop-mounted read-only at mnt; otherwise unmounted (its loop device
- * detaches itself).
+ * Fills a nameless drive with config.json (0400, owner), unmounted. Large
+ * configs are written through a short-lived loop mount at mnt (its loop
+ * device detaches itself at the unmount).
  */
-async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number, keep: boolean): Promise<Drive> {
+async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number): Promise<Drive> {
   assertTmpfs(dir);
   const body = Buffer.from(JSON.stringify(config), "utf8");
   const drive = namelessFile(dir);
   try {
-    if (await writePrepared(drive, dir, body, owner)) {
-      if (keep) {
-        mkdirSync(mnt, { mode: 0o700 });
-        await mountDriveFd(drive, mnt, "ro,nosuid,nodev,noexec");
-      }
-      return drive;
-    }
+    if (await writePrepared(drive, dir, body, owner)) return drive;
     writeAll(drive.fd, await template(dir, sizeKib(body.length)));
     mkdirSync(mnt, { mode: 0o700 });
     await mountDriveFd(drive, mnt, "nosuid,nodev,noexec");
@@ -234,13 +228,9 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
     } finally {
       await fh?.close();
     }
-    if (keep) {
-      await run("mount", ["-o", "remount,ro,nosuid,nodev,noexec", mnt]);
-    } else {
-      await run("umount", [mnt]);
-      await detachLoopsUnder(dir);
-      rmdirSync(mnt);
-    }
+    await run("umount", [mnt]);
+    await detachLoopsUnder(dir);
+    rmdirSync(mnt);
     return drive;
   } catch (e) {
     drive.discard();
@@ -258,37 +248,15 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
  * Errors name the failing step only.
  */
 export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<Drive> {
-  return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0, false);
+  return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0);
 }
 
-/**
- * Like buildConfigDrive, but leaves the drive loop-mounted read-only
- * (nosuid,nodev,noexec) at <dir>/config.mnt (the ns engine bind-mounts that)
- * and drops our fd: from then on only the loop device holds the image, and it
- * detaches itself once the last mount of it is gone. Returns the mount path.
- */
-export async function buildMountedConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
-  const mnt = configMountPath(dir);
-  const drive = await populate(dir, mnt, config, opts.owner ?? 0, true);
-  closeSync(drive.fd); // not discard: the loop device reads the same pages
-  return mnt;
-}
-
-/** Loop-mounts a drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path. */
+/** Loop-mounts a drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path (tests; the ns engine mounts it inside runc's own namespace, see Runc.start). */
 export async function mountConfigDrive(dir: string, drive: Drive): Promise<string> {
   const mnt = configMountPath(dir);
   mkdirSync(mnt, { recursive: true, mode: 0o700 });
   await mountDriveFd(drive, mnt, "ro,nosuid,nodev,noexec");
   return mnt;
-}
-
-/**
- * Unmounts the host's read-only mount of the drive (config.mnt) only. For
- * when a sandbox already holds its own bind of it: the filesystem and its
- * loop device then live exactly as long as the sandbox's mount does.
- */
-export async function unmountHostSide(dir: string): Promise<void> {
-  await unmountIfMounted(configMountPath(dir));
 }
 
 /**
