@@ -4,9 +4,10 @@
 // never in argv, never in a message.
 //
 // The image never has a name: it is an O_TMPFILE on the tmpfs runtime dir,
-// reachable only through file descriptors. The ns engine loop-mounts it
-// (through /proc/self/fd/3 of mount(8); the loop device then holds it, and
-// detaches itself when the last mount goes); the vm engine hands QEMU the fd.
+// reachable only through file descriptors, and it is never mounted on the
+// host: the ns engine loop-mounts it inside the private mount namespace of
+// its runc run (see ns/runc.ts; the loop device then holds it, and detaches
+// itself when the last mount goes); the vm engine hands QEMU the fd.
 // So a crash of the daemon at any moment leaves no file behind: what holds the
 // plaintext is only ever a loop device or a QEMU process, both of which the
 // next start finds and removes.
@@ -15,7 +16,8 @@ import { chmod, chown, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ConfigDrive } from "../protocol/agent.js";
-import { assertTmpfs, detachLoopsUnder, isMounted, run, unmountIfMounted } from "./runtime.js";
+import { spawn } from "node:child_process";
+import { assertTmpfs, detachLoopsUnder, isMounted, run, TOOL_ENV, unmountIfMounted } from "./runtime.js";
 
 /** O_TMPFILE on x86_64 and arm64 (__O_TMPFILE | O_DIRECTORY); Node passes numeric flags through. */
 const O_TMPFILE = 0o20200000;
@@ -202,9 +204,45 @@ function mountDriveFd(drive: Drive, mnt: string, options: string): Promise<unkno
 }
 
 /**
+ * A loop mount of the drive that only exists in a private mount namespace of
+ * a helper process (unshare(1) + mount(8) on /proc/self/fd/3, then it waits on
+ * its stdin). This process reaches the mounted filesystem through
+ * /proc/<helper>/root; the host never has a mount of it. close() ends the
+ * helper: its namespace, the mount with it, and the loop device detaches
+ * itself. If this daemon dies, the helper reads EOF and does the same.
+ */
+async function privateMount(drive: Drive, mnt: string): Promise<{ path: string; close: () => Promise<void> }> {
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+    'mount -t ext4 -o loop,nosuid,nodev,noexec /proc/self/fd/3 "$1" || exit 125; exec 3<&-; echo ready; read _ || true', "sh", mnt], {
+    env: TOOL_ENV, stdio: ["pipe", "pipe", "pipe", drive.fd],
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.on("error", () => resolve(127));
+    child.on("close", (code) => resolve(code ?? 128));
+  });
+  child.stdin!.on("error", () => {});
+  const ready = await Promise.race([
+    new Promise<boolean>((resolve) => child.stdout!.on("data", (d: Buffer) => { if (d.includes("ready")) resolve(true); })),
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000).unref()),
+  ]);
+  const close = async () => {
+    child.stdin!.end();
+    const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+  if (!ready || child.pid === undefined) {
+    await close();
+    throw new Error("config drive: mounting it for the write failed");
+  }
+  return { path: `/proc/${child.pid}/root${mnt}`, close };
+}
+
+/**
  * Fills a nameless drive with config.json (0400, owner), unmounted. Large
- * configs are written through a short-lived loop mount at mnt (its loop
- * device detaches itself at the unmount).
+ * configs (beyond the prepared templates) are written through a loop mount
+ * that only exists in a helper's private mount namespace (see privateMount).
  */
 async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number): Promise<Drive> {
   assertTmpfs(dir);
@@ -214,22 +252,24 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
     if (await writePrepared(drive, dir, body, owner)) return drive;
     writeAll(drive.fd, await template(dir, sizeKib(body.length)));
     mkdirSync(mnt, { mode: 0o700 });
-    await mountDriveFd(drive, mnt, "nosuid,nodev,noexec");
-    await chown(mnt, owner, owner);
-    await chmod(mnt, 0o700);
-    let fh;
+    const m = await privateMount(drive, mnt);
     try {
-      fh = await open(join(mnt, CONFIG_JSON), "wx", 0o400);
-      await fh.chown(owner, owner);
-      await fh.writeFile(body);
-      await fh.sync();
-    } catch (e) {
-      throw new Error(`config drive: writing ${CONFIG_JSON} failed (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      await chown(m.path, owner, owner);
+      await chmod(m.path, 0o700);
+      let fh;
+      try {
+        fh = await open(join(m.path, CONFIG_JSON), "wx", 0o400);
+        await fh.chown(owner, owner);
+        await fh.writeFile(body);
+        await fh.sync();
+      } catch (e) {
+        throw new Error(`config drive: writing ${CONFIG_JSON} failed (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      } finally {
+        await fh?.close();
+      }
     } finally {
-      await fh?.close();
+      await m.close();
     }
-    await run("umount", [mnt]);
-    await detachLoopsUnder(dir);
     rmdirSync(mnt);
     return drive;
   } catch (e) {

@@ -294,6 +294,13 @@ test("kill -9 at random moments during create (and delete): no plaintext file ev
     assert.ok(tally.rolledBack > 0, "some kills landed inside a create (the test exercised the window)");
   } finally {
     await d.stop();
+    // Sandboxes outlive their daemon: after a failure half way, one more start removes what is left.
+    try {
+      const last = await start(dataDir);
+      await waitForOutput(last, RECOVERED, 120_000).catch(() => null);
+      for (const r of (await api(last, "GET", "/sandboxes", { key: k })).json ?? []) await api(last, "DELETE", `/sandboxes/${r.id}`, { key: k });
+      await last.stop();
+    } catch { /* best effort */ }
     cleanup(dataDir);
   }
 });

@@ -76,6 +76,13 @@ test("vm: kill -9 at random moments during create leaves no plaintext file, and 
     assert.deepEqual(qemus(rt), []);
   } finally {
     await d.stop();
+    // Sandboxes outlive their daemon: after a failure half way, one more start removes what is left.
+    try {
+      const last = await start(dataDir);
+      await waitForOutput(last, RECOVERED, 120_000).catch(() => null);
+      for (const r of (await api(last, "GET", "/sandboxes", { key: k })).json ?? []) await api(last, "DELETE", `/sandboxes/${r.id}`, { key: k });
+      await last.stop();
+    } catch { /* best effort */ }
     cleanup(dataDir);
   }
 });
