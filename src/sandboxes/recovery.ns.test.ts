@@ -250,6 +250,13 @@ test("kill -9 at random moments during create (and delete): no plaintext file ev
   const rt = runtimeDirFor(dataDir);
   const tally = { kills: 0, createKills: 0, deleteKills: 0, plaintextAfterKill: 0, rolledBack: 0, finishedDeletes: 0, completedBeforeKill: 0, deadRows: 0 };
   try {
+    // Aim the kills at the window: time one create and one delete on this machine, now.
+    let t = Date.now();
+    assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "timing", secrets: ["S"] } })).status, 201);
+    const createMs = Date.now() - t;
+    t = Date.now();
+    assert.equal((await api(d, "DELETE", "/sandboxes/timing", { key: k })).status, 204);
+    const deleteMs = Date.now() - t;
     const DELETE_KILLS = Math.ceil(KILLS / 4);
     for (let i = 0; i < KILLS + DELETE_KILLS; i++) {
       const del = i % 5 === 4 && tally.deleteKills < DELETE_KILLS; // some kills land during a DELETE instead
@@ -257,12 +264,12 @@ test("kill -9 at random moments during create (and delete): no plaintext file ev
       if (del) {
         assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: `d${i}`, secrets: ["S"] } })).status, 201);
         req = api(d, "DELETE", `/sandboxes/d${i}`, { key: k }).catch(() => null);
-        await sleep(Math.random() * 40);
+        await sleep(Math.random() * deleteMs);
         tally.deleteKills++;
       } else {
         if (tally.createKills >= KILLS) continue;
         req = api(d, "POST", "/sandboxes", { key: k, body: { name: `c${i}`, secrets: ["S"], env: { X: "1" } } }).catch(() => null);
-        await sleep(Math.random() * 500);
+        await sleep(Math.random() * createMs * 1.2);
         tally.createKills++;
       }
       d.proc.kill("SIGKILL");
@@ -289,7 +296,7 @@ test("kill -9 at random moments during create (and delete): no plaintext file ev
     }
     let final = leaks(dataDir, secret);
     for (let t = 0; t < 50 && final.layers > 0; t++) { await sleep(100); final = leaks(dataDir, secret); } // writable layers are deleted in the background
-    console.log(`crash-recovery figures: ${JSON.stringify({ ...tally, ...final })}`);
+    console.log(`crash-recovery figures: ${JSON.stringify({ createMs, deleteMs, ...tally, ...final })}`);
     assert.deepEqual(final, { plaintextFiles: 0, loops: 0, runc: 0, cgroups: 0, uidSlots: 0, sbDirs: 0, layers: 0, mounts: 0, badRows: 0 });
     assert.ok(tally.rolledBack > 0, "some kills landed inside a create (the test exercised the window)");
   } finally {
