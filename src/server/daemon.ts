@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import { chmodSync, existsSync, rmSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { ensureDataDir, dataPaths } from "../util/paths.js";
-import { openDb } from "../store/db.js";
+import { openDb, purgeFreedPages } from "../store/db.js";
 import { openKeyring } from "../secrets/open.js";
 import { SecretService } from "../secrets/service.js";
 import { UserService } from "../users/service.js";
@@ -58,6 +58,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     releasePidFile(paths.pidFile);
     throw e;
   }
+  purgeFreedPages(db); // a purge skipped while an operator command read the database is caught up here
   const users = new UserService(db);
   const secrets = new SecretService(db, keyring);
   const runtimeDir = runtimeDirFor(dataDir);
