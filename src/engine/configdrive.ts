@@ -1,14 +1,52 @@
-// The config drive: a small ext4 image, config.ext4, on tmpfs, holding
-// config.json (ConfigDrive, with plaintext secret values). The plaintext is
-// written from this process straight into the loop-mounted filesystem, so it
-// never exists as any other file, never in argv, never in a message.
-import { mkdirSync, rmSync, rmdirSync, existsSync } from "node:fs";
+// The config drive: a small ext4 image on tmpfs holding config.json
+// (ConfigDrive, with plaintext secret values). The plaintext is written from
+// this process straight into the image, so it never exists as any other file,
+// never in argv, never in a message.
+//
+// The image never has a name: it is an O_TMPFILE on the tmpfs runtime dir,
+// reachable only through file descriptors, and it is never mounted on the
+// host: the ns engine loop-mounts it inside the private mount namespace of
+// its runc run (see ns/runc.ts; the loop device then holds it, and detaches
+// itself when the last mount goes); the vm engine hands QEMU the fd.
+// So a crash of the daemon at any moment leaves no file behind: what holds the
+// plaintext is only ever a loop device or a QEMU process, both of which the
+// next start finds and removes.
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, rmSync, rmdirSync, existsSync, writeSync } from "node:fs";
 import { chmod, chown, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ConfigDrive } from "../protocol/agent.js";
-import { assertTmpfs, detachLoops, isMounted, run, unmountIfMounted } from "./runtime.js";
+import { spawn } from "node:child_process";
+import { assertTmpfs, detachLoopsUnder, isMounted, run, TOOL_ENV, unmountIfMounted } from "./runtime.js";
 
+/** O_TMPFILE on x86_64 and arm64 (__O_TMPFILE | O_DIRECTORY); Node passes numeric flags through. */
+const O_TMPFILE = 0o20200000;
+
+/** A nameless drive image: only this fd (and whoever it is handed to) reaches it. */
+export interface Drive {
+  fd: number;
+  /** Empties the file (freeing its tmpfs pages, even while QEMU holds it open) and closes our fd. Idempotent. */
+  discard(): void;
+}
+
+function namelessFile(dir: string): Drive {
+  const fd = openSync(dir, O_TMPFILE | constants.O_RDWR, 0o600);
+  let open = true;
+  return {
+    fd,
+    discard() {
+      if (!open) return;
+      open = false;
+      try { ftruncateSync(fd, 0); } catch { /* closed below anyway */ }
+      closeSync(fd);
+    },
+  };
+}
+
+/** The image as seen by a child process that got the drive's fd as its fd 3. */
+export const CHILD_DRIVE_PATH = "/proc/self/fd/3";
+
+/** The name older versions gave the image; only ever removed now (leftovers of an upgrade). */
 export const CONFIG_IMAGE = "config.ext4";
 export const CONFIG_JSON = "config.json";
 const BUILD_MOUNT = "config.build";
@@ -134,8 +172,8 @@ async function makePrepared(dir: string, owner: number, capacity: number): Promi
   }
 }
 
-/** Writes <dir>/config.ext4 from a prepared template. false: no template fits, nothing written. */
-async function writePrepared(img: string, dir: string, body: Buffer, owner: number): Promise<boolean> {
+/** Writes the drive from a prepared template into the nameless file. false: no template fits, nothing written. */
+async function writePrepared(drive: Drive, dir: string, body: Buffer, owner: number): Promise<boolean> {
   if (body.length > MAX_CAPACITY) return false;
   const t = await preparedTemplate(dir, owner, capacityFor(body.length));
   if (!t) return false;
@@ -148,60 +186,94 @@ async function writePrepared(img: string, dir: string, body: Buffer, owner: numb
       if (n > 0) body.copy(out, at, from, from + n);
       out.fill(0x20, at + n, at + BLOCK);
     }
-    const fh = await open(img, "wx", 0o600);
-    try {
-      await fh.writeFile(out);
-      await fh.truncate(t.size);
-    } finally {
-      await fh.close();
-    }
+    writeAll(drive.fd, out);
+    ftruncateSync(drive.fd, t.size);
     return true;
   } finally {
     out.fill(0);
   }
 }
 
+function writeAll(fd: number, buf: Buffer): void {
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, off);
+}
+
+/** mount(8) of the nameless drive, given to it as its fd 3. */
+function mountDriveFd(drive: Drive, mnt: string, options: string): Promise<unknown> {
+  return run("mount", ["-t", "ext4", "-o", `loop,${options}`, CHILD_DRIVE_PATH, mnt], { fds: [drive.fd] });
+}
+
 /**
- * Creates <dir>/config.ext4 holding config.json (0400, owner). keep: the
- * drive is left loop-mounted read-only at mnt; otherwise unmounted, detached.
+ * A loop mount of the drive that only exists in a private mount namespace of
+ * a helper process (unshare(1) + mount(8) on /proc/self/fd/3, then it waits on
+ * its stdin). This process reaches the mounted filesystem through
+ * /proc/<helper>/root; the host never has a mount of it. close() ends the
+ * helper: its namespace, the mount with it, and the loop device detaches
+ * itself. If this daemon dies, the helper reads EOF and does the same.
  */
-async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number, keep: boolean): Promise<string> {
+async function privateMount(drive: Drive, mnt: string): Promise<{ path: string; close: () => Promise<void> }> {
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+    'mount -t ext4 -o loop,nosuid,nodev,noexec /proc/self/fd/3 "$1" || exit 125; exec 3<&-; echo ready; read _ || true', "sh", mnt], {
+    env: TOOL_ENV, stdio: ["pipe", "pipe", "pipe", drive.fd],
+  });
+  const exited = new Promise<number>((resolve) => {
+    child.on("error", () => resolve(127));
+    child.on("close", (code) => resolve(code ?? 128));
+  });
+  child.stdin!.on("error", () => {});
+  const ready = await Promise.race([
+    new Promise<boolean>((resolve) => child.stdout!.on("data", (d: Buffer) => { if (d.includes("ready")) resolve(true); })),
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000).unref()),
+  ]);
+  const close = async () => {
+    child.stdin!.end();
+    const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+  if (!ready || child.pid === undefined) {
+    await close();
+    throw new Error("config drive: mounting it for the write failed");
+  }
+  return { path: `/proc/${child.pid}/root${mnt}`, close };
+}
+
+/**
+ * Fills a nameless drive with config.json (0400, owner), unmounted. Large
+ * configs (beyond the prepared templates) are written through a loop mount
+ * that only exists in a helper's private mount namespace (see privateMount).
+ */
+async function populate(dir: string, mnt: string, config: ConfigDrive, owner: number): Promise<Drive> {
   assertTmpfs(dir);
-  const img = configImagePath(dir);
   const body = Buffer.from(JSON.stringify(config), "utf8");
+  const drive = namelessFile(dir);
   try {
-    if (await writePrepared(img, dir, body, owner)) {
-      if (keep) {
-        mkdirSync(mnt, { mode: 0o700 });
-        await run("mount", ["-t", "ext4", "-o", "loop,ro,nosuid,nodev,noexec", img, mnt]);
-      }
-      return img;
-    }
-    await writeFile(img, await template(dir, sizeKib(body.length)), { mode: 0o600, flag: "wx" });
+    if (await writePrepared(drive, dir, body, owner)) return drive;
+    writeAll(drive.fd, await template(dir, sizeKib(body.length)));
     mkdirSync(mnt, { mode: 0o700 });
-    await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noexec", img, mnt]);
-    await chown(mnt, owner, owner);
-    await chmod(mnt, 0o700);
-    let fh;
+    const m = await privateMount(drive, mnt);
     try {
-      fh = await open(join(mnt, CONFIG_JSON), "wx", 0o400);
-      await fh.chown(owner, owner);
-      await fh.writeFile(body);
-      await fh.sync();
-    } catch (e) {
-      throw new Error(`config drive: writing ${CONFIG_JSON} failed (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      await chown(m.path, owner, owner);
+      await chmod(m.path, 0o700);
+      let fh;
+      try {
+        fh = await open(join(m.path, CONFIG_JSON), "wx", 0o400);
+        await fh.chown(owner, owner);
+        await fh.writeFile(body);
+        await fh.sync();
+      } catch (e) {
+        throw new Error(`config drive: writing ${CONFIG_JSON} failed (${(e as NodeJS.ErrnoException).code ?? "error"})`);
+      } finally {
+        await fh?.close();
+      }
     } finally {
-      await fh?.close();
+      await m.close();
     }
-    if (keep) {
-      await run("mount", ["-o", "remount,ro,nosuid,nodev,noexec", mnt]);
-    } else {
-      await run("umount", [mnt]);
-      await detachLoops(img);
-      rmdirSync(mnt);
-    }
-    return img;
+    rmdirSync(mnt);
+    return drive;
   } catch (e) {
+    drive.discard();
     await destroyConfigDrive(dir).catch(() => {});
     throw e;
   } finally {
@@ -210,48 +282,33 @@ async function populate(dir: string, mnt: string, config: ConfigDrive, owner: nu
 }
 
 /**
- * Builds <dir>/config.ext4 (dir must be on tmpfs) holding config.json mode 0400.
- * The image is left unmounted and detached. Errors name the failing step only.
+ * Builds a nameless drive (dir must be on tmpfs; the file lives there but has
+ * no name) holding config.json mode 0400, unmounted. The caller hands
+ * drive.fd to whoever needs the image and calls drive.discard() when done.
+ * Errors name the failing step only.
  */
-export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
-  return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0, false);
+export async function buildConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<Drive> {
+  return populate(dir, join(dir, BUILD_MOUNT), config, opts.owner ?? 0);
 }
 
-/**
- * Like buildConfigDrive, but leaves the drive loop-mounted read-only
- * (nosuid,nodev,noexec) at <dir>/config.mnt (the ns engine bind-mounts that).
- * Returns the mount path.
- */
-export async function buildMountedConfigDrive(dir: string, config: ConfigDrive, opts: ConfigDriveOptions = {}): Promise<string> {
-  const mnt = configMountPath(dir);
-  await populate(dir, mnt, config, opts.owner ?? 0, true);
-  return mnt;
-}
-
-/** Loop-mounts the drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path. */
-export async function mountConfigDrive(dir: string): Promise<string> {
+/** Loop-mounts a drive read-only (nosuid,nodev,noexec) at <dir>/config.mnt and returns that path (tests; the ns engine mounts it inside runc's own namespace, see Runc.start). */
+export async function mountConfigDrive(dir: string, drive: Drive): Promise<string> {
   const mnt = configMountPath(dir);
   mkdirSync(mnt, { recursive: true, mode: 0o700 });
-  await run("mount", ["-t", "ext4", "-o", "loop,ro,nosuid,nodev,noexec", configImagePath(dir), mnt]);
+  await mountDriveFd(drive, mnt, "ro,nosuid,nodev,noexec");
   return mnt;
 }
 
 /**
- * Unmounts the host's read-only mount of the drive (config.mnt) only. For
- * when a sandbox already holds its own bind of it: the filesystem and its
- * loop device then live exactly as long as the sandbox's mount does.
+ * Unmounts every host mount of the drive, detaches every loop device backed
+ * by a file in dir, and deletes a named image an older version may have left.
+ * Idempotent.
  */
-export async function unmountHostSide(dir: string): Promise<void> {
-  await unmountIfMounted(configMountPath(dir));
-}
-
-/** Unmounts every host mount of the drive, detaches its loop devices, deletes the image. Idempotent. */
 export async function destroyConfigDrive(dir: string): Promise<void> {
-  const img = configImagePath(dir);
   for (const m of [join(dir, BUILD_MOUNT), configMountPath(dir)]) {
     await unmountIfMounted(m);
     if (existsSync(m) && !isMounted(m)) rmSync(m, { recursive: true, force: true });
   }
-  await detachLoops(img);
-  rmSync(img, { force: true });
+  await detachLoopsUnder(dir);
+  rmSync(configImagePath(dir), { force: true });
 }

@@ -17,7 +17,7 @@ export const MAX_SLOTS = 4096;
 export { TOOL_ENV, type RunResult } from "../util/run.js";
 
 /** Runs a host tool (see src/util/run.ts); engine steps get a 30 s timeout unless they say otherwise. */
-export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { allowFail?: boolean; timeoutMs?: number; fds?: number[] } = {}): Promise<RunResult> {
   return runTool(cmd, args, { timeoutMs: 30_000, ...opts });
 }
 
@@ -58,6 +58,27 @@ export async function ensureRuntimeDir(runtimeDir: string, dataDir?: string): Pr
   chmodSync(runtimeDir, 0o711);
   mkdirSync(join(runtimeDir, "sb"), { recursive: true, mode: 0o711 });
   if (!isTmpfs(runtimeDir)) throw new Error(`runtime dir ${runtimeDir} is not on tmpfs`);
+}
+
+/**
+ * Marks the runtime dir as this daemon instance's (file <rt>/instance). The
+ * runtime dir's path comes from the data dir's path, so it is normally ours;
+ * if it holds another instance's mark (its state.db was replaced while its
+ * sandboxes ran) and still has sandboxes, the mark is kept and that instance
+ * is returned: the caller then leaves what it finds there alone.
+ */
+export function claimRuntimeDir(runtimeDir: string, instance: string): string | null {
+  const f = join(runtimeDir, "instance");
+  let prev: string | null = null;
+  try {
+    prev = readFileSync(f, "utf8").trim() || null;
+  } catch {
+    // no mark yet
+  }
+  if (prev === instance) return null;
+  if (prev && sandboxDirsWith(runtimeDir, ["bundle", "rootfs", "agent", "agent.sock", "qemu.log", "console.log"]).length > 0) return prev;
+  writeFileSync(f, `${instance}\n`, { mode: 0o600 });
+  return null;
 }
 
 export function sandboxRuntimeDir(runtimeDir: string, id: string): string {
@@ -124,6 +145,30 @@ export function loopBackingFiles(): string[] {
 
 export async function detachLoops(file: string): Promise<void> {
   for (const dev of loopDevicesFor(file)) await run("losetup", ["-d", dev], { allowFail: true });
+}
+
+/** Loop devices whose backing file lies in dir (named or not: a nameless file shows as `<dir>/#<inode> (deleted)`). */
+export function loopDevicesUnder(dir: string): string[] {
+  const out: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const back = readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim();
+      if (back.startsWith(`${dir}/`)) out.push(`/dev/${n}`);
+    } catch {
+      // not bound
+    }
+  }
+  return out;
+}
+
+export async function detachLoopsUnder(dir: string): Promise<void> {
+  for (const dev of loopDevicesUnder(dir)) await run("losetup", ["-d", dev], { allowFail: true });
 }
 
 // ---- uid slots (host-global user-namespace range reservations) ----

@@ -10,6 +10,8 @@ export interface EngineEnv {
   dataDir: string; // <data_dir>
   runtimeDir: string; // tmpfs directory owned by this daemon, e.g. /run/bhatti/<hash>
   imagesDir: string; // <data_dir>/images
+  /** This daemon instance's id (state.db meta instance_id): scopes host-global names (cgroups) to it. */
+  instance?: string;
 }
 
 export interface CreateSpec {
@@ -46,8 +48,16 @@ export interface Engine {
   available(): Promise<Availability>;
   /** Boot a sandbox. Resolves once lohar has consumed the config drive and the drive is gone (unmounted, detached, deleted). */
   create(spec: CreateSpec): Promise<RunningSandbox>;
-  /** After a daemon restart: reconnect to a sandbox created earlier. null if it is dead (its leftovers are then cleaned up). */
+  /**
+   * After a daemon restart (or to retry an unreachable sandbox): reconnect to a sandbox created earlier.
+   * null if it is dead (its leftovers are then cleaned up); throws if it is alive but does not answer
+   * (it is then left alone).
+   */
   reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null>;
+  /** Whether the sandbox's processes still run; cheap (no tool spawned), for status reconciliation while the daemon runs. */
+  alive(id: string, state: EngineState): Promise<boolean>;
+  /** Start-up: finishes removals a crashed daemon left half done (e.g. trashed writable layers). */
+  sweep(): Promise<void>;
   /** Ids of the sandboxes this engine has on the host for this daemon (runtime and data dirs, runtime state), live or not. */
   list(): Promise<string[]>;
   /** Stop and remove everything of a sandbox: processes, cgroups, mounts, loop devices, runtime and sandbox dirs. Idempotent. */

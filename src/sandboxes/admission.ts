@@ -46,7 +46,7 @@ export class Admission {
    * Other users' usage is not disclosed: only the rule and the request.
    */
   check(db: DB, cpus: number, memoryMb: number): void {
-    const used = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE status <> 'dead'").get() as { n: number; c: number; m: number };
+    const used = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE status NOT IN ('dead', 'lost')").get() as { n: number; c: number; m: number };
     const full = (rule: string) => new UserError(503, `host capacity reached: ${rule}; try again later`, { "Retry-After": RETRY_AFTER_S });
     if (used.n + 1 > this.opts.maxSandboxes) throw full(`at most ${this.opts.maxSandboxes} sandboxes run on this host (serve --max-sandboxes)`);
     if (memoryMb > this.memoryMb) throw new UserError(409, `memory_mb ${memoryMb} is more than this host admits for all sandboxes together (${this.memoryMb} MiB)`);

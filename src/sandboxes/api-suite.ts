@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
-import { exec, sh, wsExec, envOf, IMAGES_DIR } from "../testing/sandbox-api.js";
+import { exec, sh, wsExec, envOf, IMAGES_DIR, waitForOutput } from "../testing/sandbox-api.js";
 import { scanTree, scanText } from "../testing/scan.js";
 import { runtimeDirFor } from "../util/paths.js";
 
@@ -139,7 +139,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     assert.ok(existsSync(`${rt()}/sb/${id}`), "sandboxes outlive their daemon");
     assert.equal(cli(["user", "delete", "gone", "--force", "--data-dir", d.dataDir]).code, 0);
     d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
-    assert.match(d.output(), /recovered sandboxes: \d+ reattached, 0 dead, 1 orphans removed/);
+    await waitForOutput(d, /recovered sandboxes: \d+ reattached, 0 unreachable, 0 dead, 0 interrupted creates rolled back, 0 interrupted deletes finished, 1 orphans removed/);
     assert.ok(!existsSync(`${rt()}/sb/${id}`), "runtime dir gone");
     assert.ok(!existsSync(`${d.dataDir}/sandboxes/${id}`), "writable layer gone");
     const procs = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
@@ -305,7 +305,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
       } catch { /* gone */ }
     }
     d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
-    assert.match(d.output(), /recovered sandboxes: 1 reattached, 1 dead, 0 orphans removed/);
+    await waitForOutput(d, /recovered sandboxes: 1 reattached, 0 unreachable, 1 dead, 0 interrupted creates rolled back, 0 interrupted deletes finished, 0 orphans removed/);
     assert.equal((await sh(d, alice, "ex", "cat /tmp/marker")).stdout, "alive\n", "same sandbox, state kept");
     assert.equal((await api(d, "GET", "/sandboxes/dies", { key: alice })).json.status, "dead");
     assert.equal((await api(d, "POST", "/sandboxes/dies/exec", { key: alice, body: { cmd: ["true"] } })).status, 409);

@@ -18,6 +18,25 @@ import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
+/**
+ * A sandbox's status:
+ * - creating: being booted; a crash here is rolled back at the next start (row deleted).
+ * - running: its agent answers.
+ * - unreachable: its processes run but its agent does not answer (or a
+ *   restarted daemon is still reconnecting); kept as is, retried every few seconds.
+ * - dead: its processes are gone; its leftovers were removed. DELETE removes the row.
+ * - deleting: a DELETE is under way; a crash here is finished at the next start.
+ * - lost: the row came with a copy of state.db from another data dir; the sandbox
+ *   belongs to that other daemon and this one touches nothing of it. DELETE removes the row only.
+ */
+export type SandboxStatus = "creating" | "running" | "unreachable" | "dead" | "deleting" | "lost";
+
+/** How often live sandboxes are checked (their agent connection closing triggers a check at once), and unreachable ones retried. */
+const CHECK_MS = 1000;
+const RETRY_MS = 5000;
+
+export interface RecoverySummary { reattached: number; unreachable: number; dead: number; rolledBack: number; deleted: number; orphans: number; lost: number }
+
 export interface SandboxView {
   id: string;
   name: string;
@@ -45,7 +64,14 @@ const view = (r: Row): SandboxView => ({
 
 export class SandboxService {
   private readonly live = new Map<string, RunningSandbox>();
+  private readonly pending = new Set<string>(); // reattach in progress after a restart
+  private readonly retrying = new Set<string>();
+  private readonly lastRetry = new Map<string, number>();
   private readonly byRef; // every exec and file call looks a sandbox up
+  private stopping = false;
+  private timer?: NodeJS.Timeout;
+  /** False when the runtime dir carries another daemon instance's mark: orphans found there are not provably ours. */
+  ownRuntime = true;
 
   constructor(
     private readonly db: DB,
@@ -101,7 +127,7 @@ export class SandboxService {
     const token = randomBytes(32).toString("hex");
     const now = new Date().toISOString();
     this.db.transaction(() => {
-      const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ?").get(user.id) as { n: number; c: number; m: number };
+      const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number };
       if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
       if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
       if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
@@ -148,6 +174,7 @@ export class SandboxService {
   /** The live agent connection of a running sandbox. */
   agent(user: User, ref: string): AgentClient {
     const r = this.find(user, ref);
+    if (this.pending.has(r.id)) throw new UserError(503, `sandbox ${JSON.stringify(r.name)} is being reattached after a daemon restart; retry in a moment`);
     const s = this.live.get(r.id);
     if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`);
     return s.agent;
@@ -155,49 +182,186 @@ export class SandboxService {
 
   async destroy(user: User, ref: string): Promise<void> {
     const r = this.find(user, ref);
+    if (r.status === "lost") {
+      // Another daemon's sandbox: forget the row, touch nothing on the host.
+      this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'lost'").run(r.id);
+      recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id, lost: true });
+      return;
+    }
+    if (this.pending.has(r.id)) throw new UserError(503, `sandbox ${JSON.stringify(r.name)} is being reattached after a daemon restart; retry in a moment`);
     await this.destroyRow(r);
     recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id });
   }
 
-  /** After a daemon restart: reattach live sandboxes, mark dead ones, and remove what no row accounts for. */
-  async recover(): Promise<{ reattached: number; dead: number; orphans: number }> {
-    const rows = this.db.prepare("SELECT * FROM sandboxes WHERE status IN ('running', 'creating')").all() as Row[];
-    let reattached = 0;
-    let dead = 0;
-    for (const r of rows) {
-      let s: RunningSandbox | null = null;
-      if (r.status === "running" && r.token_encrypted && r.engine_state) {
-        try {
-          const token = await this.keyring.decrypt(r.token_encrypted);
-          s = await this.engines.get(r.engine).reattach(r.id, JSON.parse(r.engine_state), token);
-        } catch (e) {
-          this.log(`sandbox ${r.id}: reattach failed: ${(e as Error).message}`);
-        }
-      }
-      if (s) {
-        this.attach(s);
-        reattached++;
-      } else {
-        // A sandbox caught mid-create by a crash, or one whose processes died: clean up whatever is left.
-        try { await this.engines.get(r.engine).destroy(r.id, r.engine_state ? JSON.parse(r.engine_state) : {}); } catch { /* best effort */ }
-        this.db.prepare("UPDATE sandboxes SET status = 'dead' WHERE id = ?").run(r.id);
-        recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
-        dead++;
-      }
+  /**
+   * After a daemon restart, in the background (the daemon already serves):
+   * finishes or rolls back what a crash cut short, reattaches live sandboxes
+   * in parallel, marks dead ones, and removes what no row accounts for.
+   * A sandbox that runs but does not answer is kept, `unreachable`, and retried.
+   */
+  async recover(): Promise<RecoverySummary> {
+    const sum: RecoverySummary = { reattached: 0, unreachable: 0, dead: 0, rolledBack: 0, deleted: 0, orphans: 0, lost: 0 };
+    const rows = this.db.prepare("SELECT * FROM sandboxes").all() as Row[];
+    sum.lost = rows.filter((r) => r.status === "lost").length;
+    const toReattach = rows.filter((r) => r.status === "running" || r.status === "unreachable");
+    for (const r of toReattach) this.pending.add(r.id);
+    try {
+      await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
+      await Promise.all([
+        ...rows.filter((r) => r.status === "creating").map(async (r) => {
+          // A create the client never saw succeed: undo it entirely.
+          if (await this.engineDestroy(r, "rolling back an interrupted create")) {
+            this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'creating'").run(r.id);
+            recordEvent(this.db, "sandbox.create_rolled_back", null, r.name, { id: r.id });
+            this.log(`sandbox ${r.id} (${r.name}): an interrupted create was rolled back`);
+            sum.rolledBack++;
+          }
+        }),
+        ...rows.filter((r) => r.status === "deleting").map(async (r) => {
+          if (await this.engineDestroy(r, "finishing an interrupted delete")) {
+            this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+            recordEvent(this.db, "sandbox.destroyed", null, r.name, { id: r.id, finished_after_restart: true });
+            this.log(`sandbox ${r.id} (${r.name}): an interrupted delete was finished`);
+            sum.deleted++;
+          }
+        }),
+        ...toReattach.map(async (r) => {
+          const outcome = await this.tryReattach(r);
+          this.pending.delete(r.id);
+          sum[outcome]++;
+        }),
+      ]);
+    } finally {
+      for (const r of toReattach) this.pending.delete(r.id);
     }
+    if (this.stopping) return sum;
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
+    if (!this.ownRuntime) {
+      this.log("the runtime dir is marked by another daemon instance: sandboxes found there without a row are left alone");
+      return sum;
+    }
     const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
-    let orphans = 0;
     for (const name of ["ns", "vm"] as const) {
       const engine = this.engines.get(name);
       for (const id of await engine.list().catch(() => [] as string[])) {
-        if (known.has(id)) continue;
+        if (known.has(id) || this.stopping) continue;
         await engine.destroy(id, {}).catch((e: Error) => this.log(`sandbox ${id}: removing an orphan failed: ${e.message}`));
         this.log(`sandbox ${id}: removed (no record of it in state.db)`);
-        orphans++;
+        sum.orphans++;
       }
     }
-    return { reattached, dead, orphans };
+    return sum;
+  }
+
+  /**
+   * Status reconciliation while the daemon runs: a sandbox whose agent
+   * connection closes is checked at once; every second, live sandboxes are
+   * checked against the engine (processes gone: dead) and unreachable ones
+   * are retried every few seconds.
+   */
+  startReconciler(): void {
+    this.timer = setInterval(() => { this.reconcile().catch((e: Error) => this.log(`status check failed: ${e.message}`)); }, CHECK_MS);
+    this.timer.unref();
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopping) return;
+    await Promise.all([...this.live.values()].map((s) => this.check(s)));
+    const now = Date.now();
+    const stuck = this.db.prepare("SELECT * FROM sandboxes WHERE status = 'unreachable'").all() as Row[];
+    await Promise.all(stuck.map(async (r) => {
+      if (this.retrying.has(r.id) || this.pending.has(r.id) || now - (this.lastRetry.get(r.id) ?? 0) < RETRY_MS) return;
+      this.retrying.add(r.id);
+      this.lastRetry.set(r.id, now);
+      try {
+        const outcome = await this.tryReattach(r);
+        if (outcome === "reattached") this.log(`sandbox ${r.id} (${r.name}): reachable again`);
+      } finally {
+        this.retrying.delete(r.id);
+      }
+    }));
+  }
+
+  /** One live sandbox: still alive? Its agent still connected? */
+  private async check(s: RunningSandbox): Promise<void> {
+    if (this.stopping || this.live.get(s.id) !== s) return;
+    const alive = await this.engines.get(s.engine).alive(s.id, s.state).catch(() => true);
+    if (this.stopping || this.live.get(s.id) !== s) return;
+    const r = this.row(s.id);
+    if (!r || r.status !== "running") return; // being deleted, or gone (reapOrphans)
+    if (!alive) {
+      this.live.delete(s.id);
+      s.agent.close();
+      await this.markDead(r, "its processes are gone");
+    } else if (s.agent.closed) {
+      this.live.delete(s.id);
+      this.setStatus(r.id, "running", "unreachable");
+      recordEvent(this.db, "sandbox.unreachable", null, r.name, { id: r.id });
+      this.log(`sandbox ${r.id} (${r.name}): its processes run but the agent connection closed; marked unreachable, will retry`);
+    }
+  }
+
+  /** Reattach one row (running or unreachable); records the outcome in its status. */
+  private async tryReattach(r: Row): Promise<"reattached" | "unreachable" | "dead"> {
+    let s: RunningSandbox | null = null;
+    try {
+      if (!r.token_encrypted || !r.engine_state) throw new Error("no token or engine state recorded");
+      const token = await this.keyring.decrypt(r.token_encrypted);
+      s = await this.engines.get(r.engine).reattach(r.id, JSON.parse(r.engine_state), token);
+    } catch (e) {
+      if (this.stopping) return "unreachable";
+      if (r.status !== "unreachable") {
+        this.setStatus(r.id, r.status, "unreachable");
+        recordEvent(this.db, "sandbox.unreachable", null, r.name, { id: r.id });
+        this.log(`sandbox ${r.id} (${r.name}): unreachable, kept and retried: ${(e as Error).message}`);
+      }
+      return "unreachable";
+    }
+    if (this.stopping) {
+      s?.agent.close();
+      return s ? "reattached" : "dead";
+    }
+    if (!s) {
+      // The engine found it dead and removed its leftovers.
+      this.setStatus(r.id, r.status, "dead");
+      recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
+      this.log(`sandbox ${r.id} (${r.name}): dead (its processes are gone)`);
+      return "dead";
+    }
+    if (!this.setStatus(r.id, r.status, "running", JSON.stringify(s.state))) {
+      s.agent.close(); // deleted meanwhile
+      return "dead";
+    }
+    this.attach(s);
+    if (r.status === "unreachable") recordEvent(this.db, "sandbox.reattached", null, r.name, { id: r.id });
+    return "reattached";
+  }
+
+  private async markDead(r: Row, why: string): Promise<void> {
+    if (!this.setStatus(r.id, "running", "dead")) return;
+    recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
+    this.log(`sandbox ${r.id} (${r.name}): dead (${why}); removing its leftovers`);
+    await this.engineDestroy(r, "removing a dead sandbox's leftovers");
+  }
+
+  /** Compare-and-set of a row's status (a concurrent DELETE wins). */
+  private setStatus(id: string, from: string, to: SandboxStatus, engineState?: string): boolean {
+    if (this.stopping) return false;
+    const res = engineState === undefined
+      ? this.db.prepare("UPDATE sandboxes SET status = ? WHERE id = ? AND status = ?").run(to, id, from)
+      : this.db.prepare("UPDATE sandboxes SET status = ?, engine_state = ? WHERE id = ? AND status = ?").run(to, engineState, id, from);
+    return res.changes === 1;
+  }
+
+  /** engine.destroy for a row, logging a failure; true if it succeeded. */
+  private async engineDestroy(r: Row, what: string): Promise<boolean> {
+    try {
+      await this.engines.get(r.engine).destroy(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+      return true;
+    } catch (e) {
+      this.log(`sandbox ${r.id}: ${what} failed (retried at the next start): ${(e as Error).message}`);
+      return false;
+    }
   }
 
   /** Destroys live sandboxes whose rows are gone (their user was deleted with --force while the daemon ran). */
@@ -214,6 +378,8 @@ export class SandboxService {
 
   /** Drops agent connections without touching the sandboxes (daemon shutdown: they keep running). */
   detachAll(): void {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
     for (const s of this.live.values()) s.agent.close();
     this.live.clear();
   }
@@ -221,11 +387,22 @@ export class SandboxService {
   private attach(s: RunningSandbox): void {
     this.live.set(s.id, s);
     s.agent.once("close", () => {
-      if (this.live.get(s.id) === s) this.log(`sandbox ${s.id}: agent connection closed`);
+      if (this.stopping || this.live.get(s.id) !== s) return;
+      this.log(`sandbox ${s.id}: agent connection closed`);
+      // lohar is gone or cut off: find out which at once (its init may take a moment to follow it).
+      void (async () => {
+        for (let i = 0; i < 5 && this.live.get(s.id) === s; i++) {
+          if (!(await this.engines.get(s.engine).alive(s.id, s.state).catch(() => true))) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await this.check(s);
+      })().catch((e: Error) => this.log(`sandbox ${s.id}: status check failed: ${e.message}`));
     });
   }
 
   private async destroyRow(r: Row): Promise<void> {
+    // Written first: a crash from here on is finished at the next start, not brought back.
+    this.db.prepare("UPDATE sandboxes SET status = 'deleting' WHERE id = ?").run(r.id);
     const s = this.live.get(r.id);
     this.live.delete(r.id);
     s?.agent.close();

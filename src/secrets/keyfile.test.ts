@@ -3,7 +3,7 @@
 // key is lost while secrets exist.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, statSync, writeFileSync, unlinkSync, existsSync, renameSync } from "node:fs";
+import { chmodSync, readFileSync, statSync, writeFileSync, unlinkSync, existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { startDaemon, createUser, api, cleanup, tempDir, ageDecrypt } from "../testing/harness.js";
@@ -130,4 +130,70 @@ test("admin backup copies age.key and a consistent state.db that a daemon can st
   await restored.stop();
   assert.equal(cli(["admin", "backup", "--to", to, "--data-dir", d.dataDir]).code, 1, "refuses to overwrite a backup");
   cleanup(d.dataDir); cleanup(to);
+});
+
+test("key file rules: an age.key with group/other permission bits is refused with a chmod 600 hint, and left as it is", async () => {
+  const dir = await withSecret();
+  const key = join(dir, "age.key");
+  for (const mode of [0o640, 0o604, 0o660]) {
+    chmodSync(key, mode);
+    const before = readFileSync(key);
+    await assert.rejects(startDaemon({ dataDir: dir }), (e: Error) => {
+      assert.match(e.message, /exited with 1/);
+      assert.match(e.message, new RegExp(`chmod 600 ${key.replace(/[.]/g, "\\.")}`));
+      assert.match(e.message, new RegExp(`mode 0${mode.toString(8)}`));
+      return true;
+    });
+    assert.deepEqual(readFileSync(key), before, "not rewritten");
+    assert.equal(statSync(key).mode & 0o777, mode, "not silently fixed");
+  }
+  const { cli } = await import("../testing/harness.js");
+  const r = cli(["key", "rotate", "--data-dir", dir]);
+  assert.equal(r.code, 1, "key rotate refuses it too");
+  assert.match(r.stderr, /chmod 600/);
+  chmodSync(key, 0o600);
+  const d = await startDaemon({ dataDir: dir });
+  await d.stop();
+  cleanup(dir);
+});
+
+function dropRecipient(dataDir: string): void {
+  const db = new Database(join(dataDir, "state.db"));
+  try { db.prepare("DELETE FROM meta WHERE key = 'age_recipient'").run(); } finally { db.close(); }
+}
+
+test("a state.db holding ciphertext whose age_recipient row is missing is refused, not re-keyed", async () => {
+  // Secrets.
+  const dir = await withSecret();
+  dropRecipient(dir);
+  const keyBefore = readFileSync(join(dir, "age.key"));
+  await assert.rejects(startDaemon({ dataDir: dir }), (e: Error) => {
+    assert.match(e.message, /meta row age_recipient\) is missing/);
+    assert.match(e.message, /1 secret and 0 sandbox tokens/);
+    return true;
+  });
+  assert.deepEqual(readFileSync(join(dir, "age.key")), keyBefore);
+  const db = new Database(join(dir, "state.db"), { readonly: true });
+  assert.equal(db.prepare("SELECT value FROM meta WHERE key = 'age_recipient'").get(), undefined, "the recipient was not rewritten");
+  db.close();
+  cleanup(dir);
+
+  // Only a sandbox token (no secret) is ciphertext too.
+  const d = await startDaemon();
+  createUser(d.dataDir, "u");
+  await d.stop();
+  const w = new Database(join(d.dataDir, "state.db"));
+  w.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, status, token_encrypted, created_at)
+    VALUES ('sbx', (SELECT id FROM users WHERE name = 'u'), 'x', 'ns', 'base', 1, 512, '[]', '[]', 'dead', x'00', '2026-01-01T00:00:00Z')`).run();
+  w.close();
+  dropRecipient(d.dataDir);
+  await assert.rejects(startDaemon({ dataDir: d.dataDir }), /0 secrets and 1 sandbox token encrypted/);
+
+  // Nothing encrypted: the row is simply written again.
+  const fresh = await startDaemon();
+  await fresh.stop();
+  dropRecipient(fresh.dataDir);
+  const again = await startDaemon({ dataDir: fresh.dataDir });
+  await again.stop();
+  cleanup(d.dataDir); cleanup(fresh.dataDir);
 });

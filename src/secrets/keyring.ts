@@ -7,7 +7,7 @@
 // back to the single identity the database is actually encrypted to.
 import * as age from "age-encryption";
 import { bech32 } from "@scure/base";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic.js";
 import { NativeX25519Identity, NativeX25519Recipient } from "./x25519.js";
 
@@ -95,4 +95,23 @@ export function readKeyFile(path: string): KeyFileState {
     if (!IDENTITY_RE.test(l)) return { kind: "invalid", why: "does not contain a valid AGE-SECRET-KEY-1 identity" };
   }
   return { kind: "ok", identities: lines };
+}
+
+/**
+ * age.key must be readable by its owner only. A key file with any group or
+ * other permission bit has been exposed (or is about to be): refuse, and say
+ * how to fix it, rather than silently tightening a file someone may have
+ * loosened on purpose.
+ */
+export function assertKeyFileMode(path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    return; // missing: the caller decides what that means
+  }
+  if (mode & 0o077) {
+    throw new KeyFileError(`${path} has mode ${mode.toString(8).padStart(4, "0")}: the age key must not be readable or writable by group or others. ` +
+      `Check who could have read it, then run: chmod 600 ${path}`);
+  }
 }

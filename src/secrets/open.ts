@@ -2,7 +2,7 @@
 // would lose secrets.
 import type { DB } from "../store/db.js";
 import { getMeta, setMeta } from "../store/db.js";
-import { Keyring, generateIdentity, readKeyFile, writeKeyFile } from "./keyring.js";
+import { Keyring, assertKeyFileMode, generateIdentity, readKeyFile, writeKeyFile } from "./keyring.js";
 import * as age from "age-encryption";
 
 export class KeyLossError extends Error {}
@@ -11,6 +11,11 @@ const META_RECIPIENT = "age_recipient";
 
 function secretCount(db: DB): number {
   return (db.prepare("SELECT COUNT(*) AS n FROM secrets").get() as { n: number }).n;
+}
+
+/** Sandbox AUTH tokens are age ciphertext under the same key. */
+function tokenCount(db: DB): number {
+  return (db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE token_encrypted IS NOT NULL").get() as { n: number }).n;
 }
 
 function restoreHint(keyPath: string, n: number): string {
@@ -25,9 +30,19 @@ function restoreHint(keyPath: string, n: number): string {
  * whose message names the file and what to do.
  */
 export async function openKeyring(keyPath: string, db: DB): Promise<Keyring> {
+  assertKeyFileMode(keyPath);
   const state = readKeyFile(keyPath);
   const n = secretCount(db);
   const dbRecipient = getMeta(db, META_RECIPIENT);
+  const tokens = tokenCount(db);
+  if (!dbRecipient && (n > 0 || tokens > 0)) {
+    // The row that says which key the ciphertext is under is gone: bhatti will
+    // not guess (adopting whatever age.key holds would bless a wrong key).
+    throw new KeyLossError(`${keyPath}: state.db holds ${n} secret${n === 1 ? "" : "s"} and ${tokens} sandbox token${tokens === 1 ? "" : "s"} encrypted with an age key, ` +
+      `but its record of which key (meta row ${META_RECIPIENT}) is missing, so bhatti cannot prove age.key is that key and refuses to start. ` +
+      `Restore state.db and age.key from a backup taken together, or, after checking that \`age -d -i ${keyPath}\` decrypts a stored blob, ` +
+      `insert the row: INSERT INTO meta (key, value) VALUES ('${META_RECIPIENT}', '<public key of age.key>').`);
+  }
 
   if (state.kind === "missing" || state.kind === "empty") {
     if (n > 0) throw new KeyLossError(`${keyPath} is ${state.kind}. ${restoreHint(keyPath, n)}`);

@@ -1,4 +1,4 @@
-// `bhatti key rotate`: move every secret to a new age identity.
+// `bhatti key rotate`: move every secret (and every sandbox's AUTH token) to a new age identity.
 //
 // Order of durable steps, chosen so that a kill at any instant leaves a data
 // dir whose age.key decrypts every blob in state.db, and whose blobs are all
@@ -9,7 +9,7 @@
 // A run that died between 1 and 3 is settled by the next `serve` or `key rotate`
 // (openKeyring keeps the identity the database says it is on).
 import type { DB } from "../store/db.js";
-import { setMeta } from "../store/db.js";
+import { purgeFreedPages, setMeta } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
 import { Keyring, generateIdentity, writeKeyFile } from "./keyring.js";
 import { openKeyring, META_RECIPIENT } from "./open.js";
@@ -19,7 +19,7 @@ function faultPoint(point: string): void {
   if (process.env.BHATTI_FAULT === `rotate:${point}`) process.kill(process.pid, "SIGKILL");
 }
 
-export async function rotateKey(keyPath: string, db: DB): Promise<{ count: number; oldRecipient: string; newRecipient: string }> {
+export async function rotateKey(keyPath: string, db: DB): Promise<{ count: number; tokens: number; oldRecipient: string; newRecipient: string }> {
   const old = await openKeyring(keyPath, db); // also settles a rotation that died earlier
   const identity = await generateIdentity();
   const next = await Keyring.fromIdentity(identity);
@@ -30,6 +30,11 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
   const rows = db.prepare("SELECT user_id, name FROM secrets").all() as { user_id: number; name: string }[];
   const read = db.prepare("SELECT value_encrypted FROM secrets WHERE user_id = ? AND name = ?");
   const write = db.prepare("UPDATE secrets SET value_encrypted = ? WHERE user_id = ? AND name = ?");
+  // Everything else under the key: each sandbox's lohar AUTH token (a running
+  // sandbox is reattached with it after the next start).
+  const sandboxes = db.prepare("SELECT id FROM sandboxes WHERE token_encrypted IS NOT NULL").all() as { id: string }[];
+  const readToken = db.prepare("SELECT token_encrypted FROM sandboxes WHERE id = ?");
+  const writeToken = db.prepare("UPDATE sandboxes SET token_encrypted = ? WHERE id = ?");
   // Manual BEGIN/COMMIT so the transaction can span the async age calls; this
   // process is the only user of this connection, and no daemon runs meanwhile.
   db.exec("BEGIN IMMEDIATE");
@@ -40,9 +45,14 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
       write.run(await next.encrypt(await old.decrypt(blob)), r.user_id, r.name);
       if (++done === Math.ceil(rows.length / 2)) faultPoint("mid-transaction");
     }
+    for (const r of sandboxes) {
+      const blob = (readToken.get(r.id) as { token_encrypted: Buffer }).token_encrypted;
+      writeToken.run(await next.encrypt(await old.decrypt(blob)), r.id);
+    }
     setMeta(db, META_RECIPIENT, next.recipient);
-    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, recipient: next.recipient });
+    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient });
     db.exec("COMMIT");
+    purgeFreedPages(db); // the old ciphertexts' page images leave the WAL
   } catch (e) {
     db.exec("ROLLBACK");
     await writeKeyFile(keyPath, [old.identity]);
@@ -52,5 +62,5 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
 
   await writeKeyFile(keyPath, [identity]);
   faultPoint("after-new-key");
-  return { count: rows.length, oldRecipient: old.recipient, newRecipient: next.recipient };
+  return { count: rows.length, tokens: sandboxes.length, oldRecipient: old.recipient, newRecipient: next.recipient };
 }

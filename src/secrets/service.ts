@@ -1,7 +1,7 @@
 // The per-user, write-only secret store. Values go in, are encrypted to the
 // daemon's age recipient, and come out again only as plaintext for a sandbox's
 // config drive (resolveForSandbox) — never through the API.
-import type { DB } from "../store/db.js";
+import { purgeFreedPages, type DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
 import { notFound, badRequest } from "../util/errors.js";
 import type { Keyring } from "./keyring.js";
@@ -37,13 +37,15 @@ export class SecretService {
     const blob = await this.keyring.encrypt(value);
     const now = new Date().toISOString();
     // Synchronous from here: no other request can interleave between the read and the write.
-    return this.db.transaction(() => {
+    const res = this.db.transaction(() => {
       const prev = this.q.createdAt.get(user.id, name) as { created_at: string } | undefined;
       if (prev) this.q.update.run(blob, now, user.id, name);
       else this.q.insert.run(user.id, name, blob, now, now);
       recordEvent(this.db, "secret.set", user.name, name, { replaced: !!prev });
       return { secret: { name, created_at: prev?.created_at ?? now, updated_at: now }, created: !prev };
     })();
+    if (!res.created) purgeFreedPages(this.db); // the old ciphertext's page images leave the WAL
+    return res;
   }
 
   /** The caller's secrets ({name, created_at, updated_at}, by name) as JSON, serialized by SQLite itself: the API's hot path at 10k secrets. */
@@ -56,6 +58,7 @@ export class SecretService {
     const res = this.q.delete.run(user.id, rawName);
     if (res.changes === 0) throw secretNotFound(rawName);
     recordEvent(this.db, "secret.deleted", user.name, rawName);
+    purgeFreedPages(this.db);
   }
 
   /**

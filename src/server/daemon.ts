@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import { chmodSync, existsSync, rmSync, unlinkSync } from "node:fs";
 import { connect } from "node:net";
 import { ensureDataDir, dataPaths } from "../util/paths.js";
-import { openDb } from "../store/db.js";
+import { openDb, purgeFreedPages } from "../store/db.js";
 import { openKeyring } from "../secrets/open.js";
 import { SecretService } from "../secrets/service.js";
 import { UserService } from "../users/service.js";
@@ -21,12 +21,13 @@ import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
-import { ensureRuntimeDir } from "../engine/runtime.js";
 import { sweepStaleRuntimeDirs } from "../engine/stale-runtime.js";
 import { endStrayProbes } from "../engine/vm/strays.js";
 import { stopProbes } from "../engine/vm/accel.js";
 import { planCapacity } from "../engine/ns/limits.js";
 import { Admission, DEFAULT_OVERCOMMIT_CPUS, DEFAULT_OVERCOMMIT_MEMORY } from "../sandboxes/admission.js";
+import { claimInstance } from "../store/instance.js";
+import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -84,24 +85,39 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     releasePidFile(paths.pidFile);
     throw e;
   }
+  purgeFreedPages(db); // a purge skipped while an operator command read the database is caught up here
   const users = new UserService(db);
   const secrets = new SecretService(db, keyring);
   const runtimeDir = runtimeDirFor(dataDir);
-  const engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images }, opts.engine);
   let sandboxes: SandboxService;
   let app: App;
   const gate = new ConnectionGate({ ...DEFAULT_LIMITS, ...opts.limits }, log);
+  let engines: Engines;
   try {
-    await ensureRuntimeDir(runtimeDir, dataDir); // first: it records which data dir the runtime dir belongs to
+    // Who we are: only what this instance can prove is its own is ever touched.
+    const instance = claimInstance(db, dataDir);
+    if (instance.inheritedFrom) {
+      log(`state.db was made for another data dir (${instance.inheritedFrom.dataDir}, instance ${instance.inheritedFrom.id}): this is a new instance (${instance.id}); ` +
+        `its ${instance.lost.length} sandbox row(s) belong to that daemon and are marked lost, nothing of them is touched` +
+        (instance.lost.length ? `: ${instance.lost.map((r) => `${r.name} (${r.id})`).join(", ")}` : ""));
+    }
+    let foreign: string | null = null;
+    try {
+      await ensureRuntimeDir(runtimeDir, dataDir); // it records which data dir the runtime dir belongs to
+      foreign = claimRuntimeDir(runtimeDir, instance.id);
+    } catch (e) {
+      log(`runtime dir ${runtimeDir}: ${(e as Error).message}`);
+    }
+    if (foreign) log(`runtime dir ${runtimeDir} holds sandboxes of another bhatti instance (${foreign}), not of this state.db: they are left alone`);
     cleanUpAfterDeadDaemons(runtimeDir, log);
+    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id }, opts.engine);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db, paths.images, opts.image);
     for (const line of capacity.log) log(line);
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
-    const rec = await sandboxes.recover();
-    if (rec.reattached || rec.dead || rec.orphans) log(`recovered sandboxes: ${rec.reattached} reattached, ${rec.dead} dead, ${rec.orphans} orphans removed`);
+    sandboxes.ownRuntime = !foreign;
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
@@ -141,6 +157,14 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const bound = typeof addr === "object" && addr ? `${addr.address.includes(":") ? `[${addr.address}]` : addr.address}:${addr.port}` : opts.listen;
   log(`bhatti ${VERSION} listening on http://${bound} and unix:${paths.socket} (data dir ${dataDir})`);
 
+  // Reattach after listening, in the background: a sandbox that does not
+  // answer must not hold up the daemon (nor be destroyed for it).
+  const recovery = sandboxes.recover().then(
+    (r) => log(`recovered sandboxes: ${r.reattached} reattached, ${r.unreachable} unreachable, ${r.dead} dead, ${r.rolledBack} interrupted creates rolled back, ${r.deleted} interrupted deletes finished, ${r.orphans} orphans removed, ${r.lost} lost`),
+    (e: Error) => log(`recovering sandboxes failed: ${e.message}`),
+  );
+  sandboxes.startReconciler();
+
   let closing: Promise<void> | null = null;
   const close = () => (closing ??= (async () => {
     log("shutting down: no new connections, finishing in-flight requests");
@@ -161,6 +185,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     gate.close();
     await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
+    // A reattach still under way ends by its own timeout; it no longer writes once detachAll ran.
+    await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();
     // With no sandbox left (in the database or on the host), nothing needs the

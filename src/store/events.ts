@@ -6,6 +6,7 @@ export type EventType =
   | "user.created" | "user.deleted" | "user.key_rotated"
   | "key.rotated"
   | "sandbox.created" | "sandbox.destroyed" | "sandbox.dead"
+  | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
   | "template.created" | "template.deleted";
 
 export function recordEvent(db: DB, type: EventType, userName: string | null, subject: string | null, detail?: Record<string, unknown>): void {

@@ -47,3 +47,14 @@ export function envOf(text: string): Record<string, string> {
   }
   return out;
 }
+
+/** Waits until the daemon's output matches re (e.g. the background recovery's summary line); returns the match. */
+export async function waitForOutput(d: Daemon, re: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = re.exec(d.output());
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`daemon output did not match ${re} within ${timeoutMs} ms:\n${d.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

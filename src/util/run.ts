@@ -50,6 +50,7 @@ export interface RunOptions {
   allowFail?: boolean; // resolve with the exit code instead of rejecting
   timeoutMs?: number; // SIGTERM (SIGKILL with tree) after this long
   tree?: boolean; // the tool starts helpers of its own: kill them with it (pid namespace, see treeTiedToParent)
+  fds?: number[]; // open file descriptors handed to the child as its fds 3, 4, …
 }
 
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -58,7 +59,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     const child = spawn(file, argv, {
       cwd: opts.cwd,
       env: { ...TOOL_ENV, ...opts.env },
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe", ...(opts.fds ?? [])],
       timeout: opts.timeoutMs,
       killSignal: opts.tree ? "SIGKILL" : "SIGTERM",
     });

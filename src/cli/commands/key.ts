@@ -24,8 +24,8 @@ export async function keyCommand(argv: string[]): Promise<number> {
     const db = openDb(paths.db);
     try {
       const res = await rotateKey(paths.key, db);
-      if (values.json) printJson({ rotated: res.count, old_recipient: res.oldRecipient, recipient: res.newRecipient });
-      else process.stdout.write(`re-encrypted ${res.count} secret(s) to ${res.newRecipient}\nback up the new ${paths.key} together with state.db\n`);
+      if (values.json) printJson({ rotated: res.count, sandbox_tokens: res.tokens, old_recipient: res.oldRecipient, recipient: res.newRecipient });
+      else process.stdout.write(`re-encrypted ${res.count} secret(s) and ${res.tokens} sandbox token(s) to ${res.newRecipient}\nback up the new ${paths.key} together with state.db\n`);
     } finally {
       db.close();
     }

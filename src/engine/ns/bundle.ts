@@ -24,12 +24,19 @@ export interface BundleSpec {
   agentDir: string; // host dir bind-mounted at GUEST.agentDir
   configMount: string; // host read-only mount of config.ext4, bind-mounted at GUEST.configDir
   base: number; // first host uid/gid of the sandbox's range
+  cgroup: string; // cgroupsPath (see cgroupsPath)
   cpus: number;
   memoryMb: number;
 }
 
-export function cgroupsPath(id: string): string {
-  return `/bhatti/${id}`;
+/**
+ * The sandbox's cgroup path. Under the daemon instance's own subtree, so a
+ * pid found in it provably belongs to this daemon's sandbox: another daemon on
+ * the host (even one started from a copy of this state.db, with the same
+ * sandbox ids) has another instance id. No instance: the old, shared layout.
+ */
+export function cgroupsPath(id: string, instance?: string): string {
+  return instance ? `/bhatti/${instance}/${id}` : `/bhatti/${id}`;
 }
 
 export function ociSpec(b: BundleSpec): Record<string, unknown> {
@@ -68,7 +75,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       uidMappings: idmap,
       gidMappings: idmap,
       namespaces: ["pid", "network", "ipc", "uts", "mount", "user", "cgroup"].map((type) => ({ type })),
-      cgroupsPath: cgroupsPath(b.id),
+      cgroupsPath: b.cgroup,
       resources: {
         devices: [{ allow: false, access: "rwm" }],
         memory: { limit: mem, swap: mem },

@@ -1,15 +1,15 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
-import { chownSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildMountedConfigDrive, configImagePath, destroyConfigDrive, unmountHostSide } from "../configdrive.js";
+import { buildConfigDrive, configMountPath, destroyConfigDrive, type Drive } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesFor, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted,
 } from "../runtime.js";
-import { ociSpec } from "./bundle.js";
+import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
@@ -23,6 +23,7 @@ export interface NsState extends EngineState {
   pid: number;
   image: string;
   diskMb?: number; // the writable layer is a disk of this size (disk.ts)
+  cgroup?: string; // absent in sandboxes made before cgroups were per daemon instance
 }
 
 export interface NsOptions {
@@ -72,18 +73,15 @@ export class NsEngine implements Engine {
   async create(spec: CreateSpec): Promise<RunningSandbox> {
     const avail = await this.available();
     if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
-    if (!this.runtimeReady) {
-      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir).then(() => sweepLayerBuilds(this.layers));
-      this.sweepTrash();
-    }
-    await this.runtimeReady;
+    await this.ready();
     const p = nsPaths(this.env, spec.id);
     const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     if (!existsSync(join(lower, "opt/bhatti/lohar.js"))) throw new Error(`image ${spec.image} not found (no ${lower}); run: bhatti image build`);
     if (existsSync(p.sb) || existsSync(p.data)) throw new Error(`sandbox ${spec.id} already exists`);
 
     const { slot, base } = allocateUidSlot(this.owner(spec.id));
-    const state: NsState = { slot, base, pid: 0, image: spec.image };
+    const state: NsState = { slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
+    let drive: Drive | undefined;
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
@@ -96,41 +94,47 @@ export class NsEngine implements Engine {
       // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
       const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
       if (spec.diskMb) state.diskMb = spec.diskMb;
-      // The slow steps are independent: run them side by side.
-      await Promise.all([
+      // The slow steps are independent: run them side by side. The drive is a
+      // nameless file: nothing of it is visible on the host (see Runc.start).
+      const [rootfs, built] = await Promise.allSettled([
         this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
-        this.timed("config drive", () => buildMountedConfigDrive(p.sb, spec.config, { owner: base })),
+        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
       ]);
+      if (built.status === "fulfilled") drive = built.value;
+      if (rootfs.status === "rejected") throw rootfs.reason;
+      if (built.status === "rejected") throw built.reason;
+      const configMount = configMountPath(p.sb);
+      mkdirSync(configMount, { mode: 0o700 });
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount: join(p.sb, "config.mnt"), base, cpus: spec.cpus, memoryMb: spec.memoryMb,
+        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log));
+        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }));
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
+      } finally {
+        // Not discard(): the sandbox's loop device reads these very pages until lohar has read them.
+        closeSync(drive!.fd);
+        drive = undefined;
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
-      // The sandbox now holds its own bind of the drive: the host's mount goes
-      // at once, while lohar boots. lohar's unmount then releases the drive.
-      const hostSide = this.timed("host unmount", () => unmountHostSide(p.sb));
-      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
-        .finally(() => hostSide.catch(() => {})); // settled before any cleanup runs
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid));
       try {
-        await hostSide;
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
         await Promise.all([
           this.timed("drive removal", () => destroyConfigDrive(p.sb)),
           this.timed("limits", () => guardSandbox(state.pid)),
         ]);
-        if (!(await released(configImagePath(p.sb)))) throw new Error("config drive still in use inside the sandbox after boot");
+        if (!(await released(p.sb))) throw new Error("config drive still in use inside the sandbox after boot");
       } catch (e) {
         agent.close();
         throw e;
       }
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
+      drive?.discard();
       await this.destroy(spec.id, state).catch(() => {});
       throw e;
     }
@@ -200,6 +204,28 @@ export class NsEngine implements Engine {
     }
   }
 
+  /** Whether the sandbox's init still runs (a cheap /proc check; no runc call). */
+  async alive(id: string, state: EngineState): Promise<boolean> {
+    const pid = typeof state.pid === "number" ? state.pid : 0;
+    return pid > 0 && !dead(pid) && inCgroup(pid, cgroupOf(id, state));
+  }
+
+  /** The runtime dir exists; half-made ownership layers and trash a crashed daemon left are being removed. */
+  private ready(): Promise<void> {
+    if (!this.runtimeReady) {
+      this.runtimeReady = ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir).then(() => sweepLayerBuilds(this.layers));
+      this.sweepTrash();
+    }
+    return this.runtimeReady;
+  }
+
+  /** Start-up: removes what a crashed daemon left half done (ownership layer builds, trashed writable layers). */
+  async sweep(): Promise<void> {
+    if (!(await this.available()).ok) return;
+    await this.ready();
+    await this.idle();
+  }
+
   async list(): Promise<string[]> {
     const ids = new Set(sandboxDirsWith(this.env.runtimeDir, ["bundle", "rootfs", "agent"]));
     for (const c of await this.runc.list()) ids.add(c.id);
@@ -223,7 +249,7 @@ export class NsEngine implements Engine {
     await step("kill", () => killSandbox(id, state));
     // Independent once nothing runs in the sandbox any more.
     await Promise.all([
-      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => cgroupDirs(id).forEach((d) => rmdirSync(d)))),
+      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => removeCgroups(id, state))),
       step("rootfs", () => releaseRootfs(p.rootfs)),
       step("agent dir", () => unmountIfMounted(p.agentDir)),
       step("config drive", () => destroyConfigDrive(p.sb)),
@@ -277,21 +303,45 @@ export class NsEngine implements Engine {
   }
 }
 
+function cgroupOf(id: string, state: EngineState): string {
+  return typeof state.cgroup === "string" ? state.cgroup : cgroupsPath(id);
+}
+
+function inCgroup(pid: number, cgroup: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`:${cgroup}\n`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the sandbox's (empty) cgroup dirs. The old shared layout
+ * (/bhatti/<id>) may be another daemon's live sandbox with the same id (a copy
+ * of this state.db): a busy cgroup is left alone there.
+ */
+function removeCgroups(id: string, state: EngineState): void {
+  const owned = typeof state.cgroup === "string";
+  for (const d of cgroupDirs(cgroupOf(id, state))) {
+    try {
+      rmdirSync(d);
+    } catch (e) {
+      if (owned || (e as NodeJS.ErrnoException).code !== "EBUSY") throw e;
+    }
+  }
+}
+
 /**
  * SIGKILLs the sandbox's PID 1 (the whole pid namespace goes with it) and waits
  * for it to die: `runc delete --force` alone polls in 100 ms steps. The pid is
- * only trusted if it still sits in this sandbox's cgroup.
+ * only trusted if it sits in this sandbox's cgroup under this daemon
+ * instance's subtree; a sandbox of the old shared layout is left to
+ * `runc delete`, which only sees containers under this daemon's runc root.
  */
 async function killSandbox(id: string, state: EngineState): Promise<void> {
   const pid = typeof state.pid === "number" ? state.pid : 0;
-  if (pid <= 0) return;
-  let cgroups: string;
-  try {
-    cgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
-  } catch {
-    return;
-  }
-  if (!cgroups.includes(`/bhatti/${id}\n`)) return;
+  if (pid <= 0 || typeof state.cgroup !== "string") return;
+  if (!inCgroup(pid, state.cgroup)) return;
   try {
     process.kill(pid, "SIGKILL");
   } catch {
@@ -301,10 +351,10 @@ async function killSandbox(id: string, state: EngineState): Promise<void> {
   while (Date.now() < deadline && !dead(pid)) await sleep(2);
 }
 
-/** Whether no loop device is bound to the drive image (waits briefly for the kernel to release it). */
-async function released(img: string): Promise<boolean> {
+/** Whether no loop device is bound to a drive image in dir (waits briefly for the kernel to release it). */
+async function released(dir: string): Promise<boolean> {
   for (let i = 0; i < 50; i++) {
-    if (loopDevicesFor(img).length === 0) return true;
+    if (loopDevicesUnder(dir).length === 0) return true;
     await sleep(2);
   }
   return false;

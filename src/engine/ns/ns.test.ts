@@ -7,9 +7,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from "node:path";
 import { conformanceSuite, newId, specFor, type HostInspector } from "../conformance.js";
 import type { EngineEnv } from "../types.js";
-import { loopBackingFiles, loopDevicesFor, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
+import { loopBackingFiles, loopDevicesUnder, mountPoints, RUN_BHATTI, TOOL_ENV, UID_SLOTS_DIR } from "../runtime.js";
 import { NsEngine } from "./engine.js";
 import { cgroupDirs, nsPaths } from "./paths.js";
+import { cgroupsPath } from "./bundle.js";
 import { ensureTestImage } from "./test-image.js";
 
 const env: EngineEnv = {
@@ -48,7 +49,7 @@ const inspector: HostInspector = {
     const img = join(p.sb, "config.ext4");
     const out: string[] = [];
     if (existsSync(img)) out.push(`file ${img}`);
-    for (const d of loopDevicesFor(img)) out.push(`loop ${d}`);
+    for (const d of loopDevicesUnder(p.sb)) out.push(`loop ${d}`);
     for (const m of mountPoints()) if (m.startsWith(join(p.sb, "config"))) out.push(`mount ${m}`);
     return out;
   },
@@ -58,7 +59,7 @@ const inspector: HostInspector = {
     if (runcIds().includes(id)) out.push(`runc container ${id}`);
     for (const m of mountPoints()) if (m.startsWith(`${p.sb}/`) || m.startsWith(`${p.data}/`)) out.push(`mount ${m}`);
     for (const f of loopBackingFiles()) if (f.includes(`/sb/${id}/`)) out.push(`loop ${f}`);
-    for (const c of cgroupDirs(id)) out.push(`cgroup ${c}`);
+    for (const c of cgroupDirs(cgroupsPath(id))) out.push(`cgroup ${c}`);
     for (const s of slotFilesOf(`${env.runtimeDir}:${id}`)) out.push(`uid slot ${s}`);
     if (existsSync(p.sb)) out.push(`dir ${p.sb}`);
     if (existsSync(p.data)) out.push(`dir ${p.data}`);
@@ -116,7 +117,7 @@ describe("ns engine specifics", () => {
   test("cgroup limits are in force on the host", async () => {
     const s = await engine.create(specFor(newId(), {}, { cpus: 0.5, memoryMb: 128 }));
     try {
-      const dirs = cgroupDirs(s.id);
+      const dirs = cgroupDirs(cgroupsPath(s.id));
       assert.ok(dirs.length > 0, "cgroup dirs exist");
       const read = (file: string) => {
         for (const d of dirs) if (existsSync(join(d, file))) return readFileSync(join(d, file), "utf8").trim();

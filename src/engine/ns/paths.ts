@@ -37,13 +37,14 @@ export function nsPaths(env: EngineEnv, id: string): NsPaths {
   };
 }
 
-/** Host cgroup directories of a sandbox that still exist (v1: one per controller; v2: one). */
-export function cgroupDirs(id: string): string[] {
+/** Host cgroup directories of a sandbox's cgroup path (e.g. /bhatti/<instance>/<id>) that still exist (v1: one per controller; v2: one). */
+export function cgroupDirs(cgroup: string): string[] {
   const root = "/sys/fs/cgroup";
   const out: string[] = [];
-  const candidates = [join(root, "bhatti", id)];
+  const rel = cgroup.replace(/^\/+/, "");
+  const candidates = [join(root, rel)];
   try {
-    for (const c of readdirSync(root)) candidates.push(join(root, c, "bhatti", id));
+    for (const c of readdirSync(root)) candidates.push(join(root, c, rel));
   } catch {
     // no cgroupfs
   }

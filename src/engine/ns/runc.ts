@@ -13,22 +13,36 @@ export class Runc {
   /**
    * `runc run -d`: starts the container and returns once its process runs.
    * The container's stdio (and runc's own errors) go to logFile.
+   *
+   * drive: the nameless config drive (an fd). It is loop-mounted only inside
+   * a private mount namespace made for this one runc run (unshare(1), then
+   * mount(8) on /proc/self/fd/3, then exec runc), so the bundle's bind of
+   * drive.mountPoint sees it and the host never does: once runc exits, the
+   * only mount of it is the sandbox's own bind, which lohar removes at boot
+   * (the loop device then detaches itself). If this daemon dies at any
+   * moment, nothing holding the drive is visible on the host.
    */
-  start(id: string, bundle: string, pidFile: string, logFile: string): Promise<void> {
+  start(id: string, bundle: string, pidFile: string, logFile: string, drive?: { fd: number; mountPoint: string; options: string }): Promise<void> {
     const fd = openSync(logFile, "a", 0o600);
+    const runcArgs = ["--root", this.root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id];
+    const [cmd, args] = drive
+      ? ["unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+        'mount -t ext4 -o "$1" /proc/self/fd/3 "$2" || exit 125; exec 3<&-; shift 2; exec "$@"',
+        "sh", `loop,${drive.options}`, drive.mountPoint, this.bin, ...runcArgs]]
+      : [this.bin, runcArgs];
     return new Promise<void>((resolve, reject) => {
       // Tied to the daemon like every host tool: if the daemon dies while runc
       // sets the container up, runc dies too (the next daemon removes the
       // half-made container as an orphan). A started container is never
       // affected: its init is runc's child, and the parent-death signal is not
       // inherited across fork; with -d runc exits once the container runs.
-      const child = spawn(...tiedToParent(this.bin, ["--root", this.root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id]), {
+      const child = spawn(...tiedToParent(cmd, args), {
         env: TOOL_ENV,
-        stdio: ["ignore", fd, fd],
+        stdio: ["ignore", fd, fd, ...(drive ? [drive.fd] : [])],
         cwd: bundle,
       });
       child.on("error", (e) => reject(new Error(`runc: ${e.message}`)));
-      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`runc run ${id} failed (exit ${code})`))));
+      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(code === 125 ? `mounting the config drive for runc run ${id} failed` : `runc run ${id} failed (exit ${code})`))));
     }).finally(() => closeSync(fd));
   }
 

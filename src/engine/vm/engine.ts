@@ -3,10 +3,10 @@
 // RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import type { Socket } from "node:net";
-import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
-import { buildConfigDrive, configImagePath, destroyConfigDrive } from "../configdrive.js";
+import { buildConfigDrive, CHILD_DRIVE_PATH, destroyConfigDrive, type Drive } from "../configdrive.js";
 import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
 import { accelCacheFile, probeAccelCached } from "./accel.js";
 import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
@@ -67,27 +67,30 @@ export class VmEngine implements Engine {
     if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} already exists`);
 
     const state: VmState = { pid: 0, accel: avail.accel, image: spec.image };
+    let drive: Drive | undefined;
     try {
       mkdirSync(p.sb, { recursive: true, mode: 0o700 });
-      const drive = await buildConfigDrive(p.sb, spec.config);
+      // A nameless file: QEMU gets it as its fd 3 and opens /proc/self/fd/3. If
+      // this daemon dies now, QEMU is the only holder and the next start stops it.
+      drive = await buildConfigDrive(p.sb, spec.config);
       const args = qemuArgs({
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
-        configDrive: drive, agentSocket: p.socket, consoleLog: p.console,
+        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, consoleLog: p.console,
         cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
       });
-      const qemu = spawnQemu(args, p.qemuLog);
+      const qemu = spawnQemu(args, p.qemuLog, drive.fd);
       state.pid = qemu.pid;
       const agent = await this.connectAgent(p, spec.config.token, qemu.exited, avail.accel);
       if (agent.hello.config !== "consumed") {
         agent.close();
         throw new Error("lohar did not consume the config drive");
       }
-      // lohar has unmounted the drive and removed /dev/vdb. QEMU still holds an fd:
-      // empty the file so its pages (plaintext) are freed now, then delete it.
-      shred(configImagePath(p.sb));
-      await destroyConfigDrive(p.sb);
+      // lohar has unmounted the drive and removed /dev/vdb. QEMU still holds the
+      // file open: empty it so its pages (plaintext) are freed now.
+      drive.discard();
       return { id: spec.id, engine: "vm", state, agent };
     } catch (e) {
+      drive?.discard();
       await this.destroy(spec.id, state).catch(() => {});
       throw e;
     }
@@ -129,9 +132,19 @@ export class VmEngine implements Engine {
     if (isOurQemu(pid, id, p.socket) && existsSync(p.socket)) {
       const agent = await this.reconnect(p, token, pid);
       if (agent) return { id, engine: "vm", state, agent };
+      // Alive but silent: an error, not a reason to kill it.
+      if (isOurQemu(pid, id, p.socket)) throw new Error(`sandbox ${id}: QEMU runs but lohar does not answer`);
     }
     await this.destroy(id, state);
     return null;
+  }
+
+  async alive(id: string, state: EngineState): Promise<boolean> {
+    return isOurQemu(Number(state.pid), id, vmPaths(this.env, id).socket);
+  }
+
+  async sweep(): Promise<void> {
+    // Nothing persistent: a vm sandbox's writable layer lives in guest RAM.
   }
 
   /**
@@ -177,25 +190,10 @@ export class VmEngine implements Engine {
     const pid = Number(state.pid);
     const pids = isOurQemu(pid, id, p.socket) ? [pid] : findOurQemu(id, p.socket);
     await step("qemu", () => Promise.all(pids.map((x) => stopProcess(x))));
-    await step("config drive", () => { shred(configImagePath(p.sb)); return destroyConfigDrive(p.sb); });
+    await step("config drive", () => destroyConfigDrive(p.sb)); // only a named leftover of an older version can be here
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
     if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
-  }
-}
-
-/** Truncate a file to zero in place (frees its tmpfs pages even while another process holds it open). */
-function shred(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, "r+");
-  } catch {
-    return;
-  }
-  try {
-    ftruncateSync(fd, 0);
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -14,12 +14,14 @@ export interface QemuProcess {
 
 /**
  * Starts QEMU in its own session with a cleared environment, stdout/stderr
- * appended to logFile (QEMU's own messages; it never sees a secret value).
+ * appended to logFile (QEMU's own messages; it never sees a secret value in
+ * argv: the config drive comes as an inherited fd).
  */
-export function spawnQemu(args: string[], logFile: string): QemuProcess {
+export function spawnQemu(args: string[], logFile: string, driveFd?: number): QemuProcess {
   const fd = openSync(logFile, "a", 0o600);
   try {
-    const child = spawn(QEMU_BIN, args, { env: TOOL_ENV, detached: true, stdio: ["ignore", fd, fd] });
+    // driveFd (the nameless config drive) becomes QEMU's fd 3.
+    const child = spawn(QEMU_BIN, args, { env: TOOL_ENV, detached: true, stdio: ["ignore", fd, fd, ...(driveFd === undefined ? [] : [driveFd])] });
     const exited = new Promise<string>((resolve) => {
       child.on("error", (e) => resolve(`could not start ${QEMU_BIN}: ${e.message}`));
       child.on("exit", (code, signal) => resolve(signal ? `killed by ${signal}` : `exit ${code}`));
