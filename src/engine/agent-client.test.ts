@@ -97,6 +97,48 @@ test("writeFile respects backpressure instead of buffering everything", async ()
   }
 });
 
+test("writeFile does not hang when the connection drained while the body's next chunk was awaited", async () => {
+  // A chunk big enough to congest the socket, then a pause in the body longer
+  // than it takes the peer to read it: the 'drain' comes and goes while the
+  // upload waits for the body. The upload must still go on (it used to wait
+  // for a second 'drain' forever, and the request timed out after 300 s).
+  const f = await fakeAgent((s) => {
+    const dec = new FrameDecoder();
+    s.on("data", (d: Buffer) => {
+      for (const fr of dec.push(d)) {
+        if (fr.kind === FrameKind.Auth) {
+          s.write(hello);
+          // Not reading for a moment: the first chunk's frame stays in the client's buffer (write() says false).
+          s.pause();
+          setTimeout(() => s.resume(), 100);
+        } else if (fr.kind === FrameKind.Data) s.write(encodeControl(fr.stream, { type: "credit", bytes: fr.payload.length }));
+        else if (fr.kind === FrameKind.Control && JSON.parse(fr.payload.toString()).type === "eof") s.write(encodeControl(fr.stream, { type: "result" }));
+      }
+    });
+  });
+  try {
+    const c = await AgentClient.open(connect(f.path), "t", 2000);
+    async function* body() {
+      for (let i = 0; i < 3; i++) {
+        yield Buffer.alloc(256 * 1024, i);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        c.writeFile("/x", body()),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("writeFile hung")), 5000); }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      c.close();
+    }
+  } finally {
+    f.done();
+  }
+});
+
 test("against lohar: errors surface on done and as 'error' events", async () => {
   const l = await startLohar(config());
   try {

@@ -599,6 +599,10 @@ export class AgentClient extends EventEmitter {
 
   /** @internal Resolves on the connection's next 'drain', on close, or when `other` settles. */
   drainedOr(other: Promise<unknown>): Promise<void> {
+    // The 'drain' may already have come and gone while the caller waited for
+    // something else (the next chunk of a request body): waiting for another
+    // one would hang the upload for good.
+    if (this._closed || !this.stream.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.off("drain", done);
