@@ -172,12 +172,13 @@ test("per-user cap: the greedy user's extra connection gets 503 with Retry-After
 // reserved descriptor); whatever reaches node is an 'error' on the server,
 // which the daemon logs instead of dying.
 test("running out of file descriptors (EMFILE on accept) does not kill the daemon, which serves again once it has some", async (t) => {
+  assert.equal(d.proc.exitCode, null, `the daemon is alive before the test:\n${d.output().slice(-3000)}`);
   const pid = d.proc.pid!;
   const original = fdLimits(pid);
   const inUse = spawnSync("ls", [`/proc/${pid}/fd`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).length;
   const low = inUse + 10;
   // Only the soft limit is lowered: raising a hard limit again needs CAP_SYS_RESOURCE.
-  const set = (soft: number) => assert.equal(spawnSync("prlimit", ["--pid", String(pid), `--nofile=${soft}:${original.hard}`]).status, 0, "prlimit");
+  const set = (soft: number) => { const r = spawnSync("prlimit", ["--pid", String(pid), `--nofile=${soft}:${original.hard}`], { encoding: "utf8" }); assert.equal(r.status, 0, `prlimit: ${r.stderr}\ndaemon output:\n${d.output().slice(-3000)}`); };
   const socks: Socket[] = [];
   let cut = 0;
   let cutAtLimit = 0;
@@ -191,7 +192,9 @@ test("running out of file descriptors (EMFILE on accept) does not kill the daemo
       s.on("close", () => { cut++; resolve(); });
       s.on("connect", () => setTimeout(resolve, 200));
     })));
-    await sleep(300);
+    // Long enough for the once-a-second status check to run out of descriptors too:
+    // not being able to read /proc must not make a live sandbox "dead".
+    await sleep(1500);
     assert.equal(d.proc.exitCode, null, `daemon alive after accepts failed with EMFILE:\n${d.output().slice(-2000)}`);
     cutAtLimit = cut;
     assert.ok(cutAtLimit > 0, "the descriptor limit was reached (connections were cut)");
@@ -201,5 +204,8 @@ test("running out of file descriptors (EMFILE on accept) does not kill the daemo
   }
   await sleep(200);
   assert.equal((await freshGet(alice)).status, 200);
+  await sleep(1200); // a status check with descriptors again
+  const g = await api(d, "GET", "/sandboxes/g", { key: greedy });
+  assert.equal(g.json?.status, "running", `the sandbox survived the daemon's EMFILE:\n${d.output().slice(-2000)}`);
   t.diagnostic(`daemon fd limit lowered to ${low} (${inUse} in use): ${cutAtLimit} of 100 connections cut; limit restored to ${original.soft}`);
 });

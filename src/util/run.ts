@@ -63,17 +63,19 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       timeout: opts.timeoutMs,
       killSignal: opts.tree ? "SIGKILL" : "SIGTERM",
     });
+    // First: a spawn that fails (EMFILE, ENOENT…) has no stdio, and its
+    // 'error' comes on the next tick; unheard, it would kill the daemon.
+    child.on("error", (e) => reject(new Error(`${cmd}: ${e.message}`)));
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout!.on("data", (b: Buffer) => out.push(b));
-    child.stderr!.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => reject(new Error(`${cmd}: ${e.message}`)));
+    child.stdout?.on("data", (b: Buffer) => out.push(b));
+    child.stderr?.on("data", (b: Buffer) => err.push(b));
     child.on("close", (code, signal) => {
       const res = { stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), code: code ?? 128 };
       if (res.code === 0 || opts.allowFail) return resolve(res);
       const tail = res.stderr.trim().split("\n").slice(-5).join("\n");
       reject(new Error(`${cmd} ${args.join(" ")} failed (${signal ?? `exit ${code}`})${tail ? `: ${tail}` : ""}`));
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -13,6 +13,7 @@ import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
 import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
 import { Runc } from "./runc.js";
+import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
 import { mountDisk, releaseDisk } from "./disk.js";
@@ -205,9 +206,14 @@ export class NsEngine implements Engine {
   }
 
   /** Whether the sandbox's init still runs (a cheap /proc check; no runc call). */
+  /** Whether the sandbox's init still runs. Throws when that cannot be told (e.g. EMFILE): never a false "dead". */
   async alive(id: string, state: EngineState): Promise<boolean> {
     const pid = typeof state.pid === "number" ? state.pid : 0;
-    return pid > 0 && !dead(pid) && inCgroup(pid, cgroupOf(id, state));
+    if (pid <= 0) return false;
+    const stat = readProcFile(`/proc/${pid}/stat`);
+    if (stat === null || isZombie(stat)) return false;
+    const cgroups = readProcFile(`/proc/${pid}/cgroup`);
+    return cgroups !== null && cgroups.includes(`:${cgroupOf(id, state)}\n`);
   }
 
   /** The runtime dir exists; half-made ownership layers and trash a crashed daemon left are being removed. */

@@ -5,6 +5,7 @@ import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TOOL_ENV } from "../runtime.js";
 import { QEMU_BIN } from "./qemu.js";
+import { isZombie as isZombieStat, readProcFile } from "../../util/proc.js";
 
 export interface QemuProcess {
   pid: number;
@@ -46,19 +47,13 @@ export function isAlive(pid: number): boolean {
 /** True if pid is a QEMU process started for sandbox id (its argv names the sandbox's agent socket). */
 export function isOurQemu(pid: number, id: string, agentSocket: string): boolean {
   if (!Number.isInteger(pid) || pid <= 1) return false;
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch {
-    return false;
-  }
+  // A failure other than "no such process" (EMFILE…) throws: it must not read as "dead".
+  const cmdline = readProcFile(`/proc/${pid}/cmdline`);
+  if (cmdline === null) return false;
+  const argv = cmdline.split("\0");
   if (!argv[0]?.endsWith(QEMU_BIN)) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (/\) Z /.test(stat)) return false; // a zombie is dead
-  } catch {
-    return false;
-  }
+  const stat = readProcFile(`/proc/${pid}/stat`);
+  if (stat === null || isZombieStat(stat)) return false; // a zombie is dead
   return argv.includes(`bhatti-${id},process=bhatti-vm-${id}`) && argv.some((a) => a.includes(`path=${agentSocket},`));
 }
 
@@ -71,7 +66,14 @@ export function findOurQemu(id: string, agentSocket: string): number[] {
   } catch {
     return out;
   }
-  for (const d of names) if (/^\d+$/.test(d) && isOurQemu(Number(d), id, agentSocket)) out.push(Number(d));
+  for (const d of names) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (isOurQemu(Number(d), id, agentSocket)) out.push(Number(d));
+    } catch {
+      // cannot tell: not proven ours
+    }
+  }
   return out;
 }
 
