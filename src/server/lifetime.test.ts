@@ -240,6 +240,8 @@ test("an ns sandbox survives SIGKILL of its daemon (runc is tied to the daemon, 
     await sleep(500);
     assert.ok(alive(init), "the sandbox's init outlives its daemon");
     d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", "ns", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: imagesDir } });
+    // Reattach runs in the background after the daemon listens: wait for its report.
+    await until("the recovery report", 20_000, () => /recovered sandboxes: /.test(d.output()));
     assert.match(d.output(), /recovered sandboxes: 1 reattached/);
     const r = await api(d, "POST", "/sandboxes/keep/exec", { key, body: { cmd: ["echo", "still here"] } });
     assert.equal(r.json?.stdout, "still here\n", r.text);
