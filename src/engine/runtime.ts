@@ -110,9 +110,9 @@ export async function unmountIfMounted(path: string): Promise<void> {
   if (r.code !== 0 && isMounted(path)) await run("umount", ["-l", path]);
 }
 
-/** Loop devices whose backing file is `file` ("/dev/loopN"). */
-export function loopDevicesFor(file: string): string[] {
-  const out: string[] = [];
+/** Every bound loop device with its backing file as the kernel shows it (a deleted one ends in " (deleted)"). */
+function boundLoops(): { dev: string; backing: string }[] {
+  const out: { dev: string; backing: string }[] = [];
   let names: string[] = [];
   try {
     names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
@@ -121,8 +121,7 @@ export function loopDevicesFor(file: string): string[] {
   }
   for (const n of names) {
     try {
-      const back = readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim().replace(/ \(deleted\)$/, "");
-      if (back === file) out.push(`/dev/${n}`);
+      out.push({ dev: `/dev/${n}`, backing: readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim() });
     } catch {
       // not bound
     }
@@ -130,17 +129,14 @@ export function loopDevicesFor(file: string): string[] {
   return out;
 }
 
+/** Loop devices whose backing file is `file` ("/dev/loopN"). */
+export function loopDevicesFor(file: string): string[] {
+  return boundLoops().filter((l) => l.backing.replace(/ \(deleted\)$/, "") === file).map((l) => l.dev);
+}
+
 /** Every bound loop device's backing file. */
 export function loopBackingFiles(): string[] {
-  const out: string[] = [];
-  for (const n of readdirSync("/sys/block").filter((x) => x.startsWith("loop"))) {
-    try {
-      out.push(readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim());
-    } catch {
-      // unbound
-    }
-  }
-  return out;
+  return boundLoops().map((l) => l.backing);
 }
 
 export async function detachLoops(file: string): Promise<void> {
@@ -149,22 +145,7 @@ export async function detachLoops(file: string): Promise<void> {
 
 /** Loop devices whose backing file lies in dir (named or not: a nameless file shows as `<dir>/#<inode> (deleted)`). */
 export function loopDevicesUnder(dir: string): string[] {
-  const out: string[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
-  } catch {
-    return out;
-  }
-  for (const n of names) {
-    try {
-      const back = readFileSync(`/sys/block/${n}/loop/backing_file`, "utf8").trim();
-      if (back.startsWith(`${dir}/`)) out.push(`/dev/${n}`);
-    } catch {
-      // not bound
-    }
-  }
-  return out;
+  return boundLoops().filter((l) => l.backing.startsWith(`${dir}/`)).map((l) => l.dev);
 }
 
 export async function detachLoopsUnder(dir: string): Promise<void> {

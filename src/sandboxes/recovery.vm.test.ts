@@ -7,13 +7,12 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import Database from "better-sqlite3";
 import { startDaemon, createUser, api, cleanup } from "../testing/harness.js";
-import { sh, IMAGES_DIR, waitForOutput } from "../testing/sandbox-api.js";
+import { sh, IMAGES_DIR, RECOVERED, removeLeftovers, waitForOutput } from "../testing/sandbox-api.js";
 import { scanTree } from "../testing/scan.js";
 import { runtimeDirFor } from "../util/paths.js";
 
 const start = (dataDir?: string) => startDaemon({ dataDir, args: ["--engine", "vm", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const RECOVERED = /recovered sandboxes: (\d+) reattached, (\d+) unreachable, (\d+) dead, (\d+) interrupted creates rolled back, (\d+) interrupted deletes finished, (\d+) orphans removed, (\d+) lost/;
 
 function rows(dataDir: string): { id: string; name: string; status: string }[] {
   const db = new Database(join(dataDir, "state.db"), { readonly: true });
@@ -76,13 +75,6 @@ test("vm: kill -9 at random moments during create leaves no plaintext file, and 
     assert.deepEqual(qemus(rt), []);
   } finally {
     await d.stop();
-    // Sandboxes outlive their daemon: after a failure half way, one more start removes what is left.
-    try {
-      const last = await start(dataDir);
-      await waitForOutput(last, RECOVERED, 120_000).catch(() => null);
-      for (const r of (await api(last, "GET", "/sandboxes", { key: k })).json ?? []) await api(last, "DELETE", `/sandboxes/${r.id}`, { key: k });
-      await last.stop();
-    } catch { /* best effort */ }
-    cleanup(dataDir);
+    await removeLeftovers(start, dataDir, k, cleanup);
   }
 });

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import WebSocket from "ws";
 import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
-import { exec, sh, IMAGES_DIR } from "../testing/sandbox-api.js";
+import { exec, sh, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 
 const RSS_CEILING_MB = 250;
 const SB = "flood";
@@ -328,6 +328,7 @@ test("SIGTERM with open streams: each gets a final daemon_stopping message, the 
 
   // A new daemon finds the sandbox running; the commands behind the streams were killed.
   d = await start();
+  await waitForOutput(d, RECOVERED); // reattach runs in the background after the daemon listens
   assert.equal((await api(d, "GET", `/sandboxes/${SB}`, { key })).json.status, "running");
   for (let i = 0; ; i++) {
     const left = [...await procs("sleep 31"), ...await procs("cat /dev/zero")];

@@ -186,7 +186,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
     // A reattach still under way ends by its own timeout; it no longer writes once detachAll ran.
-    await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    // (The losing timer is unref'd: a pending one would keep the process alive until the deadline.)
+    await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM sandboxes").get() as { n: number }).n;
     db.close();
     // With no sandbox left (in the database or on the host), nothing needs the

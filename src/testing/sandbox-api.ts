@@ -58,3 +58,21 @@ export async function waitForOutput(d: Daemon, re: RegExp, timeoutMs = 60_000): 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The recovery report a daemon logs once its background reattach is done. */
+export const RECOVERED = /recovered sandboxes: (\d+) reattached, (\d+) unreachable, (\d+) dead, (\d+) interrupted creates rolled back, (\d+) interrupted deletes finished, (\d+) orphans removed, (\d+) lost/;
+
+/**
+ * After a crash test (passed or failed half way): sandboxes outlive their
+ * daemon, so one more start on the data dir removes what is left, then the
+ * data dir goes. Best effort: it never hides the test's own failure.
+ */
+export async function removeLeftovers(start: (dataDir: string) => Promise<Daemon>, dataDir: string, key: string, cleanup: (dir: string) => void): Promise<void> {
+  try {
+    const last = await start(dataDir);
+    await waitForOutput(last, RECOVERED, 120_000).catch(() => null);
+    for (const r of (await api(last, "GET", "/sandboxes", { key })).json ?? []) await api(last, "DELETE", `/sandboxes/${r.id}`, { key });
+    await last.stop();
+  } catch { /* best effort */ }
+  cleanup(dataDir);
+}

@@ -255,7 +255,7 @@ export class NsEngine implements Engine {
     await step("kill", () => killSandbox(id, state));
     // Independent once nothing runs in the sandbox any more.
     await Promise.all([
-      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => removeCgroups(id, state))),
+      step("runc delete", () => this.runc.delete(id)).then(() => step("cgroups", () => removeCgroups(id, state, this.env.instance))),
       step("rootfs", () => releaseRootfs(p.rootfs)),
       step("agent dir", () => unmountIfMounted(p.agentDir)),
       step("config drive", () => destroyConfigDrive(p.sb)),
@@ -326,7 +326,35 @@ function inCgroup(pid: number, cgroup: string): boolean {
  * (/bhatti/<id>) may be another daemon's live sandbox with the same id (a copy
  * of this state.db): a busy cgroup is left alone there.
  */
-function removeCgroups(id: string, state: EngineState): void {
+async function removeCgroups(id: string, state: EngineState, instance?: string): Promise<void> {
+  // This instance's cgroup is ours whatever the state says: a create cut by a
+  // crash (runc dies with the daemon) never recorded it, and may have left a
+  // process in it. Whatever sits there is ours to end.
+  const own = instance ? cgroupsPath(id, instance) : undefined;
+  if (own) {
+    const dirs = cgroupDirs(own);
+    for (const d of dirs) {
+      let procs: string[] = [];
+      try { procs = readFileSync(join(d, "cgroup.procs"), "utf8").split("\n").filter(Boolean); } catch { /* gone */ }
+      for (const pid of procs) try { process.kill(Number(pid), "SIGKILL"); } catch { /* gone */ }
+    }
+    for (const d of dirs) {
+      for (let i = 0; ; i++) {
+        try {
+          rmdirSync(d);
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") break;
+          if (code !== "EBUSY" || i >= 250) throw e;
+          await sleep(2); // the killed processes are still leaving
+        }
+      }
+    }
+    if (typeof state.cgroup !== "string" || state.cgroup === own) return;
+  }
+  // The old shared layout (/bhatti/<id>) may be another daemon's live sandbox
+  // with the same id (a copy of this state.db): a busy cgroup is left alone there.
   const owned = typeof state.cgroup === "string";
   for (const d of cgroupDirs(cgroupOf(id, state))) {
     try {
