@@ -88,22 +88,21 @@ export class NsEngine implements Engine {
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
       mkdirSync(p.bundle, { mode: 0o700 });
       mkdirSync(p.agentDir, { mode: 0o700 });
-      // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
-      // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
-      await run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir]);
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
       // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
       const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
       if (spec.diskMb) state.diskMb = spec.diskMb;
       // The slow steps are independent: run them side by side. The drive is a
       // nameless file: nothing of it is visible on the host (see Runc.start).
-      const [rootfs, built] = await Promise.allSettled([
+      const [rootfs, built, agentDir] = await Promise.allSettled([
         this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
         this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
+        // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
+        // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
+        this.timed("agent dir", () => run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir])),
       ]);
       if (built.status === "fulfilled") drive = built.value;
-      if (rootfs.status === "rejected") throw rootfs.reason;
-      if (built.status === "rejected") throw built.reason;
+      for (const r of [rootfs, built, agentDir]) if (r.status === "rejected") throw r.reason;
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
       const oci = ociSpec({
@@ -121,13 +120,15 @@ export class NsEngine implements Engine {
         drive = undefined;
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
-      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid));
+      // The user namespace's limits are written while lohar boots: no command
+      // runs before create returns, and it returns only once they are in place.
+      const limits = this.timed("limits", () => guardSandbox(state.pid));
+      limits.catch(() => {}); // awaited below, or moot if the boot fails
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
+        .catch(async (e: unknown) => { await limits.catch(() => {}); throw e; });
       try {
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
-        await Promise.all([
-          this.timed("drive removal", () => destroyConfigDrive(p.sb)),
-          this.timed("limits", () => guardSandbox(state.pid)),
-        ]);
+        await Promise.all([this.timed("drive removal", () => destroyConfigDrive(p.sb)), limits]);
         if (!(await released(p.sb))) throw new Error("config drive still in use inside the sandbox after boot");
       } catch (e) {
         agent.close();
