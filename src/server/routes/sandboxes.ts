@@ -85,6 +85,27 @@ async function agentCall<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+const DRAIN_MS = 10_000;
+
+/** Reads `body` to its end, dropping the chunks: true if it ended within `ms` (and within its size limit). */
+async function drained(body: AsyncGenerator<Buffer>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => { timer = setTimeout(() => r(false), ms); });
+  const read = (async () => {
+    try {
+      while (!(await body.next()).done) { /* dropped */ }
+      return true;
+    } catch {
+      return false; // over the limit, or the client left
+    }
+  })();
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The request body as chunks, at most `limit` bytes (413 beyond). Never closes the request: the caller decides. */
 async function* bodyChunks(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
   let size = 0;
@@ -200,14 +221,15 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     const counted = async function* () { for await (const c of bodyChunks(req, MAX_FILE)) { size += c.length; yield c; } };
     // The body streams to lohar at the pace lohar writes it to disk; a client that leaves cancels the upload.
     const unregister = streams.add({ stop: () => {}, kill: () => req.destroy() });
+    const body = counted();
     try {
-      await agentCall(() => agent.writeFile(path, counted(), modeQ === null ? undefined : parseInt(modeQ, 8)));
+      await agentCall(() => agent.writeFile(path, body, modeQ === null ? undefined : parseInt(modeQ, 8)));
     } catch (e) {
-      if (!req.complete) {
-        // Refused before the body was read: answer, discard the rest, and close the connection after.
-        ctx.res.setHeader("Connection", "close");
-        req.resume();
-      }
+      // Refused before the body was all read (lohar said no at once): read and
+      // drop the rest (still bounded by the size limit) so that the client,
+      // which is still sending, gets the answer instead of a reset. A client
+      // that does not finish in time gets the answer and a closed connection.
+      if (!req.complete && !(await drained(body, DRAIN_MS))) ctx.res.setHeader("Connection", "close");
       throw e;
     } finally {
       unregister();
