@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { startDaemon, createUser, cleanup, type Daemon } from "../src/testing/harness.js";
+import { RECOVERED, waitForOutput } from "../src/testing/sandbox-api.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
 const { values } = parseArgs({ options: { mib: { type: "string", default: "256" }, streams: { type: "string", default: "20" } } });
@@ -106,8 +107,10 @@ async function main(): Promise<void> {
       console.log(`| ${run} | ${(performance.now() - t).toFixed(0)} | ${code} |`);
       for (const s of socks) s.terminate();
       d = await start(d.dataDir);
+      await waitForOutput(d, RECOVERED); // the sandbox is reattached in the background
     }
   } finally {
+    await waitForOutput(d, RECOVERED).catch(() => {}); // a DELETE during the reattach would be a 503
     await post(`/sandboxes/${SB}`, undefined).catch(() => {});
     const u = new URL(`/sandboxes/${SB}`, d.url);
     await new Promise<void>((r) => { const q = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: "DELETE", headers: { Authorization: `Bearer ${key}` } }, (res) => { res.resume(); res.on("end", () => r()); }); q.on("error", () => r()); q.end(); });

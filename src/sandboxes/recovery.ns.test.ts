@@ -123,6 +123,12 @@ test("an unresponsive sandbox at restart: the daemon serves at once, the sandbox
     const h = await api(d, "GET", "/health");
     assert.equal(h.status, 200);
     assert.ok(!RECOVERED.test(d.output()), "health answered before recovery finished");
+    // Meanwhile the stuck one is a 503 the client may retry, for exec and DELETE alike.
+    for (const [method, path, body] of [["POST", "/sandboxes/stuck/exec", { cmd: ["true"] }], ["DELETE", "/sandboxes/stuck", undefined]] as const) {
+      const early = await api(d, method, path, { key: k, body });
+      assert.equal(early.status, 503, early.text);
+      assert.equal(early.headers.get("retry-after"), "1");
+    }
     const m = await waitForOutput(d, RECOVERED);
     assert.deepEqual([m[1], m[2], m[3]], ["1", "1", "0"]);
     assert.equal(await statusOf(d, k, "stuck"), "unreachable");

@@ -174,7 +174,7 @@ export class SandboxService {
   /** The live agent connection of a running sandbox. */
   agent(user: User, ref: string): AgentClient {
     const r = this.find(user, ref);
-    if (this.pending.has(r.id)) throw new UserError(503, `sandbox ${JSON.stringify(r.name)} is being reattached after a daemon restart; retry in a moment`);
+    if (this.pending.has(r.id)) throw reattaching(r.name);
     const s = this.live.get(r.id);
     if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`);
     return s.agent;
@@ -188,7 +188,7 @@ export class SandboxService {
       recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id, lost: true });
       return;
     }
-    if (this.pending.has(r.id)) throw new UserError(503, `sandbox ${JSON.stringify(r.name)} is being reattached after a daemon restart; retry in a moment`);
+    if (this.pending.has(r.id)) throw reattaching(r.name);
     await this.destroyRow(r);
     recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id });
   }
@@ -421,3 +421,7 @@ export class SandboxService {
   }
 }
 
+/** A sandbox whose reattach after a restart is still under way: a 503 the client may retry at once. */
+function reattaching(name: string): UserError {
+  return new UserError(503, `sandbox ${JSON.stringify(name)} is being reattached after a daemon restart; retry in a moment`, { "Retry-After": "1" });
+}
