@@ -177,7 +177,7 @@ export function debianRecipe(c: RecipeContext, extra: string[] = []): Recipe {
       const rootfs = join(dir, "rootfs");
       log(`mmdebstrap ${DEBIAN_SUITE} minbase + ${packages.length} packages${extra.length ? ` (debian's and ${extra.join(" ")})` : ""} (cached .debs in ${debsDir})`);
       // A private mount namespace: the chroot's /proc, /sys and /dev mounts die
-      // with mmdebstrap, whatever happens to this process.
+      // with mmdebstrap, which dies with this process (runStreaming ties it).
       await runStreaming("unshare", [
         "--mount", "--propagation", "private", "--", "mmdebstrap",
         "--variant=minbase", "--mode=root", "--format=directory",
