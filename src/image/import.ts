@@ -11,7 +11,7 @@ import { chmod, lchown, lstat, mkdir, open, readFile, realpath, rename, rm, stat
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
-import { TOOL_ENV } from "../util/run.js";
+import { TOOL_ENV, tiedToParent } from "../util/run.js";
 import { GUEST } from "../protocol/agent.js";
 import { ensureDebs, resolveDebs } from "./apt.js";
 import { loadImage, readManifest, recover, swapIn } from "./build.js";
@@ -83,7 +83,8 @@ function tail(p: ChildProcess): () => string {
 export async function extractGuarded(tarFile: string, rootfs: string, limits: GuardLimits, log: (l: string) => void): Promise<TarGuard> {
   const kind = await sniff(tarFile);
   const guard = new TarGuard(limits);
-  const tar = spawn("tar", ["-x", "-f", "-", "-C", rootfs, "--numeric-owner", "--same-owner", "--same-permissions", "--no-acls", "--no-selinux", "--no-xattrs", "--delay-directory-restore"], {
+  // Both tools are tied to this process like every host tool (src/util/run.ts): a killed import leaves neither behind.
+  const tar = spawn(...tiedToParent("tar", ["-x", "-f", "-", "-C", rootfs, "--numeric-owner", "--same-owner", "--same-permissions", "--no-acls", "--no-selinux", "--no-xattrs", "--delay-directory-restore"]), {
     env: TOOL_ENV, stdio: ["pipe", "ignore", "pipe"],
   });
   const tarDone = exited(tar, "tar -x", tail(tar));
@@ -91,7 +92,7 @@ export async function extractGuarded(tarFile: string, rootfs: string, limits: Gu
   const steps: Promise<unknown>[] = [];
   try {
     if (kind === "xz" || kind === "zstd") {
-      dec = spawn(kind, ["-dc"], { env: TOOL_ENV, stdio: ["pipe", "pipe", "pipe"] });
+      dec = spawn(...tiedToParent(kind, ["-dc"]), { env: TOOL_ENV, stdio: ["pipe", "pipe", "pipe"] });
       const decDone = exited(dec, `${kind} -d (is the archive complete?)`, tail(dec));
       steps.push(pipeline(createReadStream(tarFile), dec.stdin!).catch(() => undefined), decDone);
       steps.push(pipeline(dec.stdout!, guard, tar.stdin!));
