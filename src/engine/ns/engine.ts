@@ -397,8 +397,8 @@ async function released(dir: string): Promise<boolean> {
 
 function dead(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+    const stat = readProcFile(`/proc/${pid}/stat`);
+    return stat === null || isZombie(stat);
   } catch {
     return true;
   }

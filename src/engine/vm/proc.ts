@@ -1,11 +1,11 @@
 // The QEMU process of a sandbox: spawn (detached, so it outlives a daemon
 // restart), recognise (for reattach), stop.
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TOOL_ENV } from "../runtime.js";
 import { QEMU_BIN } from "./qemu.js";
-import { isZombie as isZombieStat, readProcFile } from "../../util/proc.js";
+import { isZombie as isZombieStat, listPids, readProcFile } from "../../util/proc.js";
 
 export interface QemuProcess {
   pid: number;
@@ -59,22 +59,13 @@ export function isOurQemu(pid: number, id: string, agentSocket: string): boolean
 
 /** QEMU processes of sandbox id (by argv), for when the recorded pid is missing or stale. */
 export function findOurQemu(id: string, agentSocket: string): number[] {
-  const out: number[] = [];
-  let names: string[] = [];
-  try {
-    names = readdirSync("/proc");
-  } catch {
-    return out;
-  }
-  for (const d of names) {
-    if (!/^\d+$/.test(d)) continue;
+  return listPids().filter((pid) => {
     try {
-      if (isOurQemu(Number(d), id, agentSocket)) out.push(Number(d));
+      return isOurQemu(pid, id, agentSocket);
     } catch {
-      // cannot tell: not proven ours
+      return false; // cannot tell: not proven ours
     }
-  }
-  return out;
+  });
 }
 
 /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */

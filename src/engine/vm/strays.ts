@@ -6,9 +6,10 @@
 // line, which no sandbox QEMU carries) and ended only when orphaned: its
 // parent is gone (pid 1, or a subreaper that is not Node), so a probe that a
 // live daemon or test on this host is running is never touched.
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { PROBE_FLAG, QEMU_BIN } from "./qemu.js";
+import { listPids } from "../../util/proc.js";
 
 export interface StrayProbe {
   pid: number;
@@ -63,16 +64,10 @@ function strayProbe(pid: number): StrayProbe | null {
 }
 
 export function findStrayProbes(): StrayProbe[] {
-  let names: string[];
-  try {
-    names = readdirSync("/proc");
-  } catch {
-    return [];
-  }
   const out: StrayProbe[] = [];
-  for (const d of names) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
-    const p = strayProbe(Number(d));
+  for (const pid of listPids()) {
+    if (pid === process.pid) continue;
+    const p = strayProbe(pid);
     if (p) out.push(p);
   }
   return out;
