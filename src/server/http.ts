@@ -69,14 +69,38 @@ export function sendError(res: ServerResponse, err: unknown): void {
   }
 }
 
+/** 413 for a body over `limit`; the connection closes after the answer, since the rest of the body is not read. */
+export function bodyTooLarge(limit: number): UserError {
+  return new UserError(413, `request body exceeds ${limit} bytes`, { Connection: "close" });
+}
+
+/** Whether the request's declared Content-Length is already over `limit`. */
+export function declaresTooMuch(req: IncomingMessage, limit: number): boolean {
+  return Number(req.headers["content-length"] ?? "0") > limit;
+}
+
+/** The request body as chunks, as they come, at most `limit` bytes (413 beyond). Never closes the request: the caller decides. */
+export async function* bodyChunks(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  if (declaresTooMuch(req, limit)) throw bodyTooLarge(limit);
+  let size = 0;
+  const it = req[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return;
+    const chunk = next.value as Buffer;
+    size += chunk.length;
+    if (size > limit) throw bodyTooLarge(limit);
+    yield chunk;
+  }
+}
+
 /**
  * Reads the raw body, enforcing MAX_BODY (413) without buffering more than that.
  * Over the limit, the rest is not read: the 413 closes the connection.
  */
 export function readBody(req: IncomingMessage, limit = MAX_BODY): Promise<Buffer> {
-  const tooBig = () => new UserError(413, `request body exceeds ${limit} bytes`, { Connection: "close" });
-  const declared = Number(req.headers["content-length"] ?? "0");
-  if (declared > limit) return Promise.reject(tooBig());
+  const tooBig = () => bodyTooLarge(limit);
+  if (declaresTooMuch(req, limit)) return Promise.reject(tooBig());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -7,10 +7,9 @@
 // A client that disconnects from an exec ends the command (SIGKILL to its
 // process group). When the daemon stops, open exec streams get a final
 // `daemon_stopping` message and their commands are killed.
-import type { IncomingMessage } from "node:http";
 import { pipeline } from "node:stream/promises";
 import type { Router, Ctx } from "../http.js";
-import { readJson, sendJson } from "../http.js";
+import { bodyChunks, bodyTooLarge, declaresTooMuch, readJson, sendJson } from "../http.js";
 import { Reply, HANDLED } from "../reply.js";
 import { UserError, badRequest } from "../../util/errors.js";
 import type { SandboxService } from "../../sandboxes/service.js";
@@ -106,19 +105,6 @@ async function drained(body: AsyncGenerator<Buffer>, ms: number): Promise<boolea
   }
 }
 
-/** The request body as chunks, at most `limit` bytes (413 beyond). Never closes the request: the caller decides. */
-async function* bodyChunks(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
-  let size = 0;
-  const it = req[Symbol.asyncIterator]();
-  for (;;) {
-    const next = await it.next();
-    if (next.done) return;
-    const chunk = next.value as Buffer;
-    size += chunk.length;
-    if (size > limit) throw new UserError(413, `request body exceeds ${limit} bytes`);
-    yield chunk;
-  }
-}
 
 export function sandboxRoutes(router: Router, sandboxes: SandboxService, templates: TemplateService, streams: OpenStreams): void {
   router.add("POST", "/sandboxes", async ({ req, user }) => {
@@ -216,7 +202,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     const modeQ = ctx.query.get("mode");
     if (modeQ !== null && !/^[0-7]{3,4}$/.test(modeQ)) throw badRequest("mode must be octal, e.g. 0644");
     const req = ctx.req;
-    if (Number(req.headers["content-length"] ?? "0") > MAX_FILE) throw new UserError(413, `request body exceeds ${MAX_FILE} bytes`, { Connection: "close" });
+    if (declaresTooMuch(req, MAX_FILE)) throw bodyTooLarge(MAX_FILE); // before anything reaches the sandbox
     let size = 0;
     const counted = async function* () { for await (const c of bodyChunks(req, MAX_FILE)) { size += c.length; yield c; } };
     // The body streams to lohar at the pace lohar writes it to disk; a client that leaves cancels the upload.
