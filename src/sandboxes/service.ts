@@ -295,9 +295,7 @@ export class SandboxService {
       await this.markDead(r, "its processes are gone");
     } else if (s.agent.closed) {
       this.live.delete(s.id);
-      this.setStatus(r.id, "running", "unreachable");
-      recordEvent(this.db, "sandbox.unreachable", null, r.name, { id: r.id });
-      this.log(`sandbox ${r.id} (${r.name}): its processes run but the agent connection closed; marked unreachable, will retry`);
+      this.markUnreachable(r, "its processes run but the agent connection closed");
     }
   }
 
@@ -310,11 +308,7 @@ export class SandboxService {
       s = await this.engines.get(r.engine).reattach(r.id, JSON.parse(r.engine_state), token);
     } catch (e) {
       if (this.stopping) return "unreachable";
-      if (r.status !== "unreachable") {
-        this.setStatus(r.id, r.status, "unreachable");
-        recordEvent(this.db, "sandbox.unreachable", null, r.name, { id: r.id });
-        this.log(`sandbox ${r.id} (${r.name}): unreachable, kept and retried: ${(e as Error).message}`);
-      }
+      if (r.status !== "unreachable") this.markUnreachable(r, (e as Error).message);
       return "unreachable";
     }
     if (this.stopping) {
@@ -335,6 +329,13 @@ export class SandboxService {
     this.attach(s);
     if (r.status === "unreachable") recordEvent(this.db, "sandbox.reattached", null, r.name, { id: r.id });
     return "reattached";
+  }
+
+  /** Kept, never destroyed for it, and retried by the reconciler until it answers. */
+  private markUnreachable(r: Row, why: string): void {
+    if (!this.setStatus(r.id, r.status, "unreachable")) return;
+    recordEvent(this.db, "sandbox.unreachable", null, r.name, { id: r.id });
+    this.log(`sandbox ${r.id} (${r.name}): unreachable, kept and retried: ${why}`);
   }
 
   private async markDead(r: Row, why: string): Promise<void> {
