@@ -87,6 +87,22 @@ export class UserService {
     return apiKey;
   }
 
+  /** Changes some of a user's quotas; the rest stay. Lowering below current use stops new sandboxes only. */
+  updateLimits(name: string, change: Partial<Limits>): User {
+    for (const [k, v] of Object.entries(change)) {
+      if (!(k in DEFAULT_LIMITS)) throw badRequest(`unknown quota ${k}`);
+      if (!Number.isInteger(v) || (v as number) < 1) throw badRequest(`${k.replace("max_", "max-").replace("_mb", "")} must be a positive integer`);
+    }
+    return this.db.transaction(() => {
+      const user = this.byName(name);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, ...change };
+      this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, user.id);
+      recordEvent(this.db, "user.updated", name, name, change);
+      return this.byId(user.id)!;
+    }).immediate();
+  }
+
   /** Deletes a user. Without force it refuses while the user owns secrets or sandboxes (live or dead). */
   delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
     return this.db.transaction(() => {
