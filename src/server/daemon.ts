@@ -18,6 +18,7 @@ import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
+import { meRoutes } from "./routes/me.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -123,6 +124,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
+    meRoutes(app.router, db);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
