@@ -19,6 +19,8 @@ import { asCommand } from "./oom.js";
 
 const CHUNK = 64 * 1024;
 const STDIO_GRACE_MS = 200; // after exit, how long to wait for output a background child keeps open
+/** Exit statuses for a command that could not be started, as shells use them. */
+const SPAWN_STATUS: Record<string, number> = { ENOENT: 127, ENOTDIR: 127, EACCES: 126, ENOEXEC: 126, EISDIR: 126, EPERM: 126 };
 
 
 export class ExecStream implements Pausable {
@@ -81,7 +83,10 @@ export class ExecStream implements Pausable {
     this.child = child;
     child.on("error", (e) => {
       // spawn failure (ENOENT, EACCES, ...): no process exists.
-      if (!this.pgid) this.fail(`exec ${name}: ${errText(e)}`);
+      if (this.pgid) return;
+      const status = SPAWN_STATUS[(e as NodeJS.ErrnoException).code ?? ""];
+      if (status) this.spawnFailed(`exec ${name}: ${status === 127 ? "command not found" : "cannot be run"} (${errText(e)})`, status);
+      else this.fail(`exec ${name}: ${errText(e)}`);
     });
     if (child.pid === undefined) return; // 'error' follows
     this.pgid = child.pid;
@@ -244,6 +249,13 @@ export class ExecStream implements Pausable {
   private exitAfterOutput(msg: ExecExit): void {
     this.pendingExit = msg;
     if (this.held.length === 0 || this.discard || !this.out?.open) this.reply(msg);
+  }
+
+  /** As a shell does: the reason on stderr, then exit 127 (not found) or 126 (found, cannot be run). */
+  private spawnFailed(message: string, exitCode: number): void {
+    if (this.out?.open) this.held.push({ kind: FrameKind.Stderr, buf: Buffer.from(`${message}\n`) });
+    this.exitAfterOutput({ type: "exit", exit_code: exitCode });
+    this.flush();
   }
 
   private fail(message: string): void {
