@@ -129,6 +129,9 @@ export function fileList(out: Out, id: number, rawPath: unknown): void {
     path = checkPath("list", rawPath);
     refuseResolved("list", path, path);
     const entries = asUser(() => {
+      // `ls FILE` lists that file, as ls(1) does (a symlink to a directory is listed through).
+      const st = statSync(path);
+      if (!st.isDirectory()) return [statInfo(basename(path), lstatSync(path))];
       const names = readdirSync(path).sort();
       const list: StatInfo[] = [];
       for (const n of names) {

@@ -244,8 +244,8 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     const t = await wsExec(d, alice, "ex", { cmd: ["/bin/sh", "-c", "tty; stty size"], tty: true, rows: 33, cols: 101 });
     assert.equal(t.exit, 0, t.error);
     assert.match(t.stdout.toString(), /\/dev\/pts\/\d+\r?\n33 101/);
-    // The real CLI: streams, pipes stdin, forwards the exit code.
-    const c = cli(["exec", "ex", "--url", d.url, "--token", alice, "--", "/bin/sh", "-c", "cat; exit 7"], { input: "via-cli" });
+    // The real CLI: streams, pipes stdin (-i, as in Docker), forwards the exit code.
+    const c = cli(["exec", "-i", "ex", "--url", d.url, "--token", alice, "--", "/bin/sh", "-c", "cat; exit 7"], { input: "via-cli" });
     assert.deepEqual([c.code, c.stdout], [7, "via-cli"]);
   });
 
