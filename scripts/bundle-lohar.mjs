@@ -17,6 +17,8 @@ const builtins = {
   name: "builtins",
   setup(b) {
     b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: "builtin" }));
+    // Bare builtin names required by bundled packages (tar-stream's streamx: "events", "fs").
+    b.onResolve({ filter: /^(events|fs)$/ }, (args) => ({ path: `node:${args.path}`, namespace: "builtin" }));
     b.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
       contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
       loader: "js",

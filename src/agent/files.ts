@@ -29,7 +29,7 @@ class RuleError extends Error {
   }
 }
 
-function checkPath(op: string, path: unknown): string {
+export function checkPath(op: string, path: unknown): string {
   if (typeof path !== "string" || !isAbsolute(path) || path.includes("\0")) {
     throw new Error(`${op}: path must be absolute`);
   }
@@ -37,7 +37,7 @@ function checkPath(op: string, path: unknown): string {
   return path;
 }
 
-function underForbidden(p: string): boolean {
+export function underForbidden(p: string): boolean {
   return FORBIDDEN_ROOTS.some((r) => p === r || p.startsWith(r + "/"));
 }
 

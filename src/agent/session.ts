@@ -5,6 +5,7 @@ import type { Sandbox } from "./boot.js";
 import type { Out, Pausable } from "./out.js";
 import { ExecStream } from "./exec.js";
 import { FileReader, FileWriter, fileList, fileStat } from "./files.js";
+import { ArchiveReader, ArchiveWriter } from "./archive.js";
 import { log } from "./log.js";
 import { sameBytes } from "./util.js";
 
@@ -23,8 +24,8 @@ export class Session implements Out {
   private authed = false;
   private ended = false;
   private readonly execs = new Map<number, ExecStream>();
-  private readonly writers = new Map<number, FileWriter>();
-  private readonly readers = new Map<number, FileReader>();
+  private readonly writers = new Map<number, FileWriter | ArchiveWriter>();
+  private readonly readers = new Map<number, FileReader | ArchiveReader>();
   private readonly paused = new Set<Pausable>();
   private congested = false;
   private waiters: (() => void)[] = [];
@@ -206,6 +207,21 @@ export class Session implements Out {
       }
       case "file_read": {
         const r = new FileReader(id, this);
+        this.readers.set(id, r);
+        void r.start(msg.path).finally(() => {
+          if (this.readers.get(id) === r) this.readers.delete(id);
+        });
+        return;
+      }
+      // cli (issue 8): tar streams for `bhatti cp`
+      case "archive_write": {
+        const w = new ArchiveWriter(id, this);
+        w.start(msg.path, msg.rename);
+        if (!w.done) this.writers.set(id, w);
+        return;
+      }
+      case "archive_read": {
+        const r = new ArchiveReader(id, this);
         this.readers.set(id, r);
         void r.start(msg.path).finally(() => {
           if (this.readers.get(id) === r) this.readers.delete(id);

@@ -23,6 +23,7 @@ export const COMMANDS: Entry[] = [
   { name: "destroy", summary: "destroy a sandbox", load: async () => (await import("./commands/sandbox.js")).registerDestroy },
   { name: "exec", summary: "run a command in a sandbox (exit code forwarded)", load: async () => (await import("./commands/exec.js")).register },
   { name: "file", summary: "read, write and list files in a sandbox", load: async () => (await import("./commands/file.js")).register },
+  { name: "cp", summary: "copy files and directories to or from a sandbox", load: async () => (await import("./commands/cp.js")).register },
   { name: "template", summary: "presets of image, size, env and secret names", load: async () => (await import("./commands/template.js")).register },
   { name: "completion", summary: "print a shell completion script (bash or zsh)", load: async () => (await import("./commands/completion.js")).register },
 ];

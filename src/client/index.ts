@@ -141,6 +141,40 @@ export class BhattiClient {
     return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}/files?path=${encodeURIComponent(path)}&ls=true`);
   }
 
+  /** What is at `path` in the sandbox (HEAD /files), or null when nothing is. */
+  async statPath(ref: string, path: string): Promise<{ type: string; size: number; mode: number } | null> {
+    try {
+      const res = await this.raw("HEAD", `/sandboxes/${encodeURIComponent(ref)}/files?path=${encodeURIComponent(path)}`);
+      return { type: res.headers.get("x-file-type") ?? "other", size: Number(res.headers.get("content-length") ?? 0), mode: parseInt(res.headers.get("x-file-mode") ?? "0", 8) };
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return null;
+      throw e;
+    }
+  }
+  /** A tar stream of `path` (a file or a directory tree) in the sandbox. */
+  async getArchive(ref: string, path: string): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.raw("GET", `/sandboxes/${encodeURIComponent(ref)}/archive?path=${encodeURIComponent(path)}`);
+    return res.body!;
+  }
+  /** Extracts a tar stream under the directory `path` in the sandbox; `rename` replaces the first component of every entry. */
+  async putArchive(ref: string, path: string, tar: AsyncIterable<Uint8Array>, rename?: string): Promise<{ path: string; size: number }> {
+    const q = `path=${encodeURIComponent(path)}${rename === undefined ? "" : `&rename=${encodeURIComponent(rename)}`}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/sandboxes/${encodeURIComponent(ref)}/archive?${q}`, {
+        method: "PUT", headers: { ...this.authHeader, "Content-Type": "application/x-tar" }, body: tar as unknown as RequestInit["body"], duplex: "half",
+      } as RequestInit & { duplex: "half" });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError(0, cause?.code ? `cannot reach the bhatti daemon at ${this.url} (${cause.code})` : `upload failed: ${cause?.message ?? (e as Error).message}`, new Headers());
+    }
+    const text = await res.text();
+    let body: { error?: unknown; code?: unknown; path?: string; size?: number } = {};
+    try { body = text ? JSON.parse(text) : {}; } catch { /* not JSON */ }
+    if (!res.ok) throw new ApiError(res.status, typeof body.error === "string" ? body.error : `HTTP ${res.status}`, res.headers, typeof body.code === "string" ? body.code : undefined);
+    return body as { path: string; size: number };
+  }
+
   createTemplate(spec: Omit<CreateSandbox, "files" | "template" | "init"> & { image?: string }): Promise<Template> { return this.request("POST", "/templates", spec); }
   listImages(): Promise<{ images: ImageSummary[] }> { return this.request("GET", "/images"); }
   getImage(name: string): Promise<ImageSummary & Record<string, unknown>> { return this.request("GET", `/images/${encodeURIComponent(name)}`); }

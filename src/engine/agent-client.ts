@@ -6,6 +6,7 @@ import { Readable, type Duplex } from "node:stream";
 import {
   FrameDecoder, FrameKind, encodeControl, encodeFrame, HEADER_BYTES, STREAM_WINDOW,
   type AgentMessage, type ErrorCode, type ExecExit, type ExecStart, type Frame, type Hello, type HostMessage, type StatInfo,
+  type FileWrite, type ArchiveWrite,
 } from "../protocol/agent.js";
 
 const STDIN_CHUNK = 64 * 1024;
@@ -303,7 +304,8 @@ export class FileStream extends Readable implements StreamHandler {
   private readonly queue: Buffer[] = [];
   private wanting = false;
 
-  constructor(private readonly client: AgentClient, readonly id: number) {
+  /** `sized` false: an archive_read, whose length stat.size does not tell. */
+  constructor(private readonly client: AgentClient, readonly id: number, private readonly sized = true) {
     super({ highWaterMark: 64 * 1024 });
     this.credit = new OutputCredit(client, id);
     this.opened = new Promise((resolve, reject) => (this.open = { resolve, reject }));
@@ -316,7 +318,7 @@ export class FileStream extends Readable implements StreamHandler {
     if (!this.client.flow && !this.isOpen && (f.kind === FrameKind.Data || parse(f.payload)?.type === "result")) this.openAs(null);
     if (f.kind === FrameKind.Data) {
       if (!this.isOpen || !this.credit.received(f.payload.length)) return this.stop(new Error("agent broke the file_read protocol"));
-      if (this.stat && this.received + f.payload.length > this.stat.size) return this.stop(new Error("agent sent more than the file's size"));
+      if (this.sized && this.stat && this.received + f.payload.length > this.stat.size) return this.stop(new Error("agent sent more than the file's size"));
       this.received += f.payload.length;
       this.queue.push(f.payload);
       return this.feed();
@@ -332,7 +334,7 @@ export class FileStream extends Readable implements StreamHandler {
       this.finished = true;
       this.client.release(this.id);
       if (!this.isOpen) return this.failWith(new Error("agent broke the file_read protocol"));
-      if (this.stat && this.received !== this.stat.size) return this.failWith(new Error("the file changed size while it was read"));
+      if (this.sized && this.stat && this.received !== this.stat.size) return this.failWith(new Error("the file changed size while it was read"));
       this.complete = true;
       return this.feed();
     }
@@ -511,12 +513,34 @@ export class AgentClient extends EventEmitter {
    * never closed by us: we only stop pulling.
    */
   async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, mode?: number): Promise<void> {
+    return this.upload(mode === undefined ? { type: "file_write", path } : { type: "file_write", path, mode }, data);
+  }
+
+  /** A tar stream extracted by lohar under the directory `path` (cli: bhatti cp); flows like writeFile. */
+  async writeArchive(path: string, data: AsyncIterable<Buffer>, rename?: string): Promise<void> {
+    return this.upload(rename === undefined ? { type: "archive_write", path } : { type: "archive_write", path, rename }, data);
+  }
+
+  /** A tar stream of `path` (a file or a tree) packed by lohar (cli: bhatti cp); flows like openFile. */
+  async openArchive(path: string): Promise<FileStream> {
+    const id = this.allocate();
+    const f = new FileStream(this, id, false);
+    if (this._closed) f.fail(new Error(this.closeReason));
+    else {
+      this.streams.set(id, f);
+      this.sendFrame(encodeControl(id, { type: "archive_read", path }));
+    }
+    await f.opened;
+    return f;
+  }
+
+  private async upload(request: FileWrite | ArchiveWrite, data: Buffer | AsyncIterable<Buffer>): Promise<void> {
     const id = this.allocate();
     const u = new Upload(this, id);
     if (this._closed) u.fail(new Error(this.closeReason));
     else {
       this.streams.set(id, u);
-      this.sendFrame(encodeControl(id, mode === undefined ? { type: "file_write", path } : { type: "file_write", path, mode }));
+      this.sendFrame(encodeControl(id, request));
     }
     const source = Buffer.isBuffer(data) ? [data][Symbol.iterator]() : data[Symbol.asyncIterator]();
     let congested = false;

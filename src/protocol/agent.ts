@@ -79,7 +79,23 @@ export interface Cancel { type: "cancel" }
 
 export type HostMessage =
   | ExecStart | StdinEof | Resize | SignalMsg
-  | FileRead | FileWrite | FileStat | FileList | Ping | Credit | Cancel;
+  | FileRead | FileWrite | FileStat | FileList | Ping | Credit | Cancel
+  | ArchiveWrite | ArchiveRead;
+
+// ---- cli (issue 8): archives for `bhatti cp` ----
+// archive_write: like file_write (Data frames against lohar's credit, then
+// {type:"eof"}), but the bytes are a tar stream that lohar extracts, as the
+// sandbox user, under the directory `path` (created with its parents). Entries
+// that are absolute, have a .. component, go through a symbolic link, or are
+// not a file, directory or symlink are refused (src/archive/rules.ts); the
+// stream then ends with {type:"error"} whose message starts "archive: ".
+// `rename` replaces the first component of every entry name. Answer: result.
+export interface ArchiveWrite { type: "archive_write"; path: string; rename?: string }
+// archive_read: like file_read ("opened" with the stat of `path`, Data frames
+// against the host's credit, then "result"), but the Data is a tar stream of
+// `path` (a file, or a directory tree; symlinks stored, not followed; nothing
+// under /proc or /sys). Its size is not known ahead: stat.size does not bound it.
+export interface ArchiveRead { type: "archive_read"; path: string }
 
 // ---- agent -> host control messages ----
 

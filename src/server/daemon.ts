@@ -19,6 +19,7 @@ import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
 import { meRoutes } from "./routes/me.js";
+import { archiveRoutes } from "./routes/archive.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -125,6 +126,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
     meRoutes(app.router, db);
+    archiveRoutes(app.router, sandboxes, app.streams);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);

@@ -16,11 +16,12 @@ import type { SandboxService } from "../../sandboxes/service.js";
 import type { TemplateService } from "../../sandboxes/templates.js";
 import type { ExecExit } from "../../protocol/agent.js";
 import { checkFilePath } from "../file-path.js";
+import { MAX_FILE_BYTES } from "../../limits.js";
 import { AgentError } from "../../engine/agent-client.js";
 import type { OpenStreams } from "../streams.js";
 import { CappedOutput, DEFAULT_OUTPUT_CAP, MAX_OUTPUT_CAP, sendExecJson } from "../exec-output.js";
 
-const MAX_FILE = 64 << 20;
+const MAX_FILE = MAX_FILE_BYTES;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const STOPPING = { type: "error", code: "daemon_stopping", message: "the daemon is stopping; the command was killed" };
 
