@@ -17,7 +17,7 @@ export function reportError(err: unknown, json: boolean): number {
   const usage = err instanceof UsageError || (err as { usage?: boolean } | null)?.usage === true;
   const msg = (err instanceof Error ? err.message : String(err)).split("\n");
   const code = usage ? "usage" : errorCode(err);
-  if (json) process.stderr.write(JSON.stringify({ error: msg[0], code }) + "\n");
+  if (json) process.stderr.write(JSON.stringify({ error: usage ? msg.filter(Boolean).join(" ") : msg[0], code }) + "\n");
   else process.stderr.write(`bhatti: ${usage ? msg.join("\n") : msg[0]}\n`);
   return usage ? 2 : 1;
 }

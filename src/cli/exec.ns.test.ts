@@ -110,6 +110,13 @@ test("EPIPE: `bhatti file read … | head -c 10` ends quietly with 141", () => {
   assert.equal(r.stderr, "", "no stack trace");
 });
 
+test("image build: no progress lines when stderr is not a terminal, just the result", () => {
+  const r = cli(["image", "build", "minimal", "--images-dir", IMAGES_DIR, "--data-dir", d.dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  assert.match(r.stdout, /^image minimal (up to date|built) in [\d.]+ s: /);
+});
+
 test("progress on a terminal only: create under a tty shows it, and the result line is still printed", async () => {
   const r = await onTty(["create", "--name", "ttybox"], { env });
   assert.equal(r.code, 0, r.output);

@@ -104,7 +104,7 @@ test("--json: errors are one JSON object on stderr with error and code, same exi
   assert.match(m.code, /^[a-z][a-z0-9_]*$/, "the API's code, or http_<status> when it gives none");
   const typo = cli(["lst", "--json"]);
   assert.equal(typo.code, 2);
-  assert.equal(JSON.parse(typo.stderr).code, "usage");
+  assert.deepEqual(JSON.parse(typo.stderr), { error: "unknown command 'lst' (Did you mean list?)", code: "usage" });
   // Without --json the same failure is one plain line.
   const plain = cli(["list", "--url", "http://127.0.0.1:1", "--token", key]);
   assert.equal(plain.stderr, "bhatti: cannot reach the bhatti daemon at http://127.0.0.1:1\n");

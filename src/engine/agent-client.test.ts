@@ -143,12 +143,13 @@ test("against lohar: errors surface on done and as 'error' events", async () => 
   const l = await startLohar(config());
   try {
     const c = await l.connect();
-    const e = c.exec({ cmd: ["no-such-command-xyz"], cwd: "/" });
+    // (a missing command is not an error but exit 127, as in a shell: a missing cwd is one)
+    const e = c.exec({ cmd: ["true"], cwd: "/no-such-dir-xyz" });
     const seen = new Promise<Error>((r) => e.on("error", r));
-    await assert.rejects(e.done, /no-such-command-xyz.*ENOENT/);
+    await assert.rejects(e.done, /no-such-dir-xyz.*ENOENT/);
     assert.match((await seen).message, /ENOENT/);
     // an exec that only listens to events must not crash the process on error
-    c.exec({ cmd: ["no-such-command-xyz"], cwd: "/" });
+    c.exec({ cmd: ["true"], cwd: "/no-such-dir-xyz" });
     assert.equal((await run(c, ["true"])).exit.exit_code, 0);
     c.close();
   } finally {
