@@ -30,9 +30,6 @@ export function intOption(name: string, v: string | undefined, dflt: number): nu
   return Number(v);
 }
 
-/** What an action returns: the process exit code. */
-export type Action = (...args: never[]) => Promise<number>;
-
 /** Runs an action and records its exit code (commander ignores return values). */
 export function run<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
   return async (...args: A) => { process.exitCode = await fn(...args); };

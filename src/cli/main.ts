@@ -4,7 +4,7 @@
 // so a client command never loads the daemon, the engines or the store.
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
-import { COMMANDS, type Entry } from "./registry.js";
+import { COMMANDS } from "./registry.js";
 import { reportError, wantsJson, installPipeGuard } from "./errors.js";
 
 /** The name of the command argv asks for (the word after `help`, for `help CMD`). */
@@ -58,7 +58,5 @@ class CommanderUsage extends Error {
   readonly usage = true;
   constructor(message: string) { super(message.replace(/^error: /, "")); }
 }
-
-export type { Entry };
 
 void main(process.argv.slice(2));
