@@ -59,6 +59,13 @@ test("cp to a new name, cp of a file, and back out to the local disk", async () 
   mkdirSync(into);
   assert.equal(run(["cp", "box:/tmp/renamed.txt", into]).code, 0);
   assert.equal(readFileSync(join(into, "renamed.txt"), "utf8"), "hello note");
+  // "-": the tar stream itself on stdout; --json: what was copied
+  const raw = run(["cp", "box:/tmp/renamed.txt", "-"]);
+  assert.equal(raw.code, 0, raw.stderr);
+  assert.match(raw.stdout, /^renamed\.txt\0/);
+  assert.match(raw.stdout, /hello note/);
+  const j = JSON.parse(run(["cp", "box:/tmp/renamed.txt", join(local, "j.txt"), "--json"]).stdout);
+  assert.deepEqual(j, { from: "box:/tmp/renamed.txt", to: join(local, "j.txt"), entries: 1, bytes: 10 });
   // a missing source is a clear error
   const missing = run(["cp", "box:/nope", into]);
   assert.equal(missing.code, 1);

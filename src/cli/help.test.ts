@@ -82,6 +82,9 @@ test("a typo gets a suggestion and exit 2; so does an unknown flag", () => {
   const sub = cli(["secret", "lst"]);
   assert.equal(sub.code, 2);
   assert.match(sub.stderr, /Did you mean list\?/);
+  const execFlags = cli(["exec", "box", "ls", "-la"]);
+  assert.equal(execFlags.code, 2);
+  assert.match(execFlags.stderr, /put the command after --/);
   const flag = cli(["list", "--jsn"]);
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /unknown option '--jsn'[\s\S]*Did you mean --json\?/);

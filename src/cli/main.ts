@@ -46,6 +46,9 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) { process.exitCode = 0; return; } // --help, --version
+      if (!json && err.code === "commander.unknownOption" && chosen(argv) === "exec" && !argv.includes("--")) {
+        process.stderr.write("bhatti: put the command after -- when it has flags of its own: bhatti exec SB -- CMD ARGS...\n");
+      }
       if (json) reportError(new CommanderUsage(err.message), true);
       process.exitCode = 2;
       return;
