@@ -59,8 +59,8 @@ export async function imageCommand(argv: string[]): Promise<number> {
   if (sub === "list") {
     const list = await listImages(imagesDir);
     if (values.json) printJson(list);
-    else printTable(["NAME", "ALIASES", "ENGINES", "SIZE", "PACKAGES", "BUILT"], list.map((i) => [
-      i.name + (i.default ? " (default)" : ""), i.aliases.join(",") || "-", i.engines.join(","), mib(i.size_bytes), String(i.packages || "-"), i.built_at,
+    else printTable(["NAME", "ALIASES", "ENGINES", "SIZE", "DISK", "PACKAGES", "BUILT"], list.map((i) => [
+      i.name + (i.default ? " (default)" : ""), i.aliases.join(",") || "-", i.engines.join(","), mib(i.size_bytes), `${i.default_disk_mb} MiB`, String(i.packages || "-"), i.built_at,
     ]));
     return 0;
   }

@@ -59,7 +59,7 @@ export async function listCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {}, { usage: "bhatti list [--json]" });
   const list = await clientFrom(values).listSandboxes();
   if (values.json) printJson(list);
-  else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.created_at]));
+  else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "DISK_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.disk_mb ?? "-", s.created_at]));
   return 0;
 }
 

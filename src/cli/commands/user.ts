@@ -5,7 +5,7 @@ import { resolveDataDir, ensureDataDir, dataPaths } from "../../util/paths.js";
 import { openDb } from "../../store/db.js";
 import { UserService, DEFAULT_LIMITS } from "../../users/service.js";
 
-const USAGE = "bhatti user create --name N [--max-sandboxes 5] [--max-cpus 4] [--max-memory 4096] | list | rotate-key N | delete N [--force]  [--data-dir DIR] [--json]";
+const USAGE = "bhatti user create --name N [--max-sandboxes 5] [--max-cpus 4] [--max-memory 4096] [--max-disk 20480] | list | rotate-key N | delete N [--force]  [--data-dir DIR] [--json]";
 
 function withUsers<T>(dataDirFlag: string | undefined, fn: (u: UserService) => T): T {
   const db = openDb(dataPaths(ensureDataDir(resolveDataDir(dataDirFlag))).db);
@@ -17,13 +17,14 @@ export async function userCommand(argv: string[]): Promise<number> {
   switch (sub) {
     case "create": {
       const { values } = parse(rest, {
-        name: { type: "string" }, "max-sandboxes": { type: "string" }, "max-cpus": { type: "string" }, "max-memory": { type: "string" },
+        name: { type: "string" }, "max-sandboxes": { type: "string" }, "max-cpus": { type: "string" }, "max-memory": { type: "string" }, "max-disk": { type: "string" },
       }, { usage: USAGE });
       if (!values.name) throw new UsageError(`--name is required\nusage: ${USAGE}`);
       const limits = {
         max_sandboxes: intOption("max-sandboxes", values["max-sandboxes"], DEFAULT_LIMITS.max_sandboxes),
         max_cpus: intOption("max-cpus", values["max-cpus"], DEFAULT_LIMITS.max_cpus),
         max_memory_mb: intOption("max-memory", values["max-memory"], DEFAULT_LIMITS.max_memory_mb),
+        max_disk_mb: intOption("max-disk", values["max-disk"], DEFAULT_LIMITS.max_disk_mb),
       };
       const { user, apiKey } = withUsers(values["data-dir"], (u) => u.create(values.name!, limits));
       if (values.json) printJson({ ...user, api_key: apiKey });
@@ -36,8 +37,8 @@ export async function userCommand(argv: string[]): Promise<number> {
       const { values } = parse(rest, {}, { usage: USAGE });
       const users = withUsers(values["data-dir"], (u) => u.list());
       if (values.json) printJson(users);
-      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "CREATED"],
-        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.created_at]));
+      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "MAX_DISK_MB", "CREATED"],
+        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.max_disk_mb, u.created_at]));
       return 0;
     }
     case "rotate-key": {
