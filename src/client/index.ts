@@ -4,7 +4,7 @@ import WebSocket from "ws";
 
 export interface SecretMeta { name: string; created_at: string; updated_at: string }
 export interface Sandbox {
-  id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; status: string;
+  id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; disk_mb: number | null; status: string;
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
 }
 export interface CreateSandbox {

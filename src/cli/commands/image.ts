@@ -62,8 +62,8 @@ export function register(cmd: Command): void {
       const { listImages } = await import("../../image/catalog.js");
       const list = await listImages(imagesOf(o));
       if (o.json) printJson(list);
-      else printTable(["NAME", "ALIASES", "ENGINES", "SIZE", "PACKAGES", "BUILT"], list.map((i) => [
-        i.name + (i.default ? " (default)" : ""), i.aliases.join(",") || "-", i.engines.join(","), mib(i.size_bytes), String(i.packages || "-"), i.built_at,
+      else printTable(["NAME", "ALIASES", "ENGINES", "SIZE", "DISK", "PACKAGES", "BUILT"], list.map((i) => [
+        i.name + (i.default ? " (default)" : ""), i.aliases.join(",") || "-", i.engines.join(","), mib(i.size_bytes), `${i.default_disk_mb} MiB`, String(i.packages || "-"), i.built_at,
       ]));
       return 0;
     }));

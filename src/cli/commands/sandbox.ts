@@ -67,7 +67,7 @@ export function registerList(cmd: Command): void {
   clientOptions(cmd).action(run(async (o: { url?: string; token?: string; json?: boolean }) => {
     const list = await clientFrom(o).listSandboxes();
     if (o.json) printJson(list);
-    else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.created_at]));
+    else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "DISK_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.disk_mb ?? "-", s.created_at]));
     return 0;
   }));
 }

@@ -9,7 +9,7 @@ import { resolveDataDir, ensureDataDir, dataPaths } from "../../util/paths.js";
 import type { UserService } from "../../users/service.js";
 
 type Op = { dataDir?: string; json?: boolean };
-interface LimitOpts { maxSandboxes?: string; maxCpus?: string; maxMemory?: string }
+interface LimitOpts { maxSandboxes?: string; maxCpus?: string; maxMemory?: string; maxDisk?: string }
 
 async function withUsers<T>(o: Op & { init?: boolean }, fn: (u: UserService) => T): Promise<T> {
   const dir = resolveDataDir(o.dataDir);
@@ -33,7 +33,8 @@ function limitOptions(c: Command, dflt: boolean): Command {
   return c
     .option("--max-sandboxes <n>", `sandboxes at a time${d(5)}`)
     .option("--max-cpus <n>", `CPUs over all sandboxes${d(4)}`)
-    .option("--max-memory <mb>", `MiB of memory over all sandboxes${d(4096)}`);
+    .option("--max-memory <mb>", `MiB of memory over all sandboxes${d(4096)}`)
+    .option("--max-disk <mb>", `MiB of writable disk over all sandboxes${d(20480)}`);
 }
 
 export function register(cmd: Command): void {
@@ -46,6 +47,7 @@ export function register(cmd: Command): void {
         max_sandboxes: intOption("max-sandboxes", o.maxSandboxes, DEFAULT_LIMITS.max_sandboxes),
         max_cpus: intOption("max-cpus", o.maxCpus, DEFAULT_LIMITS.max_cpus),
         max_memory_mb: intOption("max-memory", o.maxMemory, DEFAULT_LIMITS.max_memory_mb),
+        max_disk_mb: intOption("max-disk", o.maxDisk, DEFAULT_LIMITS.max_disk_mb),
       };
       const { user, apiKey } = await withUsers(o, (u) => u.create(o.name, limits));
       if (o.json) printJson({ ...user, api_key: apiKey });
@@ -59,19 +61,20 @@ export function register(cmd: Command): void {
         ...(o.maxSandboxes !== undefined ? { max_sandboxes: intOption("max-sandboxes", o.maxSandboxes, 0) } : {}),
         ...(o.maxCpus !== undefined ? { max_cpus: intOption("max-cpus", o.maxCpus, 0) } : {}),
         ...(o.maxMemory !== undefined ? { max_memory_mb: intOption("max-memory", o.maxMemory, 0) } : {}),
+        ...(o.maxDisk !== undefined ? { max_disk_mb: intOption("max-disk", o.maxDisk, 0) } : {}),
       };
-      if (Object.keys(change).length === 0) throw new UsageError("give at least one of --max-sandboxes, --max-cpus, --max-memory");
+      if (Object.keys(change).length === 0) throw new UsageError("give at least one of --max-sandboxes, --max-cpus, --max-memory, --max-disk");
       const user = await withUsers(o, (u) => u.updateLimits(name, change));
       if (o.json) printJson(user);
-      else process.stdout.write(`user ${user.name}: max ${user.max_sandboxes} sandboxes, ${user.max_cpus} cpus, ${user.max_memory_mb} MiB\n`);
+      else process.stdout.write(`user ${user.name}: max ${user.max_sandboxes} sandboxes, ${user.max_cpus} cpus, ${user.max_memory_mb} MiB memory, ${user.max_disk_mb} MiB disk\n`);
       return 0;
     }));
   operatorOptions(cmd.command("list").description("list users with their quotas and counts (never keys)"))
     .action(run(async (o: Op) => {
       const users = await withUsers(o, (u) => u.list());
       if (o.json) printJson(users);
-      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "CREATED"],
-        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.created_at]));
+      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "MAX_DISK_MB", "CREATED"],
+        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.max_disk_mb, u.created_at]));
       return 0;
     }));
   operatorOptions(cmd.command("rotate-key").description("give a user a new API key; the old one stops working").argument("<name>", "user name"))
