@@ -56,24 +56,24 @@ test("whoami: name, quotas and usage from GET /me; user update changes the quota
   cli(["secret", "set", "MINE"], { env, input: "x" });
   const me = JSON.parse(cli(["whoami", "--json"], { env }).stdout);
   assert.equal(me.name, "acct");
-  assert.deepEqual(me.quotas, { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096 });
+  assert.deepEqual(me.quotas, { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096, max_disk_mb: 20480 });
   assert.equal(me.usage.sandboxes, 0);
   assert.ok(me.usage.secrets >= 1);
   const them = (await api(d, "GET", "/me", { key: other })).json;
   assert.deepEqual([them.name, them.quotas.max_sandboxes, them.usage.secrets], ["other", 2, 0], "each key sees only its own user");
   assert.equal((await api(d, "GET", "/me")).status, 401);
   const text = cli(["whoami"], { env });
-  assert.match(text.stdout, /^user\s+acct\nsandboxes\s+0 of 5\ncpus\s+0 of 4\nmemory\s+0 of 4096 MiB\n/);
+  assert.match(text.stdout, /^user\s+acct\nsandboxes\s+0 of 5\ncpus\s+0 of 4\nmemory\s+0 of 4096 MiB\ndisk\s+0 of 20480 MiB\n/);
 
-  const up = cli(["user", "update", "acct", "--max-cpus", "8", "--max-memory", "2048", "--data-dir", d.dataDir, "--json"]);
+  const up = cli(["user", "update", "acct", "--max-cpus", "8", "--max-memory", "2048", "--max-disk", "1024", "--data-dir", d.dataDir, "--json"]);
   assert.equal(up.code, 0, up.stderr);
-  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048 });
+  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024 });
   // Bad input: usage errors, and nothing changes.
   for (const bad of [["--max-cpus", "0"], ["--max-cpus", "-1"], ["--max-memory", "lots"], []]) {
     const r = cli(["user", "update", "acct", ...bad, "--data-dir", d.dataDir]);
     assert.equal(r.code, 2, `${bad.join(" ")}: ${r.stderr}`);
   }
-  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048 });
+  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024 });
   const ghost = cli(["user", "update", "ghost", "--max-cpus", "2", "--data-dir", d.dataDir]);
   assert.equal(ghost.code, 1);
   assert.match(ghost.stderr, /user "ghost" not found/);

@@ -4,8 +4,8 @@
 // on every way out.
 export async function readHidden(prompt: string, maxBytes: number): Promise<Buffer> {
   const stdin = process.stdin;
+  stdin.setRawMode(true); // echo off before the prompt invites typing
   process.stderr.write(prompt);
-  stdin.setRawMode(true);
   stdin.resume();
   let buf: Buffer = Buffer.alloc(0);
   try {

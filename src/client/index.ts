@@ -30,8 +30,8 @@ export interface FileEntry { name: string; type: string; size: number; mode: num
 export interface WsExecSpec { cmd: string[]; env?: Record<string, string>; cwd?: string; tty?: boolean; rows?: number; cols?: number }
 export interface Me {
   name: string; created_at: string;
-  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number };
-  usage: { sandboxes: number; cpus: number; memory_mb: number; secrets: number; templates: number };
+  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number; max_disk_mb: number };
+  usage: { sandboxes: number; cpus: number; memory_mb: number; disk_mb: number; secrets: number; templates: number };
 }
 export interface Health { status: string; version: string; [k: string]: unknown }
 

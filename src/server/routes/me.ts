@@ -7,7 +7,7 @@ export function meRoutes(router: Router, db: DB): void {
   router.add("GET", "/me", ({ user }) => ({
     name: user.name,
     created_at: user.created_at,
-    quotas: { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb },
+    quotas: { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb },
     usage: usageOf(db, user.id),
   }));
 }
