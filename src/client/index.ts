@@ -2,7 +2,7 @@
 //   import { BhattiClient } from "bhatti/dist/src/client/index.js"
 import WebSocket from "ws";
 
-export interface SecretMeta { name: string; created_at: string; updated_at: string }
+export interface SecretMeta { name: string; version: number; created_at: string; updated_at: string }
 export interface Sandbox {
   id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; status: string;
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];

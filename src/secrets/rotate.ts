@@ -50,7 +50,7 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
       writeToken.run(await next.encrypt(await old.decrypt(blob)), r.id);
     }
     setMeta(db, META_RECIPIENT, next.recipient);
-    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient });
+    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient }, { actor: "operator" });
     db.exec("COMMIT");
     purgeFreedPages(db); // the old ciphertexts' page images leave the WAL
   } catch (e) {

@@ -49,7 +49,7 @@ export class UserService {
       const res = this.db.prepare(
         "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, now, now);
-      recordEvent(this.db, "user.created", name, name);
+      recordEvent(this.db, "user.created", name, name, undefined, { actor: "operator" });
       return { user: this.byId(Number(res.lastInsertRowid))!, apiKey };
     }).immediate();
   }
@@ -82,7 +82,7 @@ export class UserService {
     this.db.transaction(() => {
       const res = this.db.prepare("UPDATE users SET api_key_sha256 = ?, key_rotated_at = ? WHERE name = ?").run(hashKey(apiKey), new Date().toISOString(), name);
       if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`);
-      recordEvent(this.db, "user.key_rotated", name, name);
+      recordEvent(this.db, "user.key_rotated", name, name, undefined, { actor: "operator" });
     }).immediate();
     return apiKey;
   }
@@ -98,7 +98,7 @@ export class UserService {
         throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
       }
       this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
-      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force });
+      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force }, { actor: "operator" });
       return { secrets, sandboxes };
     }).immediate();
   }
