@@ -13,6 +13,7 @@ import { fileCommand } from "./commands/file.js";
 import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
+import { eventsCommand } from "./commands/events.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   setup: setupCommand,
   info: infoCommand,
   admin: adminCommand,
+  events: eventsCommand,
   image: imageCommand,
   create: createCommand,
   list: listCommand,
@@ -42,12 +44,14 @@ daemon and operator commands (local, on the daemon host):
   key rotate                                    re-encrypt all secrets under a new age key
   image build|import|list|inspect|delete        guest images: minimal (busybox), debian, imported
   admin backup --to DIR                         consistent copy of age.key + state.db
+  admin events [--user U] [--follow] [--json]   every user's audit trail (local state.db)
 
 client commands (talk to the daemon's API):
   setup --url URL --token KEY                   check and save connection settings
   info                                          daemon version, engines, accelerator
-  secret set NAME [VALUE] | list | delete NAME  manage your secrets
-  create --name N [--secret S]... [--env K=V]... [--file L:G[:M]]... [--template T]
+  secret set NAME [VALUE] | list | delete NAME  manage your secrets (list shows versions)
+  events [--since 1h] [--type T] [--follow] [--json]  your audit trail (JSON lines with --json)
+  create --name N [--secret S | S:/path[:MODE]]... [--redact] [--env K=V]... [--file L:G[:M]]... [--template T]
   list | inspect SB | destroy SB                sandboxes
   exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
   file read|write|ls SB PATH                    files in a sandbox, as its user

@@ -56,6 +56,8 @@ export function recordEvent(db: DB, type: EventType, userName: string | null, su
 export interface EventQuery {
   /** Only this owner's events (undefined: everyone's, for operators). */
   userId?: number;
+  /** Nothing before this ISO time (a user's creation: SQLite may reuse a deleted user's id). */
+  notBefore?: string;
   /** Operators: only events of this user name. */
   userName?: string;
   /** ISO time: events at or after it. */
@@ -82,6 +84,7 @@ export function listEvents(db: DB, q: EventQuery): EventView[] {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.userId !== undefined) { where.push("user_id = ?"); args.push(q.userId); }
+  if (q.notBefore !== undefined) { where.push("at >= ?"); args.push(q.notBefore); }
   if (q.userName !== undefined) { where.push("user_name = ?"); args.push(q.userName); }
   if (q.since !== undefined) { where.push("at >= ?"); args.push(q.since); }
   if (q.after !== undefined) { where.push("id > ?"); args.push(q.after); }

@@ -14,11 +14,13 @@ import { printJson } from "../output.js";
 import { resolveDataDir, dataPaths } from "../../util/paths.js";
 import { openDb } from "../../store/db.js";
 import { assertKeyFileMode, readKeyFile } from "../../secrets/keyring.js";
+import { adminEventsCommand } from "./admin-events.js";
 
-const USAGE = "bhatti admin backup --to DIR [--data-dir DIR] [--json]";
+const USAGE = "bhatti admin backup --to DIR [--data-dir DIR] [--json] | admin events [--user NAME] [--follow] [--json] ...";
 
 export async function adminCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === "events") return adminEventsCommand(rest);
   if (sub !== "backup") throw new UsageError(`usage: ${USAGE}`);
   const { values } = parse(rest, { to: { type: "string" } }, { usage: USAGE });
   if (!values.to) throw new UsageError(`--to is required\nusage: ${USAGE}`);

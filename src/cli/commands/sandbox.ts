@@ -4,8 +4,9 @@ import { parse, intOption, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import type { CreateSandbox } from "../../client/index.js";
+import { parseSecretFlag } from "../../sandboxes/secret-files.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
+const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME | NAME:/GUEST/PATH[:MODE]]... [--redact] [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
 
 export const SPEC_OPTIONS = {
   name: { type: "string" },
@@ -33,14 +34,15 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
+  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" }, redact: { type: "boolean" } }, { usage: CREATE_USAGE });
   if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
   const spec: CreateSandbox = {
     name: values.name,
     ...(values.cpus ? { cpus: intOption("cpus", values.cpus, 1) } : {}),
     ...(values.memory ? { memory_mb: intOption("memory", values.memory, 512) } : {}),
     ...(values.env ? { env: parseEnv(values.env, CREATE_USAGE) } : {}),
-    ...(values.secret ? { secrets: values.secret } : {}),
+    ...(values.secret ? { secrets: values.secret.map(parseSecretFlag) } : {}),
+    ...(values.redact ? { redact: true } : {}),
     ...(values.file ? { files: values.file.map(parseFile) } : {}),
     ...(values.template ? { template: values.template } : {}),
     ...(values.image ? { image: values.image } : {}),
@@ -68,7 +70,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const sb = await clientFrom(values).getSandbox(positionals[0]);
   if (values.json) printJson(sb);
   else {
-    for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(12)} ${Array.isArray(v) ? v.join(", ") : v ?? ""}\n`);
+    for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(15)} ${showField(v)}\n`);
   }
   return 0;
 }
@@ -79,4 +81,13 @@ export async function destroyCommand(argv: string[]): Promise<number> {
   if (values.json) printJson({ name: positionals[0], destroyed: true });
   else process.stdout.write(`destroyed ${positionals[0]}\n`);
   return 0;
+}
+
+/** inspect's one-line form of a field: lists joined, secret files as NAME:PATH:MODE, versions as NAME=vN. */
+function showField(v: unknown): string {
+  if (Array.isArray(v)) {
+    return v.map((x) => (typeof x === "object" && x && "path" in x ? `${x.name}:${x.path}:${(x.mode as number).toString(8).padStart(4, "0")}` : String(x))).join(", ");
+  }
+  if (v && typeof v === "object") return Object.entries(v).map(([k, n]) => `${k}=v${n}`).join(", ");
+  return v === null || v === undefined ? "" : String(v);
 }

@@ -31,14 +31,14 @@ export async function secretCommand(argv: string[]): Promise<number> {
       }
       const meta = await clientFrom(values).setSecret(name, value);
       if (values.json) printJson(meta);
-      else process.stdout.write(`secret ${meta.name} set (updated ${meta.updated_at})\n`);
+      else process.stdout.write(`secret ${meta.name} set: version ${meta.version} (updated ${meta.updated_at})\n`);
       return 0;
     }
     case "list": {
       const { values } = parse(rest, {}, { usage: USAGE });
       const list = await clientFrom(values).listSecrets();
       if (values.json) printJson(list);
-      else printTable(["NAME", "CREATED", "UPDATED"], list.map((s) => [s.name, s.created_at, s.updated_at]));
+      else printTable(["NAME", "VERSION", "CREATED", "UPDATED"], list.map((s) => [s.name, s.version, s.created_at, s.updated_at]));
       return 0;
     }
     case "delete": {

@@ -3,8 +3,9 @@ import { parse, intOption, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
+import { parseSecretFlag } from "../../sandboxes/secret-files.js";
 
-const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... | list | delete T  [--json]";
+const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME | NAME:/GUEST/PATH[:MODE]]... | list | delete T  [--json]";
 
 export async function templateCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -21,7 +22,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
         ...(values.cpus ? { cpus: intOption("cpus", values.cpus, 1) } : {}),
         ...(values.memory ? { memory_mb: intOption("memory", values.memory, 512) } : {}),
         ...(values.env ? { env: parseEnv(values.env, USAGE) } : {}),
-        ...(values.secret ? { secrets: values.secret } : {}),
+        ...(values.secret ? { secrets: values.secret.map(parseSecretFlag) } : {}),
       });
       if (values.json) printJson(t);
       else process.stdout.write(`created template ${t.name} (${t.id})\n`);
@@ -32,7 +33,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
       const list = await clientFrom(values).listTemplates();
       if (values.json) printJson(list);
       else printTable(["NAME", "ID", "IMAGE", "CPUS", "MEMORY_MB", "SECRETS", "ENV"],
-        list.map((t) => [t.name, t.id, t.image, t.cpus, t.memory_mb, t.secrets.join(",") || "-", Object.keys(t.env).join(",") || "-"]));
+        list.map((t) => [t.name, t.id, t.image, t.cpus, t.memory_mb, [...t.secrets, ...(t.secret_files ?? []).map((f) => `${f.name}:${f.path}`)].join(",") || "-", Object.keys(t.env).join(",") || "-"]));
       return 0;
     }
     case "delete": {

@@ -17,7 +17,8 @@ export function eventRoutes(router: Router, db: DB, streams: OpenStreams): void 
   const followers = new Map<number, number>();
   router.add("GET", "/events", async ({ req, res, query, user }) => {
     const f = parseEventFilter((k) => query.get(k));
-    const q = { ...f, userId: user.id };
+    // Owner: by id, and never from before the user existed (a deleted user's id can be given to a new user).
+    const q = { ...f, userId: user.id, notBefore: user.created_at };
     const follow = query.get("follow");
     if (follow !== "1" && follow !== "true") {
       const events = listEvents(db, q);
