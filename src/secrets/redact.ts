@@ -129,13 +129,28 @@ export class RedactStream {
       }
       if (best < 0) break;
       const at = next[best];
+      // A longer pattern may match here once more bytes come (the base64 core, then its padding): wait for them.
+      if (!final && this.longerMayFollow(buf, at, pats[best].bytes.length)) return this.finish(parts, buf, pos, at);
       parts.push(buf.subarray(pos, at), pats[best].replacement);
       pos = at + pats[best].bytes.length;
     }
-    const hold = final ? buf.length : this.holdFrom(buf, pos);
+    return this.finish(parts, buf, pos, final ? buf.length : this.holdFrom(buf, pos));
+  }
+
+  private finish(parts: Buffer[], buf: Buffer, pos: number, hold: number): { out: Buffer; rest: Buffer } {
     parts.push(buf.subarray(pos, hold));
     // The held tail is copied: it must not pin (or alias) the caller's chunk.
     return { out: parts.length === 1 ? parts[0] : Buffer.concat(parts), rest: Buffer.from(buf.subarray(hold)) };
+  }
+
+  /** Whether the bytes from `at` to the end are a proper prefix of a pattern longer than `len`. */
+  private longerMayFollow(buf: Buffer, at: number, len: number): boolean {
+    const tail = buf.subarray(at);
+    for (const p of this.r.patterns) {
+      if (p.bytes.length <= len) break; // longest first
+      if (p.bytes.length > tail.length && p.bytes.subarray(0, tail.length).equals(tail)) return true;
+    }
+    return false;
   }
 
   /** Where the tail that could still begin a match starts (buf.length: nothing to hold). */
