@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
+import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
 import { sh, IMAGES_DIR } from "../testing/sandbox-api.js";
 import { scanTree, scanText } from "../testing/scan.js";
 import { runtimeDirFor } from "../util/paths.js";
@@ -121,6 +121,24 @@ export function secretFilesSuite(engine: "ns" | "vm", opts: { full: boolean }): 
     assert.equal(ev[0].object, "tpl-files");
     assert.equal(ev[0].detail.sandbox, "from-tpl");
     await api(d, "DELETE", "/sandboxes/from-tpl", { key: alice });
+  });
+
+  test(`[${engine}] the CLI: --secret NAME:/path[:MODE] and --redact at create, inspect shows files, versions and redact, exec --redact`, async () => {
+    const env = { BHATTI_URL: d.url, BHATTI_TOKEN: alice, HOME: d.dataDir };
+    const c = cli(["create", "--name", "cli-files", "--secret", "API_KEY", "--secret", "KUBE:/home/lohar/.kube/config:0440", "--redact"], { env });
+    assert.equal(c.code, 0, c.stderr);
+    const i = cli(["inspect", "cli-files"], { env });
+    assert.equal(i.code, 0, i.stderr);
+    assert.match(i.stdout, /^secret_files\s+KUBE:\/home\/lohar\/.kube\/config:0440$/m);
+    assert.match(i.stdout, /^secret_versions\s+API_KEY=v1, KUBE=v1$/m);
+    assert.match(i.stdout, /^redact\s+true$/m);
+    const x = cli(["exec", "cli-files", "--", "/bin/sh", "-c", "cat /home/lohar/.kube/config; echo; echo $API_KEY"], { env });
+    assert.equal(x.code, 0, x.stderr);
+    assert.equal(x.stdout, "[REDACTED:KUBE]\n[REDACTED:API_KEY]\n");
+    const bad = cli(["create", "--name", "cli-bad", "--secret", "KUBE:/etc/shadow"], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /must not replace the system file \/etc\/shadow/);
+    cli(["destroy", "cli-files"], { env });
   });
 
   test(`[${engine}] hostile secret file paths and modes are refused with the rule, and nothing is created or recorded`, async () => {
