@@ -4,13 +4,14 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
-import { exec, wsExec, IMAGES_DIR } from "../testing/sandbox-api.js";
-import { scanText } from "../testing/scan.js";
+import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
+import { exec, wsExec, IMAGES_DIR, waitForOutput, RECOVERED } from "../testing/sandbox-api.js";
+import { scanText, scanTree } from "../testing/scan.js";
 import { BhattiClient } from "../client/index.js";
 
 let d: Daemon;
 let alice: string;
+const outputs: string[] = [];
 const key = "rk-" + randomBytes(12).toString("hex");
 const pass = "p@ss word/" + randomBytes(6).toString("hex") + "&x=1";
 const enc = encodeURIComponent(pass);
@@ -29,9 +30,12 @@ before(async () => {
 });
 after(async () => {
   for (const sb of (await api(d, "GET", "/sandboxes", { key: alice })).json ?? []) await api(d, "DELETE", `/sandboxes/${sb.id}`, { key: alice });
-  const out = d.output();
+  outputs.push(d.output());
   await d.stop();
-  for (const v of [key, pass]) assert.ok(!scanText(out, v), "daemon output holds no plaintext");
+  for (const v of [key, pass]) {
+    for (const out of outputs) assert.ok(!scanText(out, v), "daemon output holds no plaintext");
+    assert.deepEqual(scanTree(d.dataDir, v), [], "data dir holds no plaintext");
+  }
   cleanup(d.dataDir);
 });
 
@@ -90,7 +94,16 @@ test("WebSocket exec: redacted for a redact sandbox, and with ?redact=1 per exec
   assertRedacted(Buffer.concat(out).toString(), Buffer.concat(err).toString());
 });
 
-test("a redact sandbox keeps redacting the values it received after its secret is replaced", async () => {
+test("a redact sandbox keeps redacting the values it received after its secret is replaced, across a daemon restart and a key rotation", async () => {
   await api(d, "POST", "/secrets", { key: alice, body: { name: "API_KEY", value: "rk-new-" + randomBytes(8).toString("hex") } });
   assertRedacted(...(await exec(d, alice, "red", ["/bin/sh", "-c", SCRIPT]).then((r) => [r.stdout, r.stderr] as [string, string])));
+  outputs.push(d.output());
+  assert.equal(await d.stop(), 0);
+  const rot = cli(["key", "rotate", "--data-dir", d.dataDir]);
+  assert.equal(rot.code, 0, rot.stderr);
+  d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", "ns", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+  await waitForOutput(d, RECOVERED, 60_000);
+  assertRedacted(...(await exec(d, alice, "red", ["/bin/sh", "-c", SCRIPT]).then((r) => [r.stdout, r.stderr] as [string, string])));
+  // The encrypted copy is in state.db; the plaintext is not.
+  assert.deepEqual(scanTree(d.dataDir, key), []);
 });

@@ -62,7 +62,7 @@ interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
-  secret_files: string; secret_versions: string; redact: number;
+  secret_files: string; secret_versions: string; redact: number; redact_encrypted: Buffer | null;
 }
 
 const view = (r: Row): SandboxView => ({
@@ -161,7 +161,12 @@ export class SandboxService {
       sandbox_id: id, hostname: name, token, env: { ...secretEnv, ...env }, files, ...(init ? { init } : {}),
       ...(secretFiles.length ? { secret_files: secretFiles.map((f) => ({ path: f.path, mode: f.mode, value: plain.get(f.name)! })) } : {}),
     };
-    if (redact) this.redactors.remember(id, plain);
+    // A redact sandbox keeps what it received: in memory (its redactor) and, encrypted like its token, in its row for after a restart.
+    let redactBlob: Promise<Buffer> | null = null;
+    if (redact) {
+      this.redactors.remember(id, plain);
+      redactBlob = this.keyring.encrypt(JSON.stringify(Object.fromEntries(plain)));
+    }
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
@@ -178,7 +183,8 @@ export class SandboxService {
       config.secret_files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ? WHERE id = ?").run(JSON.stringify(running.state), await tokenBlob, id);
+    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ? WHERE id = ?")
+      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, id);
     this.attach(running);
     this.db.transaction(() => {
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
@@ -219,6 +225,12 @@ export class SandboxService {
     if (!r.redact && !requested) return null;
     const kept = this.redactors.get(r.id);
     if (kept) return kept;
+    if (r.redact && r.redact_encrypted) {
+      // After a daemon restart: the values this sandbox received (not the store's current ones), rebuilt once.
+      const red = new Redactor(Object.entries(JSON.parse(await this.keyring.decrypt(r.redact_encrypted)) as Record<string, string>));
+      this.redactors.set(r.id, red);
+      return red;
+    }
     const names = [...new Set([...JSON.parse(r.secret_names) as string[], ...(JSON.parse(r.secret_files) as SecretFileRef[]).map((f) => f.name)])];
     const { values } = await this.secrets.resolve(user, names, { skipMissing: true });
     const red = new Redactor(values);

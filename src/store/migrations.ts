@@ -93,6 +93,7 @@ export const migrations: Migration[] = [
       ALTER TABLE sandboxes ADD COLUMN secret_versions TEXT NOT NULL DEFAULT '{}'; -- JSON {name: version received}
       ALTER TABLE sandboxes ADD COLUMN secret_files TEXT NOT NULL DEFAULT '[]';    -- JSON [{name, path, mode}]
       ALTER TABLE sandboxes ADD COLUMN redact INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE sandboxes ADD COLUMN redact_encrypted BLOB; -- redact sandboxes: the values they received, age-encrypted (a restart rebuilds the redactor)
       ALTER TABLE templates ADD COLUMN secret_files TEXT NOT NULL DEFAULT '[]';    -- JSON [{name, path, mode}]
     `,
   },
