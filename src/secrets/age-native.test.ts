@@ -88,3 +88,12 @@ test("each file has a fresh file key, nonce and ephemeral share", async () => {
   assert.notDeepEqual(a, b);
   assert.notEqual(a.toString("latin1").split("\n")[1], b.toString("latin1").split("\n")[1]);
 });
+
+test("hkdf32 equals node:crypto's hkdfSync (empty and given salt)", async () => {
+  const { hkdf32 } = await import("./hkdf.js");
+  const { hkdfSync, randomBytes } = await import("node:crypto");
+  for (const salt of [Buffer.alloc(0), randomBytes(16), randomBytes(64)]) {
+    const ikm = randomBytes(32);
+    assert.deepEqual(hkdf32(ikm, salt, "payload"), Buffer.from(hkdfSync("sha256", ikm, salt, "payload", 32)));
+  }
+});

@@ -18,7 +18,8 @@
 // exactly this canonical shape; anything else (armor, other or several
 // recipients, non-canonical encodings) returns null and the caller falls back
 // to age-encryption, which is the reference and gives its own errors.
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { hkdf32 } from "./hkdf.js";
 import type { Stanza } from "age-encryption";
 import type { NativeX25519Identity, NativeX25519Recipient } from "./x25519.js";
 
@@ -48,8 +49,8 @@ function stanzaText(s: Stanza): string {
 
 function keys(fileKey: Uint8Array, nonce: Buffer): { mac: Buffer; payload: Buffer } {
   return {
-    mac: Buffer.from(hkdfSync("sha256", fileKey, EMPTY, "header", 32)),
-    payload: Buffer.from(hkdfSync("sha256", fileKey, nonce, "payload", 32)),
+    mac: hkdf32(fileKey, EMPTY, "header"),
+    payload: hkdf32(fileKey, nonce, "payload"),
   };
 }
 

@@ -14,8 +14,18 @@ export interface Caller { id: number; name: string }
 
 export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`);
 
+/** Cached list answers: at most this many users' lists, this many characters in all. */
+const LIST_CACHE_ENTRIES = 16;
+const LIST_CACHE_CHARS = 32 << 20;
+
 export class SecretService {
   private readonly q;
+  // The list's JSON per user (names and timestamps only, never a value): SQLite
+  // takes ~15 ms to build it at 10k secrets. Dropped on this user's set/delete;
+  // all dropped when another process wrote to state.db (PRAGMA data_version).
+  private readonly listCache = new Map<number, string>();
+  private listCacheChars = 0;
+  private listCacheVersion = -1;
 
   constructor(private readonly db: DB, private readonly keyring: Keyring) {
     // Prepared once: these are the hot paths (set at p50 ~ the cost of one age encryption).
@@ -29,6 +39,7 @@ export class SecretService {
       ),
       blob: db.prepare("SELECT value_encrypted, version FROM secrets WHERE user_id = ? AND name = ?"),
       delete: db.prepare("DELETE FROM secrets WHERE user_id = ? AND name = ?"),
+      dataVersion: db.prepare("PRAGMA data_version").pluck(),
     };
   }
 
@@ -47,13 +58,43 @@ export class SecretService {
       recordEvent(this.db, "secret.set", user.name, name, { version, replaced: !!prev });
       return { secret: { name, version, created_at: prev?.created_at ?? now, updated_at: now }, created: !prev };
     })();
+    this.forgetList(user.id);
     if (!res.created) purgeFreedPages(this.db); // the old ciphertext's page images leave the WAL
     return res;
   }
 
   /** The caller's secrets ({name, version, created_at, updated_at}, by name) as JSON, serialized by SQLite itself: the API's hot path at 10k secrets. */
   listJson(user: Caller): string {
-    return (this.q.listJson.get(user.id) as { j: string }).j;
+    const v = this.q.dataVersion.get() as number;
+    if (v !== this.listCacheVersion) {
+      this.listCache.clear();
+      this.listCacheChars = 0;
+      this.listCacheVersion = v;
+    }
+    const hit = this.listCache.get(user.id);
+    if (hit !== undefined) {
+      this.listCache.delete(user.id); // most recently used goes last
+      this.listCache.set(user.id, hit);
+      return hit;
+    }
+    const j = (this.q.listJson.get(user.id) as { j: string }).j;
+    if (j.length <= LIST_CACHE_CHARS / 4) {
+      this.listCache.set(user.id, j);
+      this.listCacheChars += j.length;
+      for (const [id, old] of this.listCache) {
+        if (this.listCache.size <= LIST_CACHE_ENTRIES && this.listCacheChars <= LIST_CACHE_CHARS) break;
+        this.listCache.delete(id);
+        this.listCacheChars -= old.length;
+      }
+    }
+    return j;
+  }
+
+  private forgetList(userId: number): void {
+    const old = this.listCache.get(userId);
+    if (old === undefined) return;
+    this.listCache.delete(userId);
+    this.listCacheChars -= old.length;
   }
 
   delete(user: Caller, rawName: string): void {
@@ -64,6 +105,7 @@ export class SecretService {
       if (res.changes === 0) throw secretNotFound(rawName);
       recordEvent(this.db, "secret.deleted", user.name, rawName, { version: row?.version });
     })();
+    this.forgetList(user.id);
     purgeFreedPages(this.db);
   }
 

@@ -15,8 +15,9 @@
 // the Debian `age` interop tests check that.
 import { Stanza, type Identity, type Recipient } from "age-encryption";
 import { bech32 } from "@scure/base";
+import { hkdf32 } from "./hkdf.js";
 import {
-  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject,
+  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject,
 } from "node:crypto";
 
 const LABEL = Buffer.from("age-encryption.org/v1/X25519");
@@ -27,7 +28,7 @@ const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
 function wrapKeyFor(secret: Buffer, share: Buffer, recipient: Buffer): Buffer {
   // age refuses an all-zero shared secret (a low-order point).
   if (secret.every((b) => b === 0)) throw new Error("age X25519: all-zero shared secret");
-  return Buffer.from(hkdfSync("sha256", secret, Buffer.concat([share, recipient]), LABEL, 32));
+  return hkdf32(secret, Buffer.concat([share, recipient]), LABEL);
 }
 
 // Raw key bytes in and out through JWK, not DER: Node parses and writes a JWK

@@ -184,3 +184,24 @@ test("a rejected replace leaves the stored value and its timestamps exactly as t
   const listed = (await api(d, "GET", "/secrets", { key: alice })).json.find((s: { name: string }) => s.name === "KEEP_ME");
   assert.deepEqual(listed, first.json);
 });
+
+test("the list is never stale: after a set, a delete, and a write by another process (the answer is cached)", async () => {
+  const names = async () => ((await api(d, "GET", "/secrets", { key: alice })).json as { name: string; version: number }[]).map((s) => `${s.name}@${s.version}`);
+  await api(d, "POST", "/secrets", { key: alice, body: { name: "CACHED", value: "c1" } });
+  assert.ok((await names()).includes("CACHED@1"));
+  assert.ok((await names()).includes("CACHED@1"), "a second list (from the cache) is the same");
+  await api(d, "POST", "/secrets", { key: alice, body: { name: "CACHED", value: "c2" } });
+  assert.ok((await names()).includes("CACHED@2"), "a replace shows at once");
+  await api(d, "DELETE", "/secrets/CACHED", { key: alice });
+  assert.ok(!(await names()).some((n) => n.startsWith("CACHED@")), "a delete shows at once");
+  // Another process (an operator tool) writes state.db: the next list sees it.
+  const { default: Database } = await import("better-sqlite3");
+  const { join } = await import("node:path");
+  const other = new Database(join(d.dataDir, "state.db"));
+  try {
+    other.prepare("UPDATE secrets SET version = 41 WHERE user_id = (SELECT id FROM users WHERE name = 'alice') AND name = 'ALPHA'").run();
+  } finally {
+    other.close();
+  }
+  assert.ok((await names()).includes("ALPHA@41"), "a write by another connection invalidates the cache");
+});
