@@ -181,9 +181,14 @@ export function secretFilesSuite(engine: "ns" | "vm", opts: { full: boolean }): 
   });
 
   test(`[${engine}] a secret file whose path is an existing directory fails the create (the sandbox never runs without its secrets)`, async () => {
+    const before = (await api(d, "GET", "/events", { key: alice })).json.next_cursor;
     const r = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dir-in-way", secrets: [{ name: "KUBE", path: "/home/lohar/.ssh2" }], files: [{ path: "/home/lohar/.ssh2/keep", content: "" }] } });
     assert.equal(r.status, 500);
     assert.match(r.json.error, /failed to start/);
     assert.equal((await api(d, "GET", "/sandboxes/dir-in-way", { key: alice })).status, 404);
+    // The failed attempt is audited: one create and one injection, both with result "error".
+    const ev = (await api(d, "GET", `/events?cursor=${before}`, { key: alice })).json.events;
+    assert.deepEqual(ev.map((e: { action: string; result: string }) => [e.action, e.result]), [["sandbox.created", "error"], ["secret.injected", "error"]]);
+    assert.match(d.output(), /secret file "\/home\/lohar\/.ssh2": a directory is in the way|failed to start/);
   });
 }

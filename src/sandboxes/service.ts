@@ -175,6 +175,12 @@ export class SandboxService {
     } catch (e) {
       this.redactors.forget(id);
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+      // The attempt is audited too: the secrets went onto a config drive for a sandbox that never ran.
+      this.db.transaction(() => {
+        recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames }, { result: "error" });
+        const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
+        if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
+      })();
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
     } finally {
