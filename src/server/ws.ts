@@ -31,34 +31,37 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
     // node:http removed its own listeners from an upgraded socket: without
     // this, a reset during the handshake or the reply below is a crash.
     socket.on("error", () => socket.destroy());
-    try {
-      const { path, query } = parseTarget(req.url);
-      const m = PATH_RE.exec(path);
-      if (!m) throw new UserError(404, `no route for GET ${path}`);
-      const user = app.admit(req, query);
-      let ref: string;
-      try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
-      const agent = sandboxes.agent(user, ref);
-      // Redaction: the sandbox's own setting, or ?redact=1 on the URL (the first message comes too late to decrypt before output flows).
-      const redactQ = query.get("redact");
-      const redactor = sandboxes.redactor(user, ref, redactQ === "1" || redactQ === "true");
-      redactor.catch(() => {});
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
-        // length...) is an 'error' on the WebSocket: ws has already sent a
-        // close frame with the reason; the socket is cut shortly after, and
-        // 'close' ends the command as for any client that goes away.
-        ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
-        redactor.then((r) => serveExec(ws, agent, app.streams, r), () => { ws.send(JSON.stringify({ type: "error", message: "redaction could not be set up" })); ws.close(1011); });
-      });
-    } catch (e) {
-      const status = e instanceof UserError ? e.status : 500;
-      const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
-      if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
-      const headers = Object.entries(e instanceof UserError ? e.headers : {})
-        .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
-    }
+    void (async () => {
+      try {
+        const { path, query } = parseTarget(req.url);
+        const m = PATH_RE.exec(path);
+        if (!m) throw new UserError(404, `no route for GET ${path}`);
+        const user = app.admit(req, query);
+        let ref: string;
+        try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
+        const agent = sandboxes.agent(user, ref);
+        // Redaction: the sandbox's own setting, or ?redact=1 on the URL (the first message comes too late to decrypt before output flows).
+        const redactQ = query.get("redact");
+        // Resolved before the upgrade: the handlers are in place before the first message can arrive.
+        const redactor = await sandboxes.redactor(user, ref, redactQ === "1" || redactQ === "true");
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
+          // length...) is an 'error' on the WebSocket: ws has already sent a
+          // close frame with the reason; the socket is cut shortly after, and
+          // 'close' ends the command as for any client that goes away.
+          ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
+          serveExec(ws, agent, app.streams, redactor);
+        });
+      } catch (e) {
+        const status = e instanceof UserError ? e.status : 500;
+        const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
+        if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
+        const headers = Object.entries(e instanceof UserError ? e.headers : {})
+          .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
+      }
+    })();
   };
 }
 
