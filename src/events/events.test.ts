@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import { join } from "node:path";
 import { startDaemon, createUser, api, cli, cleanup, type Daemon } from "../testing/harness.js";
 import { scanText } from "../testing/scan.js";
+import { IMAGES_DIR } from "../testing/sandbox-api.js";
 
 let d: Daemon;
 let alice: string;
@@ -15,7 +16,7 @@ const VALUE_1 = "audit-value-one-7f3a9c1e5b";
 const VALUE_2 = "audit-value-two-0d4e8b2a6c";
 
 before(async () => {
-  d = await startDaemon();
+  d = await startDaemon({ env: { BHATTI_IMAGES_DIR: IMAGES_DIR } }); // templates name a built image
   alice = createUser(d.dataDir, "alice");
   bob = createUser(d.dataDir, "bob");
 });
@@ -219,6 +220,38 @@ test("the CLI prints the trail (JSON lines with --json); admin events reads ever
   assert.ok(onlyBob.stdout.trim().split("\n").map((l) => JSON.parse(l)).every((e) => e.user === "bob"));
   // No value anywhere in the whole trail.
   for (const v of [VALUE_1, VALUE_2]) assert.ok(!scanText(admin.stdout, v), "a value appears in the audit trail");
+});
+
+test("bhatti events --follow --json and bhatti admin events --follow print new events as JSON lines as they happen", async () => {
+  const { spawn } = await import("node:child_process");
+  const { BIN, childEnv } = await import("../testing/harness.js");
+  const lineFrom = (args: string[], env: Record<string, string>) => {
+    const p = spawn(BIN, args, { env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let buf = "";
+    const first = new Promise<Record<string, unknown>>((resolve, reject) => {
+      p.stdout!.on("data", (c) => {
+        buf += c;
+        for (const l of buf.split("\n").slice(0, -1)) {
+          const e = JSON.parse(l);
+          if (e.object === "FOLLOW_CLI") resolve(e);
+        }
+      });
+      p.once("exit", (code) => reject(new Error(`exited ${code}`)));
+    });
+    return { p, first };
+  };
+  const mine = lineFrom(["events", "--follow", "--json"], { BHATTI_URL: d.url, BHATTI_TOKEN: alice, HOME: d.dataDir });
+  const op = lineFrom(["admin", "events", "--follow", "--json", "--data-dir", d.dataDir], { HOME: d.dataDir });
+  try {
+    await new Promise((r) => setTimeout(r, 1500)); // both have started following
+    await api(d, "POST", "/secrets", { key: alice, body: { name: "FOLLOW_CLI", value: VALUE_1 } });
+    const [a, b] = await Promise.all([mine.first, op.first]);
+    assert.deepEqual([a.action, a.user], ["secret.set", "alice"]);
+    assert.deepEqual([b.action, b.user], ["secret.set", "alice"]);
+  } finally {
+    mine.p.kill();
+    op.p.kill();
+  }
 });
 
 test("events are append-only: no update, no delete of recent events; retention prunes only old ones", async () => {
