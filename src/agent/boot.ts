@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { GUEST } from "../protocol/agent.js";
 import type { Args } from "./args.js";
 import { readConfig, writeConfigFile } from "./config.js";
+import { mountSecretsDir, writeSecretFiles } from "./secret-files.js";
 import { commandEnv } from "./env.js";
 import { log, errText } from "./log.js";
 import { run } from "./run.js";
@@ -38,6 +39,20 @@ export async function boot(args: Args): Promise<Sandbox> {
       writeConfigFile(f);
     } catch (e) {
       log(`config file ${JSON.stringify(String(f.path))} not written: ${e instanceof Error && !(e as NodeJS.ErrnoException).code ? e.message : errText(e)}`);
+    }
+  }
+  // Secret files: a failure here stops the boot (the create fails) rather than start a sandbox without them.
+  const secretFiles = c.secret_files ?? [];
+  c.secret_files = [];
+  if (secretFiles.length) {
+    try {
+      if (args.vm) await mountSecretsDir();
+      writeSecretFiles(secretFiles);
+    } catch (e) {
+      await Promise.allSettled([unmounted, named]);
+      throw e;
+    } finally {
+      for (const f of secretFiles) f.value = "";
     }
   }
   await Promise.all([unmounted, named]);

@@ -24,11 +24,12 @@ export function readConfig(dir: string): ConfigDrive {
     }
   }
   if (!Array.isArray(c.files)) c.files = [];
+  if (!Array.isArray(c.secret_files)) c.secret_files = [];
   return c;
 }
 
 /** Create missing parent dirs of `path`, owned by the sandbox user. Existing dirs are left untouched. */
-function mkdirsOwned(dir: string): void {
+export function mkdirsOwned(dir: string): void {
   const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
     try {

@@ -69,15 +69,16 @@ test("secret set from stdin strips exactly one trailing newline; --from-file kee
   assert.equal(await readSecretForTest(d.dataDir, "cli", "ARG_V"), "from-arg");
 });
 
-test("secret list prints a NAME / CREATED / UPDATED table, or JSON with --json", () => {
-  run(["secret", "set", "LISTED", "x"]);
+test("secret list prints a NAME / VERSION / CREATED / UPDATED table, or JSON with --json", () => {
+  assert.match(run(["secret", "set", "LISTED", "x"]).stdout, /^secret LISTED set: version 1 /);
+  assert.match(run(["secret", "set", "LISTED", "y"]).stdout, /^secret LISTED set: version 2 /);
   const t = run(["secret", "list"]);
   assert.equal(t.code, 0);
   const [head, ...rows] = t.stdout.trim().split("\n");
-  assert.match(head, /^NAME\s+CREATED\s+UPDATED$/);
-  assert.ok(rows.some((r) => /^LISTED\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+\d{4}-/.test(r)));
+  assert.match(head, /^NAME\s+VERSION\s+CREATED\s+UPDATED$/);
+  assert.ok(rows.some((r) => /^LISTED\s+2\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+\d{4}-/.test(r)));
   const j = JSON.parse(run(["secret", "list", "--json"]).stdout);
-  assert.ok(j.some((s: { name: string }) => s.name === "LISTED"));
+  assert.ok(j.some((s: { name: string; version: number }) => s.name === "LISTED" && s.version === 2));
 });
 
 test("secret delete, and errors: one line on stderr, exit 1 for failures, 2 for usage", () => {

@@ -11,11 +11,12 @@ export const COMMANDS: Entry[] = [
   { name: "user", summary: "manage users, quotas and API keys (operator)", load: async () => (await import("./commands/user.js")).register },
   { name: "key", summary: "re-encrypt all secrets under a new age key (operator)", load: async () => (await import("./commands/key.js")).register },
   { name: "image", summary: "build, import, list and delete guest images (operator)", load: async () => (await import("./commands/image.js")).register },
-  { name: "admin", summary: "consistent backup of age.key + state.db (operator)", load: async () => (await import("./commands/admin.js")).register },
+  { name: "admin", summary: "backup of age.key + state.db; every user's audit events (operator)", load: async () => (await import("./commands/admin.js")).register },
   // client commands: talk to the daemon's API
   { name: "setup", summary: "check and save the daemon URL and API key", load: async () => (await import("./commands/setup.js")).register },
   { name: "info", summary: "daemon version, engines, accelerator", load: async () => (await import("./commands/info.js")).register },
   { name: "whoami", summary: "your user name, quotas and usage", load: async () => (await import("./commands/whoami.js")).register },
+  { name: "events", summary: "your audit trail (secret, sandbox, template events; never values)", load: async () => (await import("./commands/events.js")).register },
   { name: "secret", summary: "set, list and delete your secrets", load: async () => (await import("./commands/secret.js")).register },
   { name: "create", summary: "create a sandbox", load: async () => (await import("./commands/sandbox.js")).registerCreate },
   { name: "list", summary: "list your sandboxes", load: async () => (await import("./commands/sandbox.js")).registerList },

@@ -2,13 +2,24 @@
 //   import { BhattiClient } from "bhatti/dist/src/client/index.js"
 import WebSocket from "ws";
 
-export interface SecretMeta { name: string; created_at: string; updated_at: string }
+export interface SecretMeta { name: string; version: number; created_at: string; updated_at: string }
+/** A secret for a sandbox or template: a name (an env variable) or a file on a tmpfs in the sandbox. */
+export type SecretRef = string | { name: string; path: string; mode?: number | string };
+export interface SecretFile { name: string; path: string; mode: number }
 export interface Sandbox {
   id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; disk_mb: number | null; status: string;
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
+  secret_files?: SecretFile[]; secret_versions?: Record<string, number>; redact?: boolean;
 }
+/** One audit event (GET /events). */
+export interface AuditEvent {
+  id: number; at: string; actor: string; action: string; object: string | null; user: string | null; result: string;
+  detail: Record<string, unknown> | null;
+}
+export interface EventQuery { since?: string; type?: string; limit?: number; cursor?: number }
 export interface CreateSandbox {
-  name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
+  redact?: boolean; // replace this sandbox's secret values in exec output with [REDACTED:NAME]
+  name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: SecretRef[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
   image?: string; // default "minimal"; a template's image wins
   disk_mb?: number; // size limit of the writable layer, MiB
@@ -19,6 +30,7 @@ export interface ImageSummary {
 }
 export interface Template {
   id: string; name: string; image: string; cpus: number; memory_mb: number; env: Record<string, string>; secrets: string[]; created_at: string;
+  secret_files?: SecretFile[];
 }
 export interface ExecResult {
   exit_code: number; stdout?: string; stderr?: string; stdout_base64?: string; stderr_base64?: string;
@@ -106,13 +118,13 @@ export class BhattiClient {
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
 
-  exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number } = {}): Promise<ExecResult> {
+  exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number; redact?: boolean } = {}): Promise<ExecResult> {
     return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/exec`, { cmd, ...opts });
   }
 
   /** Opens an interactive exec. The socket speaks the protocol described in src/server/ws.ts. */
-  execWebSocket(ref: string, spec: WsExecSpec): Promise<WebSocket> {
-    const url = this.url.replace(/^http/, "ws") + `/sandboxes/${encodeURIComponent(ref)}/exec/ws`;
+  execWebSocket(ref: string, spec: WsExecSpec, opts: { redact?: boolean } = {}): Promise<WebSocket> {
+    const url = this.url.replace(/^http/, "ws") + `/sandboxes/${encodeURIComponent(ref)}/exec/ws${opts.redact ? "?redact=1" : ""}`;
     const ws = new WebSocket(url, { headers: this.authHeader, perMessageDeflate: false });
     return new Promise((resolve, reject) => {
       ws.once("open", () => { ws.send(JSON.stringify(spec)); resolve(ws); });
@@ -174,6 +186,15 @@ export class BhattiClient {
     if (!res.ok) throw new ApiError(res.status, typeof body.error === "string" ? body.error : `HTTP ${res.status}`, res.headers, typeof body.code === "string" ? body.code : undefined);
     return body as { path: string; size: number };
   }
+  /** The caller's audit events, oldest first, and the cursor to ask for the next ones. */
+  events(q: EventQuery = {}): Promise<{ events: AuditEvent[]; next_cursor: number | null }> {
+    return this.request("GET", `/events${eventQueryString(q)}`);
+  }
+  /** ?follow=1: the response body is JSON lines, one event each, until it is closed. */
+  followEvents(q: EventQuery = {}): Promise<Response> {
+    const qs = eventQueryString(q);
+    return this.raw("GET", `/events${qs}${qs ? "&" : "?"}follow=1`);
+  }
 
   createTemplate(spec: Omit<CreateSandbox, "files" | "template" | "init"> & { image?: string }): Promise<Template> { return this.request("POST", "/templates", spec); }
   listImages(): Promise<{ images: ImageSummary[] }> { return this.request("GET", "/images"); }
@@ -183,4 +204,11 @@ export class BhattiClient {
   me(): Promise<Me> { return this.request("GET", "/me"); }
   listTemplates(): Promise<Template[]> { return this.request("GET", "/templates"); }
   deleteTemplate(ref: string): Promise<void> { return this.request("DELETE", `/templates/${encodeURIComponent(ref)}`); }
+}
+
+function eventQueryString(q: EventQuery): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
+  const s = p.toString();
+  return s ? `?${s}` : "";
 }

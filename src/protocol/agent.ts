@@ -151,7 +151,20 @@ export interface ConfigDrive {
   env: Record<string, string>; // secrets, then sandbox env on top (already merged by the host)
   files: ConfigFile[];
   init?: string; // optional boot command, run once as uid 1000 via /bin/sh -c
+  secret_files?: SecretFileConfig[]; // secret files (below)
 }
+
+// ---- secret files (sec, issue 13) ----
+// A secret delivered as a file: lohar writes the value into GUEST.secretsDir, a
+// tmpfs (ns: mounted by runc; vm: mounted by lohar), owned by uid 1000 with
+// `mode`, and puts a symlink to it at `path`. The value never touches the
+// sandbox's writable layer, and is gone with the sandbox.
+export interface SecretFileConfig {
+  path: string; // absolute path in the guest (validated by the host: src/sandboxes/secret-files.ts)
+  mode: number; // permission bits, default 0o400
+  value: string; // the plaintext (UTF-8); like env secrets it exists only on the config drive and in memory
+}
+export const SECRETS_DIR = "/run/bhatti/secrets";
 
 // Where things live inside the guest.
 export const GUEST = {

@@ -17,7 +17,11 @@ import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
 import { defaultDiskMb } from "../image/names.js";
-import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
+import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString } from "./validate.js";
+import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
+import { secretInjection } from "./secret-events.js";
+import { SandboxRedactors } from "./redactors.js";
+import { Redactor } from "../secrets/redact.js";
 
 /**
  * A sandbox's status:
@@ -48,7 +52,10 @@ export interface SandboxView {
   disk_mb: number | null; // writable-layer limit, MiB (null: made before limits existed)
   status: string;
   env: string[]; // names only
-  secrets: string[]; // names only
+  secrets: string[]; // names only (env)
+  secret_files: SecretFileRef[]; // names, paths and modes only
+  secret_versions: Record<string, number>; // the version of each secret this sandbox received
+  redact: boolean; // exec output has this sandbox's secret values redacted
   template_id: string | null;
   created_at: string;
 }
@@ -57,11 +64,13 @@ interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number; disk_mb: number | null;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
+  secret_files: string; secret_versions: string; redact: number; redact_encrypted: Buffer | null;
 }
 
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, disk_mb: r.disk_mb, status: r.status,
-  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, created_at: r.created_at,
+  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), secret_files: JSON.parse(r.secret_files),
+  secret_versions: JSON.parse(r.secret_versions), redact: r.redact === 1, template_id: r.template_id, created_at: r.created_at,
 });
 
 export class SandboxService {
@@ -70,6 +79,7 @@ export class SandboxService {
   private readonly retrying = new Set<string>();
   private readonly lastRetry = new Map<string, number>();
   private readonly byRef; // every exec and file call looks a sandbox up
+  private readonly redactors = new SandboxRedactors();
   private stopping = false;
   private timer?: NodeJS.Timeout;
   /** False when the runtime dir carries another daemon instance's mark: orphans found there are not provably ours. */
@@ -95,23 +105,28 @@ export class SandboxService {
     let cpus = DEFAULTS.cpus;
     let memory_mb = DEFAULTS.memory_mb;
     let env: Record<string, string> = {};
-    let secretNames = validateSecretNames(body.secrets);
+    let { env: secretNames, files: secretFiles } = validateSecretRefs(body.secrets);
+    const redact = validateRedact(body.redact);
     let files = validateFiles(body.files);
     const requestEnv = validateEnv(body.env);
     const init = validateOptionalString(body.init, "init");
     let templateId: string | null = null;
+    let templateName = "";
 
     if (body.template !== undefined && body.template !== null) {
       const t = this.templates.resolve(user, body.template);
       templateId = t.id;
+      templateName = t.name;
       ({ image, cpus, memory_mb } = t);
       // Like its secrets, a template's image wins over the request's.
       if (body.image !== undefined && body.image !== null && body.image !== t.image) warnings.push(`template ${t.name}: the request's image was dropped; the template's image ${t.image} is used`);
       env = { ...t.env };
       // Creating from a template honours only the template's secrets, and no request files.
-      if (secretNames.length) warnings.push(`template ${t.name}: the request's secrets were dropped (${secretNames.join(", ")}); only the template's secrets are used`);
+      const dropped = [...secretNames, ...secretFiles.map((f) => `${f.name}:${f.path}`)];
+      if (dropped.length) warnings.push(`template ${t.name}: the request's secrets were dropped (${dropped.join(", ")}); only the template's secrets are used`);
       if (files.length) warnings.push(`template ${t.name}: the request's files were dropped (${files.length} file${files.length === 1 ? "" : "s"}); create without a template to pass files`);
       secretNames = t.secrets;
+      secretFiles = t.secret_files;
       files = [];
     } else if (body.image !== undefined && body.image !== null) image = body.image as string; // checked just below
     image = requireImage(this.engines.env.imagesDir, image);
@@ -122,7 +137,8 @@ export class SandboxService {
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
     const t0 = performance.now();
-    const plain = await this.secrets.resolveForSandbox(user, secretNames);
+    const resolved = await this.secrets.resolve(user, [...new Set([...secretNames, ...secretFiles.map((f) => f.name)])]);
+    const plain = resolved.values;
     const t1 = performance.now();
 
     const id = "sb" + randomBytes(8).toString("hex");
@@ -136,30 +152,55 @@ export class SandboxService {
       if (used.d + diskMb > user.max_disk_mb) throw new UserError(403, `quota exceeded: at most ${user.max_disk_mb} MiB of disk in total (${used.d} in use, ${diskMb} requested)`);
       if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
       this.admission?.check(this.db, cpus, memory_mb);
-      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
-        .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
+      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at, secret_files, secret_versions, redact)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)`)
+        .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now,
+          JSON.stringify(secretFiles), JSON.stringify(resolved.versions), redact ? 1 : 0);
     }).immediate();
 
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
-    const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...env }, files, ...(init ? { init } : {}) };
+    const secretEnv = Object.fromEntries(secretNames.map((n) => [n, plain.get(n)!]));
+    const config: ConfigDrive = {
+      sandbox_id: id, hostname: name, token, env: { ...secretEnv, ...env }, files, ...(init ? { init } : {}),
+      ...(secretFiles.length ? { secret_files: secretFiles.map((f) => ({ path: f.path, mode: f.mode, value: plain.get(f.name)! })) } : {}),
+    };
+    // A redact sandbox keeps what it received: in memory (its redactor) and, encrypted like its token, in its row for after a restart.
+    let redactBlob: Promise<Buffer> | null = null;
+    if (redact) {
+      this.redactors.remember(id, plain);
+      redactBlob = this.keyring.encrypt(JSON.stringify(Object.fromEntries(plain)));
+    }
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
     try {
       running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, config });
     } catch (e) {
+      this.redactors.forget(id);
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+      // The attempt is audited too: the secrets went onto a config drive for a sandbox that never ran.
+      this.db.transaction(() => {
+        recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames }, { result: "error" });
+        const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
+        if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
+      })();
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
     } finally {
       config.env = {};
       config.files = [];
+      config.secret_files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ? WHERE id = ?").run(JSON.stringify(running.state), await tokenBlob, id);
+    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ? WHERE id = ?")
+      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, id);
     this.attach(running);
-    recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames });
+    this.db.transaction(() => {
+      recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
+      if (templateId) recordEvent(this.db, "template.used", user.name, templateName, { template_id: templateId, sandbox: name, sandbox_id: id });
+      const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
+      if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected);
+    })();
     const t3 = performance.now();
     this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}`);
     return { sandbox: view(this.row(id)!), warnings };
@@ -181,6 +222,30 @@ export class SandboxService {
     const s = this.live.get(r.id);
     if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`);
     return s.agent;
+  }
+
+  /**
+   * The redactor for an exec's output: the sandbox's own (created with
+   * `redact`), or, when the exec asks for it, one built from the store's
+   * current values of the secrets the sandbox received. null: no redaction.
+   */
+  async redactor(user: User, ref: string, requested: boolean): Promise<Redactor | null> {
+    const r = this.find(user, ref);
+    if (!r.redact && !requested) return null;
+    const kept = this.redactors.get(r.id);
+    if (kept) return kept;
+    if (r.redact && r.redact_encrypted) {
+      // After a daemon restart: the values this sandbox received (not the store's current ones), rebuilt once.
+      const red = new Redactor(Object.entries(JSON.parse(await this.keyring.decrypt(r.redact_encrypted)) as Record<string, string>));
+      this.redactors.set(r.id, red);
+      return red;
+    }
+    const names = [...new Set([...JSON.parse(r.secret_names) as string[], ...(JSON.parse(r.secret_files) as SecretFileRef[]).map((f) => f.name)])];
+    const { values } = await this.secrets.resolve(user, names, { skipMissing: true });
+    const red = new Redactor(values);
+    values.clear();
+    if (r.redact) this.redactors.set(r.id, red); // after a daemon restart: rebuilt once, then kept like at create
+    return red;
   }
 
   async destroy(user: User, ref: string): Promise<void> {
@@ -343,6 +408,7 @@ export class SandboxService {
 
   private async markDead(r: Row, why: string): Promise<void> {
     if (!this.setStatus(r.id, "running", "dead")) return;
+    this.redactors.forget(r.id);
     recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
     this.log(`sandbox ${r.id} (${r.name}): dead (${why}); removing its leftovers`);
     await this.engineDestroy(r, "removing a dead sandbox's leftovers");
@@ -412,6 +478,7 @@ export class SandboxService {
     s?.agent.close();
     await this.engines.get(r.engine).destroy(r.id, s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {}));
     this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+    this.redactors.forget(r.id);
   }
 
   private row(id: string): Row | undefined {
@@ -423,6 +490,12 @@ export class SandboxService {
     if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
     return r;
   }
+}
+
+function validateRedact(v: unknown): boolean {
+  if (v === undefined || v === null) return false;
+  if (typeof v !== "boolean") throw new UserError(400, "redact must be true or false");
+  return v;
 }
 
 /** A sandbox whose reattach after a restart is still under way: a 503 the client may retry at once. */

@@ -10,6 +10,7 @@ import { bech32 } from "@scure/base";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../util/atomic.js";
 import { NativeX25519Identity, NativeX25519Recipient } from "./x25519.js";
+import { decryptNative, encryptNative } from "./age-native.js";
 
 // "AGE-SECRET-KEY-1" + 58 characters of upper-case bech32.
 const IDENTITY_RE = /^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$/;
@@ -21,6 +22,7 @@ export class Keyring {
     readonly identity: string,
     readonly recipient: string,
     private readonly decrypter: age.Decrypter,
+    private readonly nativeIdentity: NativeX25519Identity,
   ) {
     this.native = new NativeX25519Recipient(recipient);
   }
@@ -33,18 +35,23 @@ export class Keyring {
     const d = new age.Decrypter();
     // A node:crypto key parsed once (x25519.ts): given the string, age-encryption
     // re-imports the private key (a slow PKCS#8 parse in Node) on every decryption.
-    d.addIdentity(new NativeX25519Identity(identityBytes(identity)));
-    return new Keyring(identity, recipient, d);
+    const native = new NativeX25519Identity(identityBytes(identity));
+    d.addIdentity(native);
+    return new Keyring(identity, recipient, d, native);
   }
 
+  /** age, on node:crypto (age-native.ts): the same bytes age-encryption would write, without its stream machinery. */
   async encrypt(plaintext: string): Promise<Buffer> {
-    const e = new age.Encrypter();
-    e.addRecipient(this.native);
-    return Buffer.from(await e.encrypt(plaintext));
+    return encryptNative(this.native, plaintext);
   }
 
+  /** The native path for bhatti's own canonical files; age-encryption for anything else (armor, other recipients). */
   async decrypt(ciphertext: Uint8Array): Promise<string> {
-    return this.decrypter.decrypt(ciphertext, "text");
+    const fast = decryptNative(this.nativeIdentity, ciphertext);
+    if (fast === null) return this.decrypter.decrypt(ciphertext, "text");
+    const text = fast.toString("utf8");
+    fast.fill(0);
+    return text;
   }
 }
 

@@ -33,6 +33,10 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
   // Everything else under the key: each sandbox's lohar AUTH token (a running
   // sandbox is reattached with it after the next start).
   const sandboxes = db.prepare("SELECT id FROM sandboxes WHERE token_encrypted IS NOT NULL").all() as { id: string }[];
+  // And the received values of redacting sandboxes (migration 6; sandboxes/service.ts).
+  const redacting = db.prepare("SELECT id FROM sandboxes WHERE redact_encrypted IS NOT NULL").all() as { id: string }[];
+  const readRedact = db.prepare("SELECT redact_encrypted FROM sandboxes WHERE id = ?");
+  const writeRedact = db.prepare("UPDATE sandboxes SET redact_encrypted = ? WHERE id = ?");
   const readToken = db.prepare("SELECT token_encrypted FROM sandboxes WHERE id = ?");
   const writeToken = db.prepare("UPDATE sandboxes SET token_encrypted = ? WHERE id = ?");
   // Manual BEGIN/COMMIT so the transaction can span the async age calls; this
@@ -49,8 +53,12 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
       const blob = (readToken.get(r.id) as { token_encrypted: Buffer }).token_encrypted;
       writeToken.run(await next.encrypt(await old.decrypt(blob)), r.id);
     }
+    for (const r of redacting) {
+      const blob = (readRedact.get(r.id) as { redact_encrypted: Buffer }).redact_encrypted;
+      writeRedact.run(await next.encrypt(await old.decrypt(blob)), r.id);
+    }
     setMeta(db, META_RECIPIENT, next.recipient);
-    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient });
+    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient }, { actor: "operator" });
     db.exec("COMMIT");
     purgeFreedPages(db); // the old ciphertexts' page images leave the WAL
   } catch (e) {

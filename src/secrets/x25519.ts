@@ -15,29 +15,31 @@
 // the Debian `age` interop tests check that.
 import { Stanza, type Identity, type Recipient } from "age-encryption";
 import { bech32 } from "@scure/base";
+import { hkdf32 } from "./hkdf.js";
 import {
-  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject,
+  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject,
 } from "node:crypto";
 
 const LABEL = Buffer.from("age-encryption.org/v1/X25519");
 const ZERO_NONCE = Buffer.alloc(12);
-// DER prefix of a SubjectPublicKeyInfo X25519 key; the 32 key bytes follow.
-const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
 // DER prefix of a PKCS#8 X25519 private key; the 32 key bytes follow.
 const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
 
 function wrapKeyFor(secret: Buffer, share: Buffer, recipient: Buffer): Buffer {
   // age refuses an all-zero shared secret (a low-order point).
   if (secret.every((b) => b === 0)) throw new Error("age X25519: all-zero shared secret");
-  return Buffer.from(hkdfSync("sha256", secret, Buffer.concat([share, recipient]), LABEL, 32));
+  return hkdf32(secret, Buffer.concat([share, recipient]), LABEL);
 }
 
+// Raw key bytes in and out through JWK, not DER: Node parses and writes a JWK
+// X25519 key ~15x faster than the equivalent SPKI DER (5 us vs 78 us here).
 function rawPublic(key: KeyObject): Buffer {
-  return (key.export({ format: "der", type: "spki" }) as Buffer).subarray(SPKI_X25519.length);
+  return Buffer.from(key.export({ format: "jwk" }).x as string, "base64url");
 }
 
 function publicKeyFromRaw(raw: Buffer): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: "der", type: "spki" });
+  if (raw.length !== 32) throw new Error("age X25519: a public key is 32 bytes");
+  return createPublicKey({ key: { kty: "OKP", crv: "X25519", x: raw.toString("base64url") }, format: "jwk" });
 }
 
 export class NativeX25519Recipient implements Recipient {

@@ -20,6 +20,8 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
 import { meRoutes } from "./routes/me.js";
 import { archiveRoutes } from "./routes/archive.js";
+import { eventRoutes } from "./routes/events.js";
+import { startEventRetention, DEFAULT_EVENTS_RETENTION_DAYS } from "../events/retention.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -43,6 +45,7 @@ export interface ServeOptions {
   maxSandboxes?: number; // host-wide; default computed from host limits (src/engine/ns/limits.ts)
   overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
   overcommitCpus?: number; // default DEFAULT_OVERCOMMIT_CPUS
+  eventsRetentionDays?: number; // default DEFAULT_EVENTS_RETENTION_DAYS
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -127,6 +130,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     imageRoutes(app.router, paths.images, templates.defaultImage);
     meRoutes(app.router, db);
     archiveRoutes(app.router, sandboxes, app.streams);
+    eventRoutes(app.router, db, app.streams);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
@@ -134,6 +138,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   }
   const reaper = setInterval(() => { sandboxes.reapOrphans().catch(() => {}); }, 2000);
   reaper.unref();
+  const retention = startEventRetention(db, opts.eventsRetentionDays ?? DEFAULT_EVENTS_RETENTION_DAYS, log);
 
   const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
   const tcp = createServer(timeouts, app.listener);
@@ -186,6 +191,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     unix.closeAllConnections();
     await stopped;
     clearInterval(reaper);
+    clearInterval(retention);
     gate.close();
     await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them

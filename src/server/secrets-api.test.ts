@@ -22,20 +22,23 @@ test("create is 201, replace is 200, list is sorted names with real ISO-8601 UTC
   const t0 = Date.now();
   const c = await api(d, "POST", "/secrets", { key: alice, body: { name: "ZETA", value: "z" } });
   assert.equal(c.status, 201);
-  assert.deepEqual(Object.keys(c.json).sort(), ["created_at", "name", "updated_at"]);
+  assert.deepEqual(Object.keys(c.json).sort(), ["created_at", "name", "updated_at", "version"]);
+  assert.equal(c.json.version, 1, "a new secret is version 1");
   assert.match(c.json.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.ok(Math.abs(Date.parse(c.json.created_at) - t0) < 10_000);
   await new Promise((r) => setTimeout(r, 5));
   const r = await api(d, "POST", "/secrets", { key: alice, body: { name: "ZETA", value: "z2" } });
   assert.equal(r.status, 200);
   assert.equal(r.json.created_at, c.json.created_at, "replace keeps created_at");
+  assert.equal(r.json.version, 2, "a replace is the next version");
   assert.ok(Date.parse(r.json.updated_at) > Date.parse(c.json.updated_at), "replace moves updated_at");
   await api(d, "POST", "/secrets", { key: alice, body: { name: "ALPHA", value: "a" } });
   await api(d, "POST", "/secrets", { key: alice, body: { name: "_mid", value: "m" } });
   const l = await api(d, "GET", "/secrets", { key: alice });
   assert.equal(l.status, 200);
   assert.deepEqual(l.json.map((s: { name: string }) => s.name), ["ALPHA", "ZETA", "_mid"]);
-  for (const s of l.json) assert.deepEqual(Object.keys(s).sort(), ["created_at", "name", "updated_at"], "never a value or ciphertext");
+  for (const s of l.json) assert.deepEqual(Object.keys(s).sort(), ["created_at", "name", "updated_at", "version"], "never a value or ciphertext");
+  assert.deepEqual(l.json.map((s: { version: number }) => s.version), [1, 2, 1], "list shows each secret's version");
 });
 
 test("another user's secret is indistinguishable from a missing one on every route", async () => {
@@ -180,4 +183,25 @@ test("a rejected replace leaves the stored value and its timestamps exactly as t
   assert.equal(await readSecretForTest(d.dataDir, "alice", "KEEP_ME"), "original");
   const listed = (await api(d, "GET", "/secrets", { key: alice })).json.find((s: { name: string }) => s.name === "KEEP_ME");
   assert.deepEqual(listed, first.json);
+});
+
+test("the list is never stale: after a set, a delete, and a write by another process (the answer is cached)", async () => {
+  const names = async () => ((await api(d, "GET", "/secrets", { key: alice })).json as { name: string; version: number }[]).map((s) => `${s.name}@${s.version}`);
+  await api(d, "POST", "/secrets", { key: alice, body: { name: "CACHED", value: "c1" } });
+  assert.ok((await names()).includes("CACHED@1"));
+  assert.ok((await names()).includes("CACHED@1"), "a second list (from the cache) is the same");
+  await api(d, "POST", "/secrets", { key: alice, body: { name: "CACHED", value: "c2" } });
+  assert.ok((await names()).includes("CACHED@2"), "a replace shows at once");
+  await api(d, "DELETE", "/secrets/CACHED", { key: alice });
+  assert.ok(!(await names()).some((n) => n.startsWith("CACHED@")), "a delete shows at once");
+  // Another process (an operator tool) writes state.db: the next list sees it.
+  const { default: Database } = await import("better-sqlite3");
+  const { join } = await import("node:path");
+  const other = new Database(join(d.dataDir, "state.db"));
+  try {
+    other.prepare("UPDATE secrets SET version = 41 WHERE user_id = (SELECT id FROM users WHERE name = 'alice') AND name = 'ALPHA'").run();
+  } finally {
+    other.close();
+  }
+  assert.ok((await names()).includes("ALPHA@41"), "a write by another connection invalidates the cache");
 });

@@ -19,6 +19,7 @@ import { validateEnv } from "../sandboxes/validate.js";
 import type { ExecSession } from "../engine/agent-client.js";
 import { parseTarget } from "./target.js";
 import type { OpenStreams } from "./streams.js";
+import type { Redactor, RedactStream } from "../secrets/redact.js";
 
 const PATH_RE = /^\/sandboxes\/([^/]+)\/exec\/ws\/?$/;
 const SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP"]);
@@ -30,34 +31,42 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
     // node:http removed its own listeners from an upgraded socket: without
     // this, a reset during the handshake or the reply below is a crash.
     socket.on("error", () => socket.destroy());
-    try {
-      const { path, query } = parseTarget(req.url);
-      const m = PATH_RE.exec(path);
-      if (!m) throw new UserError(404, `no route for GET ${path}`);
-      const user = app.admit(req, query);
-      let ref: string;
-      try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
-      const agent = sandboxes.agent(user, ref);
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
-        // length...) is an 'error' on the WebSocket: ws has already sent a
-        // close frame with the reason; the socket is cut shortly after, and
-        // 'close' ends the command as for any client that goes away.
-        ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
-        serveExec(ws, agent, app.streams);
-      });
-    } catch (e) {
-      const status = e instanceof UserError ? e.status : 500;
-      const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
-      if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
-      const headers = Object.entries(e instanceof UserError ? e.headers : {})
-        .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
-    }
+    void (async () => {
+      try {
+        const { path, query } = parseTarget(req.url);
+        const m = PATH_RE.exec(path);
+        if (!m) throw new UserError(404, `no route for GET ${path}`);
+        const user = app.admit(req, query);
+        let ref: string;
+        try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
+        const agent = sandboxes.agent(user, ref);
+        // Redaction: the sandbox's own setting, or ?redact=1 on the URL (the first message comes too late to decrypt before output flows).
+        const redactQ = query.get("redact");
+        // Resolved before the upgrade: the handlers are in place before the first message can arrive.
+        const redactor = await sandboxes.redactor(user, ref, redactQ === "1" || redactQ === "true");
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
+          // length...) is an 'error' on the WebSocket: ws has already sent a
+          // close frame with the reason; the socket is cut shortly after, and
+          // 'close' ends the command as for any client that goes away.
+          ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
+          serveExec(ws, agent, app.streams, redactor);
+        });
+      } catch (e) {
+        const status = e instanceof UserError ? e.status : 500;
+        const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
+        if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
+        const headers = Object.entries(e instanceof UserError ? e.headers : {})
+          .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
+      }
+    })();
   };
 }
 
-function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams): void {
+function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams, redactor: Redactor | null): void {
+  const red = { 1: redactor?.stream(), 2: redactor?.stream() } as Record<number, RedactStream | undefined>;
   let session: ExecSession | null = null;
   let finished = false;
   let inputPaused = false;
@@ -75,10 +84,13 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
     kill: () => ws.terminate(),
   });
   // Output: acknowledged once the frame left for the client's socket.
-  const forward = (tag: number) => (b: Buffer) => {
+  const send = (tag: number, out: Buffer, ack: number) => {
     if (ws.readyState !== ws.OPEN) return;
-    ws.send(Buffer.concat([Buffer.from([tag]), b]), (err) => { if (!err) session?.consumed(b.length); });
+    if (out.length === 0) { if (ack) session?.consumed(ack); return; } // held back by redaction: bounded, acknowledged at once
+    ws.send(Buffer.concat([Buffer.from([tag]), out]), (err) => { if (!err && ack) session?.consumed(ack); });
   };
+  const forward = (tag: number) => (b: Buffer) => send(tag, red[tag] ? red[tag].push(b) : b, b.length);
+  const flush = () => { for (const tag of [1, 2]) if (red[tag]) send(tag, red[tag].end(), 0); };
   ws.on("message", (data: RawData, isBinary: boolean) => {
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
     if (!session) {
@@ -105,6 +117,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
         (exit) => {
           if (finished) return;
           finished = true;
+          flush();
           if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}) }));
           ws.close(1000);
         },

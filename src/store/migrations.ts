@@ -74,6 +74,30 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    // sec (issue 13): the audit trail's actor/result/owner id and append-only
+    // guard, secret versions, secret files, redaction. Version 6 is sec's.
+    version: 6,
+    name: "sec: audit trail, secret versions, secret files, redact",
+    sql: `
+      ALTER TABLE events ADD COLUMN actor TEXT;
+      ALTER TABLE events ADD COLUMN result TEXT NOT NULL DEFAULT 'ok';
+      ALTER TABLE events ADD COLUMN user_id INTEGER;
+      UPDATE events SET user_id = (SELECT id FROM users WHERE users.name = events.user_name), actor = COALESCE(user_name, 'daemon');
+      CREATE INDEX events_user ON events(user_id, id);
+      -- Append-only: no event is ever changed, and none younger than a day is ever removed (retention prunes older ones).
+      CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+      CREATE TRIGGER events_no_early_delete BEFORE DELETE ON events
+        WHEN old.at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')
+        BEGIN SELECT RAISE(ABORT, 'events are append-only (only events older than a day are pruned)'); END;
+      ALTER TABLE secrets ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE sandboxes ADD COLUMN secret_versions TEXT NOT NULL DEFAULT '{}'; -- JSON {name: version received}
+      ALTER TABLE sandboxes ADD COLUMN secret_files TEXT NOT NULL DEFAULT '[]';    -- JSON [{name, path, mode}]
+      ALTER TABLE sandboxes ADD COLUMN redact INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE sandboxes ADD COLUMN redact_encrypted BLOB; -- redact sandboxes: the values they received, age-encrypted (a restart rebuilds the redactor)
+      ALTER TABLE templates ADD COLUMN secret_files TEXT NOT NULL DEFAULT '[]';    -- JSON [{name, path, mode}]
+    `,
+  },
+  {
     version: 8,
     name: "disk sizes: a per-user disk quota and each sandbox's disk",
     sql: `

@@ -51,7 +51,7 @@ export class UserService {
       const res = this.db.prepare(
         "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, limits.max_disk_mb, now, now);
-      recordEvent(this.db, "user.created", name, name);
+      recordEvent(this.db, "user.created", name, name, undefined, { actor: "operator" });
       return { user: this.byId(Number(res.lastInsertRowid))!, apiKey };
     }).immediate();
   }
@@ -84,7 +84,7 @@ export class UserService {
     this.db.transaction(() => {
       const res = this.db.prepare("UPDATE users SET api_key_sha256 = ?, key_rotated_at = ? WHERE name = ?").run(hashKey(apiKey), new Date().toISOString(), name);
       if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`);
-      recordEvent(this.db, "user.key_rotated", name, name);
+      recordEvent(this.db, "user.key_rotated", name, name, undefined, { actor: "operator" });
     }).immediate();
     return apiKey;
   }
@@ -100,7 +100,7 @@ export class UserService {
       if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
       const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb, ...change };
       this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ?, max_disk_mb = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, next.max_disk_mb, user.id);
-      recordEvent(this.db, "user.updated", name, name, change);
+      recordEvent(this.db, "user.updated", name, name, change, { actor: "operator" });
       return this.byId(user.id)!;
     }).immediate();
   }
@@ -116,7 +116,7 @@ export class UserService {
         throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
       }
       this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
-      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force });
+      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force }, { actor: "operator" });
       return { secrets, sandboxes };
     }).immediate();
   }

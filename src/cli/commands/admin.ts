@@ -11,6 +11,7 @@ import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFi
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { operatorOptions, run } from "../args.js";
+import { eventFilterOptions, type EventFilterOpts } from "./events.js";
 import { printJson } from "../output.js";
 import { resolveDataDir, dataPaths } from "../../util/paths.js";
 
@@ -18,6 +19,9 @@ export function register(cmd: Command): void {
   operatorOptions(cmd.command("backup").description("copy age.key and state.db, consistently, into a private directory")
     .requiredOption("--to <dir>", "destination: a new directory, or an empty private one of yours"))
     .action(run((o: { to: string; dataDir?: string; json?: boolean }) => backup(o.to, o.dataDir, !!o.json)));
+  eventFilterOptions(operatorOptions(cmd.command("events").description("every user's audit trail, from the local state.db (daemon running or not)")
+    .option("--user <name>", "only this user's events")))
+    .action(run(async (o: EventFilterOpts & { user?: string; dataDir?: string }) => (await import("./admin-events.js")).adminEventsCommand(o)));
 }
 
 async function backup(toFlag: string, dataDirFlag: string | undefined, json: boolean): Promise<number> {

@@ -10,7 +10,7 @@ import { printJson } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 
-interface ExecOpts { interactive?: boolean; tty?: boolean; env?: string[]; cwd?: string; timeout?: string; url?: string; token?: string; json?: boolean }
+interface ExecOpts { interactive?: boolean; tty?: boolean; redact?: boolean; env?: string[]; cwd?: string; timeout?: string; url?: string; token?: string; json?: boolean }
 
 const TIMED_OUT = 124; // what coreutils `timeout` exits with
 const MAX_JSON_STDIN = 8 << 20;
@@ -23,7 +23,8 @@ export function register(cmd: Command): void {
     .option("-t, --tty", "run the command on a terminal (raw mode here when stdin is a terminal)")
     .addOption(repeatable("--env <K=V>", "environment variable for this command (repeatable)"))
     .option("--cwd <dir>", "working directory (absolute; default the user's home)")
-    .option("--timeout <sec>", "kill the command's process group after this many seconds (exit 124)"))
+    .option("--timeout <sec>", "kill the command's process group after this many seconds (exit 124)")
+    .option("--redact", "replace the sandbox's secret values in this command's output with [REDACTED:NAME]"))
     .addHelpText("after", "\nExamples:\n  bhatti exec box -- ls -la /\n  echo hi | bhatti exec -i box -- cat\n  bhatti exec -it box -- sh")
     .action(run(async (ref: string, argv: string[], o: ExecOpts) => {
       const timeout = parseTimeout(o.timeout);
@@ -32,7 +33,7 @@ export function register(cmd: Command): void {
       return streamed(await client.execWebSocket(ref, {
         cmd: argv, ...(o.env ? { env: parseEnv(o.env) } : {}), ...(o.cwd ? { cwd: o.cwd } : {}),
         ...(o.tty ? { tty: true, rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } : {}),
-      }), o, timeout);
+      }, { redact: !!o.redact }), o, timeout);
     }));
 }
 
@@ -58,7 +59,7 @@ async function buffered(client: ReturnType<typeof clientFrom>, ref: string, argv
     try { stdin = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)); }
     catch { throw new UsageError("with --json, stdin must be UTF-8 text; drop --json to stream binary input"); }
   }
-  const res = await client.exec(ref, argv, { ...(o.cwd ? { cwd: o.cwd } : {}), ...(timeout ? { timeout_sec: timeout } : {}), ...(stdin !== undefined ? { stdin } : {}) });
+  const res = await client.exec(ref, argv, { ...(o.cwd ? { cwd: o.cwd } : {}), ...(timeout ? { timeout_sec: timeout } : {}), ...(stdin !== undefined ? { stdin } : {}), ...(o.redact ? { redact: true } : {}) });
   printJson(res);
   return res.timed_out ? TIMED_OUT : res.exit_code;
 }

@@ -6,6 +6,7 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { withProgress } from "../progress.js";
 import type { CreateSandbox } from "../../client/index.js";
+import { parseSecretFlag } from "../../sandboxes/secret-files.js";
 
 export function parseEnv(pairs: string[] | undefined): Record<string, string> {
   const env: Record<string, string> = {};
@@ -24,7 +25,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 interface CreateOpts {
-  name?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[]; file?: string[]; template?: string;
+  name?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[]; file?: string[]; template?: string; redact?: boolean;
   image?: string; disk?: string; init?: string; engine?: string; url?: string; token?: string; json?: boolean;
 }
 
@@ -34,7 +35,8 @@ export function registerCreate(cmd: Command): void {
     .option("--cpus <n>", "virtual CPUs (default 1, or the template's)")
     .option("--memory <mb>", "memory limit in MiB (default 512, or the template's)")
     .addOption(repeatable("--env <K=V>", "environment variable for every command (repeatable)"))
-    .addOption(repeatable("--secret <NAME>", "inject your secret NAME as an env var (repeatable)"))
+    .addOption(repeatable("--secret <NAME[:/PATH[:MODE]]>", "inject your secret NAME as an env var, or as a file at /PATH on a tmpfs (mode default 0400) (repeatable)"))
+    .option("--redact", "replace this sandbox's secret values in all exec output with [REDACTED:NAME] (a guard against accidental logging, not a boundary)")
     .addOption(repeatable("--file <LOCAL:GUEST[:MODE]>", "copy a local file into the sandbox at boot (repeatable)"))
     .option("--template <t>", "start from a template (its secrets and env are merged)")
     .option("--image <name>", "guest image (default: the daemon's default, see `bhatti image list`)")
@@ -47,7 +49,8 @@ export function registerCreate(cmd: Command): void {
         ...(o.cpus ? { cpus: intOption("cpus", o.cpus, 1) } : {}),
         ...(o.memory ? { memory_mb: intOption("memory", o.memory, 512) } : {}),
         ...(o.env ? { env: parseEnv(o.env) } : {}),
-        ...(o.secret ? { secrets: o.secret } : {}),
+        ...(o.secret ? { secrets: o.secret.map(parseSecretFlag) } : {}),
+        ...(o.redact ? { redact: true } : {}),
         ...(o.file ? { files: o.file.map(parseFile) } : {}),
         ...(o.template ? { template: o.template } : {}),
         ...(o.image ? { image: o.image } : {}),
@@ -76,9 +79,18 @@ export function registerInspect(cmd: Command): void {
   clientOptions(cmd.argument("<sandbox>", "sandbox name or id")).action(run(async (ref: string, o: { url?: string; token?: string; json?: boolean }) => {
     const sb = await clientFrom(o).getSandbox(ref);
     if (o.json) printJson(sb);
-    else for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(12)} ${Array.isArray(v) ? v.join(", ") : v ?? ""}\n`);
+    else for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(15)} ${showField(v)}\n`);
     return 0;
   }));
+}
+
+/** inspect's one-line form of a field: lists joined, secret files as NAME:PATH:MODE, versions as NAME=vN. */
+function showField(v: unknown): string {
+  if (Array.isArray(v)) {
+    return v.map((x) => (typeof x === "object" && x && "path" in x ? `${x.name}:${x.path}:${(x.mode as number).toString(8).padStart(4, "0")}` : String(x))).join(", ");
+  }
+  if (v && typeof v === "object") return Object.entries(v).map(([k, n]) => `${k}=v${n}`).join(", ");
+  return v === null || v === undefined ? "" : String(v);
 }
 
 export function registerDestroy(cmd: Command): void {

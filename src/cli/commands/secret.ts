@@ -43,14 +43,14 @@ export function register(cmd: Command): void {
       }
       const meta = await clientFrom(o).setSecretReporting(name, value);
       if (o.json) printJson(meta);
-      else process.stdout.write(`secret ${meta.name} ${meta.created ? "created" : "replaced"} (updated ${meta.updated_at})\n`);
+      else process.stdout.write(`secret ${meta.name} ${meta.created ? "created" : "replaced"} : version ${meta.version} (updated ${meta.updated_at})\n`);
       return 0;
     }));
   clientOptions(cmd.command("list").description("list your secrets' names and dates (values are never shown)"))
     .action(run(async (o: Conn) => {
       const list = await clientFrom(o).listSecrets();
       if (o.json) printJson(list);
-      else printTable(["NAME", "CREATED", "UPDATED"], list.map((s) => [s.name, s.created_at, s.updated_at]));
+      else printTable(["NAME", "VERSION", "CREATED", "UPDATED"], list.map((s) => [s.name, s.version, s.created_at, s.updated_at]));
       return 0;
     }));
   clientOptions(cmd.command("delete").description("delete a secret").argument("<name>", "secret name"))

@@ -4,6 +4,7 @@ import { clientOptions, intOption, repeatable, run } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
+import { parseSecretFlag } from "../../sandboxes/secret-files.js";
 
 type Conn = { url?: string; token?: string; json?: boolean };
 interface CreateOpts extends Conn { name?: string; image?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[] }
@@ -15,7 +16,7 @@ export function register(cmd: Command): void {
     .option("--cpus <n>", "virtual CPUs (default 1)")
     .option("--memory <mb>", "memory limit in MiB (default 512)")
     .addOption(repeatable("--env <K=V>", "environment variable (repeatable)"))
-    .addOption(repeatable("--secret <NAME>", "secret name to inject in its sandboxes (repeatable; may be set later)")))
+    .addOption(repeatable("--secret <NAME[:/PATH[:MODE]]>", "secret to inject in its sandboxes, as env or as a file at /PATH (repeatable; may be set later)")))
     .action(run(async (o: CreateOpts) => {
       const client = clientFrom(o);
       const t = await client.createTemplate({
@@ -24,11 +25,12 @@ export function register(cmd: Command): void {
         ...(o.cpus ? { cpus: intOption("cpus", o.cpus, 1) } : {}),
         ...(o.memory ? { memory_mb: intOption("memory", o.memory, 512) } : {}),
         ...(o.env ? { env: parseEnv(o.env) } : {}),
-        ...(o.secret ? { secrets: o.secret } : {}),
+        ...(o.secret ? { secrets: o.secret.map(parseSecretFlag) } : {}),
       });
-      if (t.secrets.length) {
+      const named = [...t.secrets, ...(t.secret_files ?? []).map((f) => f.name)];
+      if (named.length) {
         const have = new Set((await client.listSecrets()).map((s) => s.name));
-        const missing = t.secrets.filter((s) => !have.has(s));
+        const missing = [...new Set(named)].filter((s) => !have.has(s));
         if (missing.length) process.stderr.write(`warning: you have no secret named ${missing.join(", ")} yet; set ${missing.length > 1 ? "them" : "it"} (bhatti secret set NAME) before creating sandboxes from ${t.name}\n`);
       }
       if (o.json) printJson(t);
@@ -40,7 +42,7 @@ export function register(cmd: Command): void {
       const list = await clientFrom(o).listTemplates();
       if (o.json) printJson(list);
       else printTable(["NAME", "ID", "IMAGE", "CPUS", "MEMORY_MB", "SECRETS", "ENV"],
-        list.map((t) => [t.name, t.id, t.image, t.cpus, t.memory_mb, t.secrets.join(",") || "-", Object.keys(t.env).join(",") || "-"]));
+        list.map((t) => [t.name, t.id, t.image, t.cpus, t.memory_mb, [...t.secrets, ...(t.secret_files ?? []).map((f) => `${f.name}:${f.path}`)].join(",") || "-", Object.keys(t.env).join(",") || "-"]));
       return 0;
     }));
   clientOptions(cmd.command("inspect").description("show one template").argument("<template>", "template name or id"))

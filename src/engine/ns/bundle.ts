@@ -1,7 +1,7 @@
 // The OCI runtime spec (runc bundle config.json) of an ns sandbox. It holds
 // paths, ids and limits only: the process env is PATH and UV_USE_IO_URING and
 // nothing else, so no secret can ever land in it.
-import { GUEST } from "../../protocol/agent.js";
+import { GUEST, SECRETS_DIR } from "../../protocol/agent.js";
 import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
 import { PIDS_LIMIT, PTYS, RLIMITS, tmpfsSizesKiB } from "./limits.js";
@@ -68,6 +68,8 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777", `size=${tmpfs.tmp}k`] },
       { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755", `size=${tmpfs.run}k`] },
+      // Secret files' values live here (src/agent/secret-files.ts): a tmpfs, never the writable layer.
+      { destination: SECRETS_DIR, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", "mode=0711", "size=16m"] },
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
     ],

@@ -31,7 +31,7 @@ function output(key: string, data: Buffer): Record<string, string> {
 }
 
 function execSpec(body: Record<string, unknown>) {
-  const { cmd, cwd, timeout_sec, stdin, max_output_bytes } = body; // an `env` field is accepted and deliberately ignored
+  const { cmd, cwd, timeout_sec, stdin, max_output_bytes, redact } = body; // an `env` field is accepted and deliberately ignored
   if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string" && !a.includes("\u0000"))) {
     throw badRequest("cmd must be a non-empty array of strings without NUL");
   }
@@ -40,12 +40,14 @@ function execSpec(body: Record<string, unknown>) {
     throw badRequest("timeout_sec must be a number of seconds between 0 and 86400");
   }
   if (stdin !== undefined && typeof stdin !== "string") throw badRequest("stdin must be a string");
+  if (redact !== undefined && typeof redact !== "boolean") throw badRequest("redact must be true or false");
   if (max_output_bytes !== undefined && (!Number.isSafeInteger(max_output_bytes) || (max_output_bytes as number) < 0 || (max_output_bytes as number) > MAX_OUTPUT_CAP)) {
     throw badRequest(`max_output_bytes must be an integer between 0 and ${MAX_OUTPUT_CAP}`);
   }
   return {
     cmd: cmd as string[], cwd: cwd as string | undefined, timeoutMs: timeout_sec === undefined ? undefined : Math.round((timeout_sec as number) * 1000),
     stdin: stdin as string | undefined, maxOutput: (max_output_bytes as number | undefined) ?? DEFAULT_OUTPUT_CAP,
+    redact: redact === true,
   };
 }
 
@@ -122,6 +124,9 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   router.add("POST", "/sandboxes/:id/exec", async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const spec = execSpec(await readJson(ctx.req));
+    const redactor = await sandboxes.redactor(ctx.user, ctx.params.id, spec.redact);
+    const outRed = redactor?.stream();
+    const errRed = redactor?.stream();
     const ndjson = (ctx.req.headers.accept ?? "").includes("application/x-ndjson");
     const session = agent.exec({ cmd: spec.cmd, cwd: spec.cwd, timeout_ms: spec.timeoutMs, stdin: spec.stdin !== undefined }, { manualAck: ndjson });
     if (spec.stdin !== undefined) { session.write(Buffer.from(spec.stdin)); session.end(); }
@@ -137,14 +142,16 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
       // Output beyond the cap is dropped while the command runs on to its exit (or timeout).
       const out = new CappedOutput(spec.maxOutput);
       const err = new CappedOutput(spec.maxOutput);
-      session.on("stdout", (b: Buffer) => out.add(b));
-      session.on("stderr", (b: Buffer) => err.add(b));
+      session.on("stdout", (b: Buffer) => out.add(outRed ? outRed.push(b) : b));
+      session.on("stderr", (b: Buffer) => err.add(errRed ? errRed.push(b) : b));
       const exit = await Promise.race([session.done.catch((e: Error) => { throw new UserError(400, e.message); }), stopped]);
       if (exit === "stopped") {
         session.cancel();
         sendJson(res, 503, { error: STOPPING.message, code: STOPPING.code });
         return HANDLED;
       }
+      if (outRed) out.add(outRed.end());
+      if (errRed) err.add(errRed.end());
       await sendExecJson(res, exitBody(exit, spec.timeoutMs), [["stdout", out], ["stderr", err]]);
       return HANDLED;
     }
@@ -155,9 +162,16 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
       if (res.writableEnded || res.destroyed) return;
       res.write(JSON.stringify(o) + "\n", ack ? (e) => { if (!e) session.consumed(ack); } : undefined);
     };
-    session.on("stdout", (b: Buffer) => line({ type: "stdout", ...output("data", b) }, b.length));
-    session.on("stderr", (b: Buffer) => line({ type: "stderr", ...output("data", b) }, b.length));
+    // Redacted output may be held back (a possible match across chunks): its bytes are acknowledged at once (bounded by the longest pattern).
+    const emit = (type: "stdout" | "stderr", b: Buffer, ack: number) => {
+      if (b.length) line({ type, ...output("data", b) }, ack);
+      else if (ack) session.consumed(ack);
+    };
+    session.on("stdout", (b: Buffer) => emit("stdout", outRed ? outRed.push(b) : b, b.length));
+    session.on("stderr", (b: Buffer) => emit("stderr", errRed ? errRed.push(b) : b, b.length));
     const end = await Promise.race([session.done.then((x) => ({ exit: x }), (e: Error) => ({ error: e.message })), stopped]);
+    if (outRed) emit("stdout", outRed.end(), 0);
+    if (errRed) emit("stderr", errRed.end(), 0);
     if (end === "stopped") {
       session.cancel();
       line(STOPPING);
