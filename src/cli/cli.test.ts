@@ -70,8 +70,8 @@ test("secret set from stdin strips exactly one trailing newline; --from-file kee
 });
 
 test("secret list prints a NAME / VERSION / CREATED / UPDATED table, or JSON with --json", () => {
-  assert.match(run(["secret", "set", "LISTED", "x"]).stdout, /^secret LISTED set: version 1 /);
-  assert.match(run(["secret", "set", "LISTED", "y"]).stdout, /^secret LISTED set: version 2 /);
+  assert.match(run(["secret", "set", "LISTED", "x"]).stdout, /^secret LISTED created: version 1 /);
+  assert.match(run(["secret", "set", "LISTED", "y"]).stdout, /^secret LISTED replaced: version 2 /);
   const t = run(["secret", "list"]);
   assert.equal(t.code, 0);
   const [head, ...rows] = t.stdout.trim().split("\n");

@@ -43,7 +43,7 @@ export function register(cmd: Command): void {
       }
       const meta = await clientFrom(o).setSecretReporting(name, value);
       if (o.json) printJson(meta);
-      else process.stdout.write(`secret ${meta.name} ${meta.created ? "created" : "replaced"} : version ${meta.version} (updated ${meta.updated_at})\n`);
+      else process.stdout.write(`secret ${meta.name} ${meta.created ? "created" : "replaced"}: version ${meta.version} (updated ${meta.updated_at})\n`);
       return 0;
     }));
   clientOptions(cmd.command("list").description("list your secrets' names and dates (values are never shown)"))
