@@ -68,7 +68,7 @@ test("a daemon started from a backup on the same host leaves the original's live
     b = undefined;
     assert.equal((await sh(a, k, "keep", "echo after-b-stop")).stdout, "after-b-stop\n");
     assert.ok(pidsOf(id).length > 0);
-    assert.ok(existsSync(join(a.dataDir, "sandboxes", id, "upper")), "writable layer intact");
+    assert.ok(existsSync(join(a.dataDir, "sandboxes", id, "disk", "upper")), "writable layer intact (on its disk)");
     // A backup of B (now its own instance) started again keeps its identity: no more lost rows.
     const b2 = await start(bk);
     assert.equal((await waitForOutput(b2, RECOVERED))[7], "0");
@@ -135,7 +135,7 @@ test("an unresponsive sandbox at restart: the daemon serves at once, the sandbox
     assert.equal(await statusOf(d, k, "fine"), "running");
     assert.equal((await sh(d, k, "fine", "echo fine")).stdout, "fine\n");
     assert.equal((await api(d, "POST", "/sandboxes/stuck/exec", { key: k, body: { cmd: ["true"] } })).status, 409);
-    assert.ok(existsSync(join(d.dataDir, "sandboxes", id, "upper")), "writable layer kept");
+    assert.ok(existsSync(join(d.dataDir, "sandboxes", id, "disk", "upper")), "writable layer kept (on its disk)");
     assert.ok(pidsOf(id).length > 0, "processes kept");
 
     process.kill(stopped, "SIGCONT");
