@@ -128,10 +128,10 @@ export class SandboxService {
     const now = new Date().toISOString();
     this.db.transaction(() => {
       const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number };
-      if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
-      if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
-      if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
-      if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
+      if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`, {}, "quota_exceeded");
+      if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`, {}, "quota_exceeded");
+      if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`, {}, "quota_exceeded");
+      if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`, "name_taken");
       this.admission?.check(this.db, cpus, memory_mb);
       this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
@@ -148,7 +148,7 @@ export class SandboxService {
     } catch (e) {
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
-      throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
+      throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`, {}, "sandbox_failed");
     } finally {
       config.env = {};
       config.files = [];
@@ -176,7 +176,7 @@ export class SandboxService {
     const r = this.find(user, ref);
     if (this.pending.has(r.id)) throw reattaching(r.name);
     const s = this.live.get(r.id);
-    if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`);
+    if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`, {}, "not_running");
     return s.agent;
   }
 
@@ -417,12 +417,12 @@ export class SandboxService {
 
   private find(user: User, ref: string): Row {
     const r = this.byRef.get(user.id, ref, ref) as Row | undefined;
-    if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
+    if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`, "sandbox_not_found");
     return r;
   }
 }
 
 /** A sandbox whose reattach after a restart is still under way: a 503 the client may retry at once. */
 function reattaching(name: string): UserError {
-  return new UserError(503, `sandbox ${JSON.stringify(name)} is being reattached after a daemon restart; retry in a moment`, { "Retry-After": "1" });
+  return new UserError(503, `sandbox ${JSON.stringify(name)} is being reattached after a daemon restart; retry in a moment`, { "Retry-After": "1" }, "reattaching");
 }

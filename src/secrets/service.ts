@@ -3,14 +3,14 @@
 // config drive (resolveForSandbox) — never through the API.
 import { purgeFreedPages, type DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
-import { notFound, badRequest } from "../util/errors.js";
+import { notFound, UserError } from "../util/errors.js";
 import type { Keyring } from "./keyring.js";
 import { validateSecretName, validateSecretValue } from "./validate.js";
 
 export interface SecretMeta { name: string; created_at: string; updated_at: string }
 export interface Caller { id: number; name: string }
 
-export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`);
+export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`, "secret_not_found");
 
 export class SecretService {
   private readonly q;
@@ -70,7 +70,7 @@ export class SecretService {
     const blobs: [string, Buffer][] = [];
     for (const name of names) {
       const row = this.q.blob.get(user.id, name) as { value_encrypted: Buffer } | undefined;
-      if (!row) throw badRequest(`secret ${JSON.stringify(name)} not found`);
+      if (!row) throw new UserError(400, `secret ${JSON.stringify(name)} not found`, {}, "secret_not_found");
       blobs.push([name, row.value_encrypted]);
     }
     const out = new Map<string, string>();

@@ -18,6 +18,7 @@ import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
+import { metaRoutes } from "./routes/meta.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -119,7 +120,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
-    app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
+    metaRoutes(app.router, () => ({ status: "ok", version: VERSION, ...engines.describe() }));
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);

@@ -45,7 +45,7 @@ export class UserService {
     const apiKey = newApiKey();
     const now = new Date().toISOString();
     return this.db.transaction(() => {
-      if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`);
+      if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`, "name_taken");
       const res = this.db.prepare(
         "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, now, now);
@@ -81,7 +81,7 @@ export class UserService {
     const apiKey = newApiKey();
     this.db.transaction(() => {
       const res = this.db.prepare("UPDATE users SET api_key_sha256 = ?, key_rotated_at = ? WHERE name = ?").run(hashKey(apiKey), new Date().toISOString(), name);
-      if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`);
+      if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
       recordEvent(this.db, "user.key_rotated", name, name);
     }).immediate();
     return apiKey;
@@ -91,11 +91,11 @@ export class UserService {
   delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
     return this.db.transaction(() => {
       const user = this.byName(name);
-      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
       const secrets = (this.db.prepare("SELECT COUNT(*) AS n FROM secrets WHERE user_id = ?").get(user.id) as { n: number }).n;
       const sandboxes = (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ?").get(user.id) as { n: number }).n;
       if (!force && (secrets > 0 || sandboxes > 0)) {
-        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
+        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`, {}, "has_dependents");
       }
       this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
       recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force });

@@ -9,7 +9,7 @@
 // `daemon_stopping` message and their commands are killed.
 import { pipeline } from "node:stream/promises";
 import type { Router, Ctx } from "../http.js";
-import { bodyChunks, bodyTooLarge, declaresTooMuch, readJson, sendJson } from "../http.js";
+import { bodyChunks, bodyTooLarge, declaresTooMuch, sendJson } from "../http.js";
 import { Reply, HANDLED } from "../reply.js";
 import { UserError, badRequest } from "../../util/errors.js";
 import type { SandboxService } from "../../sandboxes/service.js";
@@ -18,7 +18,9 @@ import type { ExecExit } from "../../protocol/agent.js";
 import { checkFilePath } from "../file-path.js";
 import { AgentError } from "../../engine/agent-client.js";
 import type { OpenStreams } from "../streams.js";
-import { CappedOutput, DEFAULT_OUTPUT_CAP, MAX_OUTPUT_CAP, sendExecJson } from "../exec-output.js";
+import { CappedOutput, DEFAULT_OUTPUT_CAP, sendExecJson } from "../exec-output.js";
+import { ROUTES } from "../../api/routes.js";
+import type { ExecRequest } from "../../api/exec.js";
 
 const MAX_FILE = 64 << 20;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -29,22 +31,12 @@ function output(key: string, data: Buffer): Record<string, string> {
   try { return { [key]: utf8.decode(data) }; } catch { return { [`${key}_base64`]: data.toString("base64") }; }
 }
 
-function execSpec(body: Record<string, unknown>) {
-  const { cmd, cwd, timeout_sec, stdin, max_output_bytes } = body; // an `env` field is accepted and deliberately ignored
-  if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string" && !a.includes("\u0000"))) {
-    throw badRequest("cmd must be a non-empty array of strings without NUL");
-  }
-  if (cwd !== undefined && (typeof cwd !== "string" || !cwd.startsWith("/"))) throw badRequest("cwd must be an absolute path");
-  if (timeout_sec !== undefined && (typeof timeout_sec !== "number" || !(timeout_sec > 0) || timeout_sec > 86400)) {
-    throw badRequest("timeout_sec must be a number of seconds between 0 and 86400");
-  }
-  if (stdin !== undefined && typeof stdin !== "string") throw badRequest("stdin must be a string");
-  if (max_output_bytes !== undefined && (!Number.isSafeInteger(max_output_bytes) || (max_output_bytes as number) < 0 || (max_output_bytes as number) > MAX_OUTPUT_CAP)) {
-    throw badRequest(`max_output_bytes must be an integer between 0 and ${MAX_OUTPUT_CAP}`);
-  }
+/** The exec request, already checked against ExecRequest (src/api/exec.ts); an `env` field is accepted and deliberately ignored. */
+function execSpec(body: ExecRequest) {
+  const { cmd, cwd, timeout_sec, stdin, max_output_bytes } = body;
   return {
-    cmd: cmd as string[], cwd: cwd as string | undefined, timeoutMs: timeout_sec === undefined ? undefined : Math.round((timeout_sec as number) * 1000),
-    stdin: stdin as string | undefined, maxOutput: (max_output_bytes as number | undefined) ?? DEFAULT_OUTPUT_CAP,
+    cmd, cwd, timeoutMs: timeout_sec === undefined ? undefined : Math.round(timeout_sec * 1000),
+    stdin, maxOutput: max_output_bytes ?? DEFAULT_OUTPUT_CAP,
   };
 }
 
@@ -107,20 +99,20 @@ async function drained(body: AsyncGenerator<Buffer>, ms: number): Promise<boolea
 
 
 export function sandboxRoutes(router: Router, sandboxes: SandboxService, templates: TemplateService, streams: OpenStreams): void {
-  router.add("POST", "/sandboxes", async ({ req, user }) => {
-    const { sandbox, warnings } = await sandboxes.create(user, await readJson(req));
+  router.route(ROUTES.createSandbox, async ({ body, user }) => {
+    const { sandbox, warnings } = await sandboxes.create(user, body as Record<string, unknown>);
     return new Reply(201, { ...sandbox, warnings });
   });
-  router.add("GET", "/sandboxes", ({ user }) => sandboxes.list(user));
-  router.add("GET", "/sandboxes/:id", ({ user, params }) => sandboxes.get(user, params.id));
-  router.add("DELETE", "/sandboxes/:id", async ({ user, params }) => {
+  router.route(ROUTES.listSandboxes, ({ user }) => sandboxes.list(user));
+  router.route(ROUTES.getSandbox, ({ user, params }) => sandboxes.get(user, params.id));
+  router.route(ROUTES.deleteSandbox, async ({ user, params }) => {
     await sandboxes.destroy(user, params.id);
     return new Reply(204);
   });
 
-  router.add("POST", "/sandboxes/:id/exec", async (ctx) => {
+  router.route(ROUTES.exec, async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
-    const spec = execSpec(await readJson(ctx.req));
+    const spec = execSpec(ctx.body as ExecRequest);
     const ndjson = (ctx.req.headers.accept ?? "").includes("application/x-ndjson");
     const session = agent.exec({ cmd: spec.cmd, cwd: spec.cwd, timeout_ms: spec.timeoutMs, stdin: spec.stdin !== undefined }, { manualAck: ndjson });
     if (spec.stdin !== undefined) { session.write(Buffer.from(spec.stdin)); session.end(); }
@@ -166,7 +158,10 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
 
-  router.add("GET", "/sandboxes/:id/files", async (ctx) => {
+  // Served by the upgrade handler (../ws.ts); listed here so the router (and the OpenAPI document) knows it. A plain GET is a 426.
+  router.route(ROUTES.execWebSocket, () => { throw new UserError(426, "send Upgrade: websocket", {}, "upgrade_required"); });
+
+  router.route(ROUTES.readFile, async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     if (ctx.query.get("ls") === "true") return agentCall(() => agent.list(path));
@@ -185,7 +180,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     }
     return HANDLED;
   });
-  router.add("HEAD", "/sandboxes/:id/files", async (ctx) => {
+  router.route(ROUTES.statFile, async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const st = await agentCall(() => agent.stat(path));
@@ -196,7 +191,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     ctx.res.end();
     return HANDLED;
   });
-  router.add("PUT", "/sandboxes/:id/files", async (ctx) => {
+  router.route(ROUTES.writeFile, async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const modeQ = ctx.query.get("mode");
@@ -223,10 +218,10 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return { path, size };
   });
 
-  router.add("POST", "/templates", async ({ req, user }) => new Reply(201, templates.create(user, await readJson(req))));
-  router.add("GET", "/templates", ({ user }) => templates.list(user));
-  router.add("GET", "/templates/:id", ({ user, params }) => templates.get(user, params.id));
-  router.add("DELETE", "/templates/:id", ({ user, params }) => {
+  router.route(ROUTES.createTemplate, ({ body, user }) => new Reply(201, templates.create(user, body as Record<string, unknown>)));
+  router.route(ROUTES.listTemplates, ({ user }) => templates.list(user));
+  router.route(ROUTES.getTemplate, ({ user, params }) => templates.get(user, params.id));
+  router.route(ROUTES.deleteTemplate, ({ user, params }) => {
     templates.delete(user, params.id);
     return new Reply(204);
   });
