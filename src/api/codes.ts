@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   reattaching: "The sandbox is being reattached after a daemon restart: retry after Retry-After seconds.",
   daemon_stopping: "The daemon is stopping; the command was killed.",
   sandbox_failed: "The sandbox failed to start (the daemon log has details).",
+  disk_full: "The sandbox's disk (disk_mb) or a quota inside it is full.",
   agent_error: "The agent inside the sandbox failed the request.",
   upgrade_required: "This route speaks WebSocket only.",
   internal_error: "A bug or an unexpected failure in the daemon; nothing internal is disclosed.",

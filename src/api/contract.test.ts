@@ -124,6 +124,22 @@ test("POST exec and WebSocket exec apply the same rules (cmd, cwd, NUL, timeout)
     assert.equal(ws.exit, undefined);
     assert.equal(ws.error, post.json.error, `same message for ${JSON.stringify(spec)}`);
   }
+  // lohar's errors come with a code; the daemon maps code -> status from one table (src/sandboxes/agent-errors.ts).
+  const files: [string, string, number, string][] = [
+    ["GET", "/sandboxes/rules/files?path=/nope", 404, "file_not_found"],
+    ["HEAD", "/sandboxes/rules/files?path=/nope", 404, ""],
+    ["GET", "/sandboxes/rules/files?path=/root&ls=true", 403, "forbidden"],
+    ["GET", "/sandboxes/rules/files?path=/proc/1/environ", 403, "forbidden"],
+    ["GET", "/sandboxes/rules/files?path=/tmp", 400, "invalid_request"],
+    ["GET", "/sandboxes/rules/files?path=/etc/passwd&ls=true", 400, "invalid_request"],
+    ["PUT", "/sandboxes/rules/files?path=/etc/passwd", 403, "forbidden"],
+  ];
+  for (const [m, p, status, code] of files) {
+    const r = await api(d, m, p, { key, raw: m === "PUT" ? "x" : undefined });
+    assert.deepEqual([r.status, r.json?.code ?? ""], [status, code], `${m} ${p}: ${r.text}`);
+  }
+  const cwd = await api(d, "POST", "/sandboxes/rules/exec", { key, body: { cmd: ["true"], cwd: "/nope" } });
+  assert.deepEqual([cwd.status, cwd.json.code], [400, "file_not_found"], cwd.text);
   // A timeout on the WebSocket is honoured as on POST.
   const t0 = Date.now();
   const slow = await wsExec(d, key, "rules", { cmd: ["sleep", "30"], timeout_sec: 0.5 } as never);
