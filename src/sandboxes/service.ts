@@ -16,6 +16,8 @@ import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
+import { SandboxHandle } from "./operations.js";
+import { ENGINE_NAMES } from "../engine/names.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -180,6 +182,11 @@ export class SandboxService {
     return s.agent;
   }
 
+  /** Exec and file operations in a running sandbox (404/409/503 as agent() when it is not reachable). */
+  open(user: User, ref: string): SandboxHandle {
+    return new SandboxHandle(this.agent(user, ref));
+  }
+
   async destroy(user: User, ref: string): Promise<void> {
     const r = this.find(user, ref);
     if (r.status === "lost") {
@@ -206,7 +213,7 @@ export class SandboxService {
     const toReattach = rows.filter((r) => r.status === "running" || r.status === "unreachable");
     for (const r of toReattach) this.pending.add(r.id);
     try {
-      await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
+      await Promise.all(ENGINE_NAMES.map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
       await Promise.all([
         ...rows.filter((r) => r.status === "creating").map(async (r) => {
           // A create the client never saw succeed: undo it entirely.
@@ -241,7 +248,7 @@ export class SandboxService {
       return sum;
     }
     const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
-    for (const name of ["ns", "vm"] as const) {
+    for (const name of ENGINE_NAMES) {
       const engine = this.engines.get(name);
       for (const id of await engine.list().catch(() => [] as string[])) {
         if (known.has(id) || this.stopping) continue;

@@ -18,6 +18,7 @@ import type { SandboxService } from "../sandboxes/service.js";
 import { UserError } from "../util/errors.js";
 import { validateEnv } from "../sandboxes/validate.js";
 import type { ExecSession } from "../engine/agent-client.js";
+import { execFailure, type SandboxHandle } from "../sandboxes/operations.js";
 import { parseTarget } from "./target.js";
 import { firstProblem } from "../api/check.js";
 import { WsExecRequest } from "../api/exec.js";
@@ -45,14 +46,14 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
         throw e;
       }
       const user = app.admit(req, query);
-      const agent = sandboxes.agent(user, params.id);
+      const sb = sandboxes.open(user, params.id);
       wss.handleUpgrade(req, socket, head, (ws) => {
         // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
         // length...) is an 'error' on the WebSocket: ws has already sent a
         // close frame with the reason; the socket is cut shortly after, and
         // 'close' ends the command as for any client that goes away.
         ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
-        serveExec(ws, agent, app.streams);
+        serveExec(ws, sb, app.streams);
       });
     } catch (e) {
       const status = e instanceof UserError ? e.status : 500;
@@ -65,7 +66,7 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
   };
 }
 
-function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams): void {
+function serveExec(ws: WebSocket, sb: SandboxHandle, streams: OpenStreams): void {
   let session: ExecSession | null = null;
   let finished = false;
   let inputPaused = false;
@@ -100,7 +101,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
       const req = spec as WsExecRequest;
       let env: Record<string, string>;
       try { env = validateEnv(req.env); } catch (e) { return fail((e as Error).message); }
-      const s = agent.exec({
+      const s = sb.exec({
         cmd: req.cmd, env, cwd: req.cwd, stdin: true, tty: req.tty === true, rows: req.rows, cols: req.cols,
         ...(req.timeout_sec !== undefined ? { timeout_ms: Math.round(req.timeout_sec * 1000) } : {}),
       }, { manualAck: true });
@@ -117,7 +118,7 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
           if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}), ...(exit.timed_out ? { timed_out: true } : {}) }));
           ws.close(1000);
         },
-        (e: Error) => { if (!finished) { finished = true; fail(e.message, "agent_error"); } },
+        (e: Error) => { if (!finished) { finished = true; const err = execFailure(e); fail(err.message, err.code); } },
       );
       return;
     }

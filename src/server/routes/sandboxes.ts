@@ -16,7 +16,7 @@ import type { SandboxService } from "../../sandboxes/service.js";
 import type { TemplateService } from "../../sandboxes/templates.js";
 import type { ExecExit } from "../../protocol/agent.js";
 import { checkFilePath } from "../file-path.js";
-import { AgentError } from "../../engine/agent-client.js";
+import { execFailure } from "../../sandboxes/operations.js";
 import type { OpenStreams } from "../streams.js";
 import { CappedOutput, DEFAULT_OUTPUT_CAP, sendExecJson } from "../exec-output.js";
 import { ROUTES } from "../../api/routes.js";
@@ -50,30 +50,6 @@ function exitBody(exit: ExecExit, timeoutMs?: number): Record<string, unknown> {
 
 function filePath(ctx: Ctx): string {
   return checkFilePath(ctx.query.get("path"));
-}
-
-// lohar's file errors end in ": CODE (reason)" after the path; the status comes
-// from that code only, since the path before it is the user's and may say anything.
-const ERRNO_STATUS: Record<string, number> = {
-  ENOENT: 404, EACCES: 403, EPERM: 403, EROFS: 403, EEXIST: 409, ENOTEMPTY: 409,
-  EISDIR: 400, ENOTDIR: 400, ELOOP: 400, ENAMETOOLONG: 400, EINVAL: 400,
-};
-
-/** Agent errors (not found, permission denied...) are the user's, and never carry values. */
-async function agentCall<T>(f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    const msg = (e as Error).message;
-    const agentCode = e instanceof AgentError ? e.agentCode : undefined;
-    if (agentCode === "forbidden_path") throw new UserError(403, msg);
-    if (agentCode === "not_regular_file") throw new UserError(400, msg);
-    const code = /: (E[A-Z0-9]+)(?: \([^()]*\))?$/.exec(msg)?.[1];
-    if (code && ERRNO_STATUS[code]) throw new UserError(ERRNO_STATUS[code], msg);
-    if (!code && /must be absolute|must be an integer/.test(msg)) throw new UserError(400, msg);
-    throw new UserError(502, `sandbox agent: ${msg}`);
-  }
 }
 
 const DRAIN_MS = 10_000;
@@ -111,10 +87,10 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   });
 
   router.route(ROUTES.exec, async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const sb = sandboxes.open(ctx.user, ctx.params.id);
     const spec = execSpec(ctx.body as ExecRequest);
     const ndjson = (ctx.req.headers.accept ?? "").includes("application/x-ndjson");
-    const session = agent.exec({ cmd: spec.cmd, cwd: spec.cwd, timeout_ms: spec.timeoutMs, stdin: spec.stdin !== undefined }, { manualAck: ndjson });
+    const session = sb.exec({ cmd: spec.cmd, cwd: spec.cwd, timeout_ms: spec.timeoutMs, stdin: spec.stdin !== undefined }, { manualAck: ndjson });
     if (spec.stdin !== undefined) { session.write(Buffer.from(spec.stdin)); session.end(); }
     const res = ctx.res;
     // A client that goes away takes its command with it.
@@ -130,7 +106,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
       const err = new CappedOutput(spec.maxOutput);
       session.on("stdout", (b: Buffer) => out.add(b));
       session.on("stderr", (b: Buffer) => err.add(b));
-      const exit = await Promise.race([session.done.catch((e: Error) => { throw new UserError(400, e.message); }), stopped]);
+      const exit = await Promise.race([session.done.catch((e: Error) => { throw execFailure(e); }), stopped]);
       if (exit === "stopped") {
         session.cancel();
         sendJson(res, 503, { error: STOPPING.message, code: STOPPING.code });
@@ -148,12 +124,12 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     };
     session.on("stdout", (b: Buffer) => line({ type: "stdout", ...output("data", b) }, b.length));
     session.on("stderr", (b: Buffer) => line({ type: "stderr", ...output("data", b) }, b.length));
-    const end = await Promise.race([session.done.then((x) => ({ exit: x }), (e: Error) => ({ error: e.message })), stopped]);
+    const end = await Promise.race([session.done.then((x) => ({ exit: x }), (e: Error) => ({ error: execFailure(e) })), stopped]);
     if (end === "stopped") {
       session.cancel();
       line(STOPPING);
     } else if ("exit" in end) line({ type: "exit", ...exitBody(end.exit, spec.timeoutMs) });
-    else line({ type: "error", message: end.error });
+    else line({ type: "error", message: end.error.message, code: end.error.code });
     if (!res.writableEnded) res.end();
     return HANDLED;
   });
@@ -162,10 +138,10 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   router.route(ROUTES.execWebSocket, () => { throw new UserError(426, "send Upgrade: websocket", {}, "upgrade_required"); });
 
   router.route(ROUTES.readFile, async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const sb = sandboxes.open(ctx.user, ctx.params.id);
     const path = filePath(ctx);
-    if (ctx.query.get("ls") === "true") return agentCall(() => agent.list(path));
-    const file = await agentCall(() => agent.openFile(path));
+    if (ctx.query.get("ls") === "true") return sb.list(path);
+    const file = await sb.openFile(path);
     const res = ctx.res;
     res.writeHead(200, { "Content-Type": "application/octet-stream", ...(file.stat ? { "Content-Length": file.stat.size } : {}) });
     // A stopping daemon lets a download finish within the grace period, then cuts it.
@@ -181,9 +157,9 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.route(ROUTES.statFile, async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const sb = sandboxes.open(ctx.user, ctx.params.id);
     const path = filePath(ctx);
-    const st = await agentCall(() => agent.stat(path));
+    const st = await sb.stat(path);
     ctx.res.writeHead(200, {
       "Content-Length": st.type === "file" ? st.size : 0, "X-File-Type": st.type, "X-File-Mode": st.mode.toString(8),
       "X-File-Uid": String(st.uid), "X-File-Gid": String(st.gid), "Last-Modified": new Date(st.mtime).toUTCString(),
@@ -192,7 +168,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.route(ROUTES.writeFile, async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const sb = sandboxes.open(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const modeQ = ctx.query.get("mode");
     if (modeQ !== null && !/^[0-7]{3,4}$/.test(modeQ)) throw badRequest("mode must be octal, e.g. 0644");
@@ -204,7 +180,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     const unregister = streams.add({ stop: () => {}, kill: () => req.destroy() });
     const body = counted();
     try {
-      await agentCall(() => agent.writeFile(path, body, modeQ === null ? undefined : parseInt(modeQ, 8)));
+      await sb.writeFile(path, body, modeQ === null ? undefined : parseInt(modeQ, 8));
     } catch (e) {
       // Refused before the body was all read (lohar said no at once): read and
       // drop the rest (still bounded by the size limit) so that the client,
