@@ -5,6 +5,7 @@
 // check.ts): it names the rule, never the value. `{path}` becomes the field.
 import { Type, type Static } from "@sinclair/typebox";
 import { ERROR_CODES } from "./codes.js";
+import { ENGINE_NAMES } from "../engine/names.js";
 
 export const ErrorBody = Type.Object({
   error: Type.String({ description: "What went wrong, for people. Never quotes a secret value." }),
@@ -20,7 +21,7 @@ export const Name = (what = "name") => Type.String({ pattern: NAME_PATTERN, erro
 /** Names of secrets and environment variables. */
 export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,255}$";
 
-export const EngineName = Type.Union([Type.Literal("ns"), Type.Literal("vm")]);
+export const EngineName = Type.Union(ENGINE_NAMES.map((n) => Type.Literal(n)));
 
 export const int = (what: string, min: number, max: number, description?: string) =>
   Type.Integer({ minimum: min, maximum: max, errorMessage: { type: `${what} must be an integer`, default: `${what} must be between ${min} and ${max}` }, ...(description ? { description } : {}) });

@@ -1,5 +1,6 @@
 // Sandboxes: create, list, inspect, delete.
 import { Type, type Static } from "@sinclair/typebox";
+import { ENGINE_LIST } from "../engine/names.js";
 import { Cpus, DiskMb, EngineName, Env, MemoryMb, Name, SecretNames, Timestamp } from "./common.js";
 
 export const ConfigFileSpec = Type.Object({
@@ -10,7 +11,7 @@ export const ConfigFileSpec = Type.Object({
 
 export const CreateSandboxRequest = Type.Object({
   name: Name(),
-  engine: Type.Optional(Type.Union([EngineName, Type.Null()], { errorMessage: 'engine must be "ns" or "vm"' })),
+  engine: Type.Optional(Type.Union([EngineName, Type.Null()], { errorMessage: `engine must be ${ENGINE_LIST}` })),
   image: Type.Optional(Type.Union([Type.String(), Type.Null()], { errorMessage: "image must be an image name", description: 'default: the daemon\'s (serve --image); a template\'s image wins' })),
   template: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { errorMessage: "template must be a template id or name" })),
   cpus: Type.Optional(Cpus),

@@ -19,6 +19,7 @@ import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
 import { metaRoutes } from "./routes/meta.js";
+import { ENGINE_NAMES } from "../engine/names.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -193,7 +194,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     db.close();
     // With no sandbox left (in the database or on the host), nothing needs the
     // runtime dir (ownership layers, runc state): free the tmpfs.
-    const onHost = (await Promise.all((["ns", "vm"] as const).map((n) => engines.get(n).list().catch(() => ["?"])))).flat();
+    const onHost = (await Promise.all(ENGINE_NAMES.map((n) => engines.get(n).list().catch(() => ["?"])))).flat();
     if (rows === 0 && onHost.length === 0) rmSync(runtimeDir, { recursive: true, force: true });
     try { unlinkSync(paths.socket); } catch { /* gone */ }
     releasePidFile(paths.pidFile);
