@@ -13,13 +13,11 @@ export const ErrorBody = Type.Object({
 }, { $id: "ErrorBody" });
 export type ErrorBody = Static<typeof ErrorBody>;
 
-/** Names of sandboxes, templates (and image names in templates). */
-export const NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$";
+export { NAME_PATTERN, ENV_NAME_PATTERN } from "./patterns.js";
+import { NAME_PATTERN, ENV_NAME_PATTERN } from "./patterns.js";
 export const nameRule = (what: string) => `${what} must be 1-63 characters: a letter or digit, then letters, digits, '.', '_' or '-' (${NAME_PATTERN})`;
 export const Name = (what = "name") => Type.String({ pattern: NAME_PATTERN, errorMessage: { type: `${what} must be a string`, default: nameRule(what) } });
 
-/** Names of secrets and environment variables. */
-export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,255}$";
 
 export const EngineName = Type.Union(ENGINE_NAMES.map((n) => Type.Literal(n)));
 
