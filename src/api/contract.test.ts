@@ -12,6 +12,7 @@ import { ROUTES } from "./routes.js";
 import { ERROR_CODES } from "./codes.js";
 import { firstProblem } from "./check.js";
 import { CreateSandboxRequest } from "./sandboxes.js";
+import { Validator } from "@seriousme/openapi-schema-validator";
 
 let d: Daemon;
 let key: string;
@@ -49,6 +50,9 @@ test("GET /openapi.json is OpenAPI 3.1, public, and documents every route the da
     if (m !== "HEAD") assert.ok(!["route_not_found", "method_not_allowed"].includes(res.json?.code), `${m} ${path} -> ${res.status} ${res.text}`);
     else assert.notEqual(res.status, 405, `${m} ${path}`);
   }
+  // A valid OpenAPI 3.1 document, by an independent validator of the specification's own JSON Schema.
+  const v = await new Validator().validate(r.json);
+  assert.equal(v.valid, true, JSON.stringify(v.errors));
   // Every error code is in the document, with its meaning.
   assert.deepEqual(r.json.components.schemas.ErrorCode.enum, Object.keys(ERROR_CODES));
   for (const c of Object.keys(ERROR_CODES)) assert.match(r.json.components.schemas.ErrorCode.description, new RegExp("`" + c + "`: \\w"));

@@ -35,7 +35,7 @@ function content(bodies: Body[], components: Json): Json {
   const out: Json = {};
   for (const b of bodies) {
     if ("json" in b) out["application/json"] = { schema: plain(b.json, components) };
-    else if ("ndjson" in b) out["application/x-ndjson"] = { schema: plain(b.ndjson, components), description: "one JSON object per line" };
+    else if ("ndjson" in b) out["application/x-ndjson"] = { schema: plain(b.ndjson, components) }; // the schema of one line
     else if ("binary" in b) out["application/octet-stream"] = { schema: { type: "string", contentMediaType: "application/octet-stream" } };
   }
   return out;

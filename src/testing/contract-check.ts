@@ -9,6 +9,7 @@ import { ROUTES } from "../api/routes.js";
 import type { Body, RouteSpec } from "../api/route.js";
 import { ErrorBody } from "../api/common.js";
 import { firstProblem } from "../api/check.js";
+import { ERROR_CODES } from "../api/codes.js";
 
 const compiled = Object.values(ROUTES as Record<string, RouteSpec>).map((spec) => ({
   spec,
@@ -35,6 +36,8 @@ export function responseProblems(method: string, target: string, status: number,
     if (method === "HEAD" || text === "") return [];
     const p = parse(text);
     if (!p.ok) return [`${where}: the error body is not JSON`];
+    const code = (p.v as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && !Object.hasOwn(ERROR_CODES, code)) return [`${where}: error code ${JSON.stringify(code)} is not in src/api/codes.ts (add it there, with its meaning)`];
     const problem = firstProblem(ErrorBody, p.v);
     return problem ? [`${where}: the error body breaks ErrorBody: ${problem}`] : [];
   }
