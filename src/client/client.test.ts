@@ -87,7 +87,7 @@ function heldConnection(url: string, key: string): Promise<Socket> {
   });
 }
 
-test("503 (connection cap): an idempotent call waits Retry-After and succeeds once a connection is free", async () => {
+test("503 (connection cap): an idempotent call and the WebSocket handshake wait Retry-After and go through once a connection is free", async () => {
   await withDaemon(["--max-connections-per-user", "1"], async (d, key) => {
     const held = await heldConnection(d.url, key);
     const w = watchFetch();
@@ -95,9 +95,17 @@ test("503 (connection cap): an idempotent call waits Retry-After and succeeds on
       // With retries off the 503 is a typed error (the daemon closes that connection).
       const e = await new BhattiClient({ url: d.url, token: key, retry: { attempts: 1 } }).listSecrets().catch((x) => x);
       assert.deepEqual([e.status, e.code, e.retryAfter], [503, "daemon_busy", 1]);
-      w.log.length = 0;
+      // The WebSocket handshake is retried too: a 503, a wait, then the daemon's real answer (no such sandbox).
       setTimeout(() => held.destroy(), 300).unref();
       const client = new BhattiClient({ url: d.url, token: key, retry: { attempts: 3, maxWaitMs: 10_000 } });
+      const t0 = Date.now();
+      const ws = await client.execInteractive("nosuch", { cmd: ["true"] }).catch((x) => x);
+      assert.deepEqual([ws.status, ws.code], [404, "sandbox_not_found"], String(ws));
+      assert.ok(Date.now() - t0 >= 990, "the handshake waited Retry-After before trying again");
+      // A GET: 503, the wait, 200.
+      const held2 = await heldConnection(d.url, key);
+      setTimeout(() => held2.destroy(), 300).unref();
+      w.log.length = 0;
       assert.deepEqual(await client.listSecrets(), []);
       assert.deepEqual(w.log.map((r) => r.status), [503, 200]);
       assert.ok(w.log[1].at - w.log[0].doneAt >= 990, `waited ${w.log[1].at - w.log[0].doneAt} ms (Retry-After: 1)`);
