@@ -31,6 +31,7 @@ export const Sandbox = Type.Object({
   image: Type.String(),
   cpus: Type.Integer(),
   memory_mb: Type.Integer(),
+  disk_mb: Type.Union([Type.Integer(), Type.Null()], { description: "writable-layer limit, MiB (null: made before limits existed)" }),
   status: Type.Union(["creating", "running", "unreachable", "dead", "deleting", "lost"].map((s) => Type.Literal(s))),
   env: Type.Array(Type.String(), { description: "names only" }),
   secrets: Type.Array(Type.String(), { description: "names only" }),

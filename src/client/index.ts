@@ -43,6 +43,13 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** GET /me: the caller, its quotas and usage. */
+export interface Me {
+  name: string; created_at: string;
+  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number };
+  usage: { sandboxes: number; cpus: number; memory_mb: number; secrets: number; templates: number };
+}
+
 export interface FileStat { type: string; size: number; mode: number; uid: number; gid: number; mtime: string }
 
 const enc = encodeURIComponent;
@@ -103,12 +110,19 @@ export class BhattiClient {
   }
 
   health(): Promise<Health> { return this.request("GET", "/health"); }
+  /** The caller: name, quotas and usage. */
+  me(): Promise<Me> { return this.request("GET", "/me"); }
   /** The API's OpenAPI 3.1 document. */
   openapi(): Promise<Record<string, unknown>> { return this.request("GET", "/openapi.json"); }
 
   // ---- secrets (write-only: no call returns a value) ----
   /** Creates or replaces a secret. Safe to retry: setting the same value twice is one change. */
   setSecret(name: string, value: string): Promise<SecretMeta> { return this.request("POST", "/secrets", { name, value }, {}, { idempotent: true }); }
+  /** Like setSecret, and says whether the secret was new (201 Created) or replaced (200). */
+  async setSecretReporting(name: string, value: string): Promise<SecretMeta & { created: boolean }> {
+    const res = await this.raw("POST", "/secrets", { name, value }, {}, { idempotent: true });
+    return { ...((await res.json()) as SecretMeta), created: res.status === 201 };
+  }
   listSecrets(): Promise<SecretMeta[]> { return this.request("GET", "/secrets"); }
   deleteSecret(name: string): Promise<void> { return this.request("DELETE", `/secrets/${enc(name)}`); }
 
