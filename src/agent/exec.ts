@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { statSync } from "node:fs";
 import { constants as osConstants } from "node:os";
-import { GUEST, FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, type ExecStart, type ExecExit, type AgentMessage } from "../protocol/agent.js";
+import { GUEST, FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, errnoCode, type ExecStart, type ExecExit, type AgentMessage, type ErrorCode } from "../protocol/agent.js";
 import type { Sandbox } from "./boot.js";
 import type { Out, Pausable } from "./out.js";
 import { asUser } from "./creds.js";
@@ -40,29 +40,29 @@ export class ExecStream implements Pausable {
 
   start(spec: ExecStart, sandbox: Sandbox): void {
     const cmd = spec.cmd;
-    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return this.fail("exec: cmd must be a non-empty array of strings");
+    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return this.fail("exec: cmd must be a non-empty array of strings", "bad_request");
     const name = JSON.stringify(cmd[0].slice(0, 200));
-    if (cmd.some((a) => a.includes("\0"))) return this.fail(`exec ${name}: argument contains a NUL byte`);
+    if (cmd.some((a) => a.includes("\0"))) return this.fail(`exec ${name}: argument contains a NUL byte`, "bad_request");
     try {
       this.env = commandEnv(sandbox.env, spec.env);
     } catch (e) {
-      return this.fail(`exec ${name}: ${(e as Error).message}`);
+      return this.fail(`exec ${name}: ${(e as Error).message}`, "bad_request");
     }
     let cwd = defaultCwd();
     if (spec.cwd !== undefined) {
-      if (typeof spec.cwd !== "string" || !spec.cwd.startsWith("/")) return this.fail(`exec ${name}: cwd must be an absolute path`);
+      if (typeof spec.cwd !== "string" || !spec.cwd.startsWith("/")) return this.fail(`exec ${name}: cwd must be an absolute path`, "bad_request");
       try {
         const st = asUser(() => statSync(spec.cwd!));
-        if (!st.isDirectory()) return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ENOTDIR (not a directory)`);
+        if (!st.isDirectory()) return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ENOTDIR (not a directory)`, "enotdir");
       } catch (e) {
-        return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ${errText(e)}`);
+        return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ${errText(e)}`, errnoCode(e));
       }
       cwd = spec.cwd;
     }
     let argv = cmd;
     if (spec.tty) {
       const script = findScript();
-      if (!script) return this.fail("tty not supported");
+      if (!script) return this.fail("tty not supported", "bad_request");
       argv = ttyArgv(script, cmd, spec.rows, spec.cols);
     }
 
@@ -78,7 +78,7 @@ export class ExecStream implements Pausable {
         stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
       }));
     } catch (e) {
-      return this.fail(`exec ${name}: ${errText(e)}`);
+      return this.fail(`exec ${name}: ${errText(e)}`, errnoCode(e));
     }
     this.child = child;
     child.on("error", (e) => {
@@ -86,7 +86,7 @@ export class ExecStream implements Pausable {
       if (this.pgid) return;
       const status = SPAWN_STATUS[(e as NodeJS.ErrnoException).code ?? ""];
       if (status) this.spawnFailed(`exec ${name}: ${status === 127 ? "command not found" : "cannot be run"} (${errText(e)})`, status);
-      else this.fail(`exec ${name}: ${errText(e)}`);
+      else this.fail(`exec ${name}: ${errText(e)}`, errnoCode(e));
     });
     if (child.pid === undefined) return; // 'error' follows
     this.pgid = child.pid;
@@ -258,8 +258,8 @@ export class ExecStream implements Pausable {
     this.flush();
   }
 
-  private fail(message: string): void {
-    this.reply({ type: "error", message });
+  private fail(message: string, code: ErrorCode = "io_error"): void {
+    this.reply({ type: "error", message, code });
   }
 
   private reply(msg: AgentMessage): void {

@@ -13,7 +13,7 @@ import {
   readdirSync, realpathSync, readlinkSync, read, constants as fsc, type Stats,
 } from "node:fs";
 import { dirname, basename, join, isAbsolute, posix } from "node:path";
-import { FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, type StatInfo, type AgentMessage, type ErrorCode } from "../protocol/agent.js";
+import { FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, errnoCode, type StatInfo, type AgentMessage, type ErrorCode } from "../protocol/agent.js";
 import type { Out } from "./out.js";
 import { asUser } from "./creds.js";
 import { errText } from "./log.js";
@@ -31,7 +31,7 @@ class RuleError extends Error {
 
 export function checkPath(op: string, path: unknown): string {
   if (typeof path !== "string" || !isAbsolute(path) || path.includes("\0")) {
-    throw new Error(`${op}: path must be absolute`);
+    throw new RuleError(`${op}: path must be absolute`, "bad_request");
   }
   refuseForbidden(op, path, posix.normalize(path));
   return path;
@@ -91,7 +91,7 @@ function describe(op: string, path: string, e: unknown): string {
 
 function errorMsg(op: string, path: string, e: unknown): AgentMessage {
   const msg: AgentMessage = { type: "error", message: describe(op, path, e) };
-  if (e instanceof RuleError) msg.code = e.rule;
+  msg.code = e instanceof RuleError ? e.rule : errnoCode(e);
   return msg;
 }
 
@@ -234,7 +234,7 @@ export class FileWriter {
       this.path = checkPath("write", rawPath);
       refuseResolved("write", this.path, dirname(this.path));
       if (mode !== undefined) {
-        if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new Error("write: mode must be an integer 0..0o7777");
+        if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new RuleError("write: mode must be an integer 0..0o7777", "bad_request");
         this.mode = mode;
       }
       this.tmp = join(dirname(this.path), tempName(basename(this.path)));

@@ -138,9 +138,9 @@ export class Session implements Out {
         try {
           msg = JSON.parse(f.payload.toString("utf8")) as HostMessage;
         } catch {
-          return this.send(encodeControl(id, { type: "error", message: "bad control message" }));
+          return this.send(encodeControl(id, { type: "error", message: "bad control message", code: "bad_request" }));
         }
-        if (!msg || typeof msg !== "object") return this.send(encodeControl(id, { type: "error", message: "bad control message" }));
+        if (!msg || typeof msg !== "object") return this.send(encodeControl(id, { type: "error", message: "bad control message", code: "bad_request" }));
         return this.control(id, msg);
       }
       case FrameKind.Stdin:
@@ -190,7 +190,7 @@ export class Session implements Out {
     }
     this.sweep();
     if (id === 0 || this.execs.has(id) || this.writers.has(id) || this.readers.has(id)) {
-      return this.send(encodeControl(id, { type: "error", message: id === 0 ? "stream 0 takes no requests" : "stream id in use" }));
+      return this.send(encodeControl(id, { type: "error", message: id === 0 ? "stream 0 takes no requests" : "stream id in use", code: "bad_request" }));
     }
     switch (msg.type) {
       case "exec": {
@@ -235,7 +235,7 @@ export class Session implements Out {
       case "ping":
         return this.send(encodeControl(id, { type: "pong" }));
       default:
-        return this.send(encodeControl(id, { type: "error", message: `unknown request ${JSON.stringify(String((msg as { type?: unknown }).type).slice(0, 40))}` }));
+        return this.send(encodeControl(id, { type: "error", message: `unknown request ${JSON.stringify(String((msg as { type?: unknown }).type).slice(0, 40))}`, code: "bad_request" }));
     }
   }
 

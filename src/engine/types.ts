@@ -4,7 +4,8 @@
 import type { AgentClient } from "./agent-client.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 
-export type EngineName = "ns" | "vm";
+export type { EngineName } from "./names.js";
+import type { EngineName } from "./names.js";
 
 export interface EngineEnv {
   dataDir: string; // <data_dir>

@@ -7,6 +7,7 @@ import { imageInUse, loadImage, readManifest } from "./build.js";
 import { acquireLock } from "./lock.js";
 import { ALIASES, canonicalImage, checkImageName, DEFAULT_IMAGE, defaultDiskMb } from "./names.js";
 import type { Manifest } from "./types.js";
+import type { EngineName } from "../engine/names.js";
 
 export interface ImageSummary {
   name: string;
@@ -15,7 +16,7 @@ export interface ImageSummary {
   built_at: string;
   build_ms: number;
   inputs_hash: string;
-  engines: ("ns" | "vm")[];
+  engines: EngineName[];
   /** rootfs/ (apparent size of its files) plus the artifacts next to it */
   size_bytes: number;
   rootfs: { files: number; bytes: number };

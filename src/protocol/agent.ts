@@ -117,7 +117,20 @@ export interface ExecExit {
 export type ErrorCode =
   | "not_regular_file" // file_read of a FIFO, device, socket or directory
   | "forbidden_path" // any file call on a path under /proc or /sys
-  | "cancelled"; // the host cancelled the stream
+  | "cancelled" // the host cancelled the stream
+  // api (issue 8): every error carries a code; the host maps code -> HTTP status
+  // from a table (src/sandboxes/agent-errors.ts), never from the message.
+  | ErrnoCode
+  | "bad_request" // the request broke a rule (relative path, bad mode, NUL in an argument...)
+  | "io_error"; // any other failure
+/** Errors of a system call inside the guest, by errno name in lower case. */
+export const ERRNO_CODES = ["enoent", "eacces", "eperm", "erofs", "eexist", "enotempty", "eisdir", "enotdir", "eloop", "enametoolong", "einval", "enospc", "edquot", "efbig", "ebusy", "etxtbsy", "enoexec"] as const;
+export type ErrnoCode = typeof ERRNO_CODES[number];
+/** The protocol code of a Node.js error inside the guest: its errno name if known, else io_error. */
+export function errnoCode(e: unknown): ErrorCode {
+  const c = String((e as NodeJS.ErrnoException | undefined)?.code ?? "").toLowerCase();
+  return (ERRNO_CODES as readonly string[]).includes(c) ? (c as ErrnoCode) : "io_error";
+}
 export interface ErrorMsg { type: "error"; message: string; code?: ErrorCode }
 export interface StatInfo {
   name: string;

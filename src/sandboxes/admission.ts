@@ -49,8 +49,8 @@ export class Admission {
     const used = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE status NOT IN ('dead', 'lost')").get() as { n: number; c: number; m: number };
     const full = (rule: string) => new UserError(503, `host capacity reached: ${rule}; try again later`, { "Retry-After": RETRY_AFTER_S });
     if (used.n + 1 > this.opts.maxSandboxes) throw full(`at most ${this.opts.maxSandboxes} sandboxes run on this host (serve --max-sandboxes)`);
-    if (memoryMb > this.memoryMb) throw new UserError(409, `memory_mb ${memoryMb} is more than this host admits for all sandboxes together (${this.memoryMb} MiB)`);
-    if (cpus > this.cpus) throw new UserError(409, `cpus ${cpus} is more than this host admits for all sandboxes together (${this.cpus})`);
+    if (memoryMb > this.memoryMb) throw new UserError(409, `memory_mb ${memoryMb} is more than this host admits for all sandboxes together (${this.memoryMb} MiB)`, {}, "too_large_for_host");
+    if (cpus > this.cpus) throw new UserError(409, `cpus ${cpus} is more than this host admits for all sandboxes together (${this.cpus})`, {}, "too_large_for_host");
     if (used.m + memoryMb > this.memoryMb) throw full(`the memory of running sandboxes may not exceed ${this.memoryMb} MiB (serve --overcommit-memory); ${memoryMb} MiB requested`);
     if (used.c + cpus > this.cpus) throw full(`the cpus of running sandboxes may not exceed ${this.cpus} (serve --overcommit-cpus); ${cpus} requested`);
   }

@@ -126,7 +126,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     const other = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "x1", secrets: ["BOB_ONLY"] } });
     const missing = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "x1", secrets: ["NOPE_MISSING"] } });
     assert.equal(other.status, 400);
-    assert.equal(other.text, '{"error":"secret \\"BOB_ONLY\\" not found"}');
+    assert.equal(other.text, '{"error":"secret \\"BOB_ONLY\\" not found","code":"secret_not_found"}');
     assert.equal(missing.status, 400);
     assert.equal(missing.text.replace("NOPE_MISSING", "BOB_ONLY"), other.text);
     assert.equal((await api(d, "GET", "/sandboxes", { key: alice })).json.length, 0);
@@ -183,7 +183,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     // A template whose secret the user doesn't have fails at create, like any unknown secret.
     await api(d, "POST", "/templates", { key: bob, body: { name: "bobtpl", secrets: ["API_KEY"] } });
     const bt = await api(d, "POST", "/sandboxes", { key: bob, body: { name: "b2", template: "bobtpl" } });
-    assert.deepEqual([bt.status, bt.json], [400, { error: 'secret "API_KEY" not found' }]);
+    assert.deepEqual([bt.status, bt.json], [400, { error: 'secret "API_KEY" not found', code: "secret_not_found" }]);
     for (const n of ["from-tpl", "from-tpl-cli"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: alice })).status, 204);
     assert.equal((await api(d, "DELETE", "/templates/tpl", { key: alice })).status, 204);
   });
@@ -203,10 +203,10 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     }
     assert.equal((await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dup" } })).status, 201);
     const dup = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dup" } });
-    assert.deepEqual([dup.status, dup.json], [409, { error: 'sandbox "dup" already exists' }]);
+    assert.deepEqual([dup.status, dup.json], [409, { error: 'sandbox "dup" already exists', code: "name_taken" }]);
     for (const [m, p] of [["GET", "/sandboxes/dup"], ["DELETE", "/sandboxes/dup"], ["POST", "/sandboxes/dup/exec"], ["GET", "/sandboxes/dup/files?path=/etc/passwd"]]) {
       const r = await api(d, m, p, { key: bob, body: m === "POST" ? { cmd: ["true"] } : undefined });
-      assert.deepEqual([r.status, r.json], [404, { error: 'sandbox "dup" not found' }], `${m} ${p} as bob`);
+      assert.deepEqual([r.status, r.json], [404, { error: 'sandbox "dup" not found', code: "sandbox_not_found" }], `${m} ${p} as bob`);
     }
     const bobQuota = [];
     for (let i = 0; i < 3; i++) bobQuota.push((await api(d, "POST", "/sandboxes", { key: bob, body: { name: `q${i}`, cpus: 2 } })).status);

@@ -3,6 +3,7 @@ import type { Availability, Engine, EngineEnv, EngineName } from "../engine/type
 import { NsEngine } from "../engine/ns/engine.js";
 import { VmEngine } from "../engine/vm/engine.js";
 import { badRequest } from "../util/errors.js";
+import { ENGINE_LIST, isEngineName } from "../engine/names.js";
 
 export type EngineChoice = EngineName | "auto";
 
@@ -12,7 +13,7 @@ export class Engines {
   private status: Partial<Record<EngineName, Availability>> = {};
 
   constructor(readonly env: EngineEnv, private readonly choice: EngineChoice) {
-    this.engines = { ns: new NsEngine(env), vm: new VmEngine(env) };
+    this.engines = { ns: new NsEngine(env), vm: new VmEngine(env) } satisfies Record<EngineName, Engine>; // one per ENGINE_NAMES
   }
 
   /** Probes the engines and picks the default. auto = vm only where KVM works, else ns. Throws if the chosen engine cannot run. */
@@ -42,7 +43,7 @@ export class Engines {
   /** The engine for a request: its `engine` field, or the default. An engine that cannot run here is a 400. */
   pick(requested: unknown): Engine {
     if (requested === undefined || requested === null) return this.engines[this.defaultName];
-    if (requested !== "ns" && requested !== "vm") throw badRequest('engine must be "ns" or "vm"');
+    if (!isEngineName(requested)) throw badRequest(`engine must be ${ENGINE_LIST}`);
     const st = this.status[requested];
     if (!st) throw badRequest(`engine ${requested} is still being probed on this host; try again in a few seconds`);
     if (!st.ok) throw badRequest(`engine ${requested} cannot run on this host: ${st.reason ?? "not available"}`);

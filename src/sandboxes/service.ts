@@ -16,6 +16,8 @@ import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
+import { SandboxHandle } from "./operations.js";
+import { ENGINE_NAMES } from "../engine/names.js";
 import { defaultDiskMb } from "../image/names.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString } from "./validate.js";
 import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
@@ -146,11 +148,11 @@ export class SandboxService {
     const now = new Date().toISOString();
     this.db.transaction(() => {
       const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m, COALESCE(SUM(disk_mb), 0) AS d FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number; d: number };
-      if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
-      if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
-      if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
-      if (used.d + diskMb > user.max_disk_mb) throw new UserError(403, `quota exceeded: at most ${user.max_disk_mb} MiB of disk in total (${used.d} in use, ${diskMb} requested)`);
-      if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
+      if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`, {}, "quota_exceeded");
+      if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`, {}, "quota_exceeded");
+      if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`, {}, "quota_exceeded");
+      if (used.d + diskMb > user.max_disk_mb) throw new UserError(403, `quota exceeded: at most ${user.max_disk_mb} MiB of disk in total (${used.d} in use, ${diskMb} requested)`, {}, "quota_exceeded");
+      if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`, "name_taken");
       this.admission?.check(this.db, cpus, memory_mb);
       this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at, secret_files, secret_versions, redact)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)`)
@@ -185,7 +187,7 @@ export class SandboxService {
         if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
       })();
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
-      throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
+      throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`, {}, "sandbox_failed");
     } finally {
       config.env = {};
       config.files = [];
@@ -220,7 +222,7 @@ export class SandboxService {
     const r = this.find(user, ref);
     if (this.pending.has(r.id)) throw reattaching(r.name);
     const s = this.live.get(r.id);
-    if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`);
+    if (!s || s.agent.closed) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status === "running" ? "unreachable" : r.status})`, {}, "not_running");
     return s.agent;
   }
 
@@ -246,6 +248,11 @@ export class SandboxService {
     values.clear();
     if (r.redact) this.redactors.set(r.id, red); // after a daemon restart: rebuilt once, then kept like at create
     return red;
+  }
+
+  /** Exec and file operations in a running sandbox (404/409/503 as agent() when it is not reachable). */
+  open(user: User, ref: string): SandboxHandle {
+    return new SandboxHandle(this.agent(user, ref));
   }
 
   async destroy(user: User, ref: string): Promise<void> {
@@ -274,7 +281,7 @@ export class SandboxService {
     const toReattach = rows.filter((r) => r.status === "running" || r.status === "unreachable");
     for (const r of toReattach) this.pending.add(r.id);
     try {
-      await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
+      await Promise.all(ENGINE_NAMES.map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
       await Promise.all([
         ...rows.filter((r) => r.status === "creating").map(async (r) => {
           // A create the client never saw succeed: undo it entirely.
@@ -309,7 +316,7 @@ export class SandboxService {
       return sum;
     }
     const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
-    for (const name of ["ns", "vm"] as const) {
+    for (const name of ENGINE_NAMES) {
       const engine = this.engines.get(name);
       for (const id of await engine.list().catch(() => [] as string[])) {
         if (known.has(id) || this.stopping) continue;
@@ -487,7 +494,7 @@ export class SandboxService {
 
   private find(user: User, ref: string): Row {
     const r = this.byRef.get(user.id, ref, ref) as Row | undefined;
-    if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
+    if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`, "sandbox_not_found");
     return r;
   }
 }
@@ -500,5 +507,5 @@ function validateRedact(v: unknown): boolean {
 
 /** A sandbox whose reattach after a restart is still under way: a 503 the client may retry at once. */
 function reattaching(name: string): UserError {
-  return new UserError(503, `sandbox ${JSON.stringify(name)} is being reattached after a daemon restart; retry in a moment`, { "Retry-After": "1" });
+  return new UserError(503, `sandbox ${JSON.stringify(name)} is being reattached after a daemon restart; retry in a moment`, { "Retry-After": "1" }, "reattaching");
 }

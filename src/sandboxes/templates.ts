@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import type { DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
-import { badRequest, conflict, notFound } from "../util/errors.js";
+import { UserError, badRequest, conflict, notFound } from "../util/errors.js";
 import type { Caller } from "../secrets/service.js";
 import { DEFAULT_IMAGE } from "../image/names.js";
 import { requireImage } from "./images.js";
@@ -46,7 +46,7 @@ export class TemplateService {
     const { env: secrets, files: secret_files } = validateSecretRefs(body.secrets);
     const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, secret_files, created_at: new Date().toISOString() };
     this.db.transaction(() => {
-      if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`);
+      if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`, "name_taken");
       this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, secret_files, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), JSON.stringify(secret_files), t.created_at);
       recordEvent(this.db, "template.created", user.name, name);
@@ -66,7 +66,7 @@ export class TemplateService {
 
   get(user: Caller, ref: string): Template {
     const t = this.find(user, ref);
-    if (!t) throw notFound(`template ${JSON.stringify(ref)} not found`);
+    if (!t) throw notFound(`template ${JSON.stringify(ref)} not found`, "template_not_found");
     return t;
   }
 
@@ -80,7 +80,7 @@ export class TemplateService {
   resolve(user: Caller, ref: unknown): Template {
     if (typeof ref !== "string" || ref === "") throw badRequest("template must be a template id or name");
     const t = this.find(user, ref);
-    if (!t) throw badRequest(`template ${JSON.stringify(ref)} not found`);
+    if (!t) throw new UserError(400, `template ${JSON.stringify(ref)} not found`, {}, "template_not_found");
     return t;
   }
 }

@@ -1,10 +1,12 @@
-// Validation of sandbox and template requests. Every message names the rule;
+// The checks of sandbox and template requests that JSON Schema cannot say
+// (byte sizes, totals, dedup); the shapes are checked first by src/api. Every message names the rule;
 // none quotes an env value or file content.
 import { badRequest } from "../util/errors.js";
 import { SECRET_NAME_RE, validateSecretName } from "../secrets/validate.js";
 import type { ConfigFile } from "../protocol/agent.js";
+import { NAME_PATTERN } from "../api/patterns.js";
 
-export const SANDBOX_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+export const SANDBOX_NAME_RE = new RegExp(NAME_PATTERN);
 export const MAX_FILES_BYTES = 8 << 20;
 
 export function validateName(v: unknown, what = "name"): string {

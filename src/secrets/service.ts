@@ -3,7 +3,7 @@
 // config drive (resolveForSandbox) — never through the API.
 import { purgeFreedPages, type DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
-import { notFound, badRequest } from "../util/errors.js";
+import { notFound, UserError } from "../util/errors.js";
 import type { Keyring } from "./keyring.js";
 import { validateSecretName, validateSecretValue } from "./validate.js";
 
@@ -12,7 +12,7 @@ export interface SecretMeta { name: string; version: number; created_at: string;
 export interface Resolved { values: Map<string, string>; versions: Record<string, number> }
 export interface Caller { id: number; name: string }
 
-export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`);
+export const secretNotFound = (name: string) => notFound(`secret ${JSON.stringify(name)} not found`, "secret_not_found");
 
 /** Cached list answers: at most this many users' lists, this many characters in all. */
 const LIST_CACHE_ENTRIES = 16;
@@ -125,7 +125,7 @@ export class SecretService {
     for (const name of names) {
       const row = this.q.blob.get(user.id, name) as { value_encrypted: Buffer; version: number } | undefined;
       if (!row && opts.skipMissing) continue;
-      if (!row) throw badRequest(`secret ${JSON.stringify(name)} not found`);
+      if (!row) throw new UserError(400, `secret ${JSON.stringify(name)} not found`, {}, "secret_not_found");
       blobs.push([name, row.value_encrypted]);
       versions[name] = row.version;
     }

@@ -1,7 +1,8 @@
 // The rules for secret names and values. Messages name the rule, never the value.
 import { badRequest } from "../util/errors.js";
+import { ENV_NAME_PATTERN } from "../api/patterns.js";
 
-export const SECRET_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,255}$/;
+export const SECRET_NAME_RE = new RegExp(ENV_NAME_PATTERN);
 export const MAX_SECRET_BYTES = 65536;
 
 export function validateSecretName(name: unknown): string {

@@ -9,6 +9,8 @@ import { OpenStreams } from "./streams.js";
 import type { UserService, User } from "../users/service.js";
 import type { ConnectionGate } from "./connections.js";
 import { parseTarget } from "./target.js";
+import { readJson } from "./http.js";
+import { check } from "../api/check.js";
 
 export interface AppOptions { users: UserService; limiter: RateLimiter; log: (line: string) => void; connections?: ConnectionGate }
 
@@ -43,8 +45,11 @@ export class App {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { path, query } = parseTarget(req.url);
     const { route, params } = this.router.match(req.method ?? "GET", path);
-    const ctx: Ctx = { req, res, params, query, user: undefined as unknown as User };
+    const ctx: Ctx = { req, res, params, query, user: undefined as unknown as User, body: undefined };
     if (!route.public) ctx.user = this.admit(req, query);
+    if (route.spec?.websocket) throw new UserError(426, `${route.spec.path} is a WebSocket route: send Upgrade: websocket`, { Upgrade: "websocket" }, "upgrade_required");
+    const schema = route.spec?.body;
+    if (schema !== undefined && schema !== "binary") ctx.body = check(schema, await readJson(req));
     const out = await route.handler(ctx);
     if (out === HANDLED) return;
     if (out instanceof Reply) sendJson(res, out.status, out.body, out.headers);

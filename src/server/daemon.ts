@@ -22,6 +22,8 @@ import { meRoutes } from "./routes/me.js";
 import { archiveRoutes } from "./routes/archive.js";
 import { eventRoutes } from "./routes/events.js";
 import { startEventRetention, DEFAULT_EVENTS_RETENTION_DAYS } from "../events/retention.js";
+import { metaRoutes } from "./routes/meta.js";
+import { ENGINE_NAMES } from "../engine/names.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -124,7 +126,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
-    app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
+    metaRoutes(app.router, () => ({ status: "ok", version: VERSION, ...engines.describe() }));
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
@@ -202,7 +204,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     db.close();
     // With no sandbox left (in the database or on the host), nothing needs the
     // runtime dir (ownership layers, runc state): free the tmpfs.
-    const onHost = (await Promise.all((["ns", "vm"] as const).map((n) => engines.get(n).list().catch(() => ["?"])))).flat();
+    const onHost = (await Promise.all(ENGINE_NAMES.map((n) => engines.get(n).list().catch(() => ["?"])))).flat();
     if (rows === 0 && onHost.length === 0) rmSync(runtimeDir, { recursive: true, force: true });
     try { unlinkSync(paths.socket); } catch { /* gone */ }
     releasePidFile(paths.pidFile);

@@ -5,8 +5,7 @@ import { isUtf8 } from "node:buffer";
 import { StringDecoder } from "node:string_decoder";
 
 /** Default cap on each of stdout and stderr of a buffered exec, and the most a request may ask for. */
-export const DEFAULT_OUTPUT_CAP = 16 << 20;
-export const MAX_OUTPUT_CAP = 64 << 20;
+export { DEFAULT_OUTPUT_CAP, MAX_OUTPUT_CAP } from "../api/exec.js";
 
 /** Keeps the first `cap` bytes; the rest is counted and dropped. */
 export class CappedOutput {

@@ -24,7 +24,7 @@ test("the daemon answers 429 with Retry-After once a user's bucket is empty, and
     for (let i = 0; i < 8; i++) {
       const r = await api(d, "GET", "/secrets", { key: a });
       statuses.push(r.status);
-      if (r.status === 429) { retry = r.headers.get("retry-after"); assert.deepEqual(r.json, { error: "rate limit exceeded" }); }
+      if (r.status === 429) { retry = r.headers.get("retry-after"); assert.deepEqual(r.json, { error: "rate limit exceeded", code: "rate_limited" }); }
     }
     assert.ok(statuses.includes(429), `got ${statuses}`);
     assert.ok(Number(retry) >= 1);

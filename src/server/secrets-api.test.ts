@@ -49,7 +49,7 @@ test("another user's secret is indistinguishable from a missing one on every rou
   const missing = await api(d, "DELETE", "/secrets/NEVER_EXISTED_X", { key: bob });
   assert.equal(other.status, 404);
   assert.equal(missing.status, 404);
-  assert.equal(other.text, '{"error":"secret \\"ALICE_ONLY\\" not found"}');
+  assert.equal(other.text, '{"error":"secret \\"ALICE_ONLY\\" not found","code":"secret_not_found"}');
   assert.equal(missing.text.replace("NEVER_EXISTED_X", "ALICE_ONLY"), other.text, "same body shape");
   // bob creating the same name makes his own secret; alice's is untouched
   const mine = await api(d, "POST", "/secrets", { key: bob, body: { name: "ALICE_ONLY", value: "bob-value" } });
@@ -69,7 +69,7 @@ test("delete is 204 then 404 with the exact error body", async () => {
   assert.equal(del.text, "");
   const again = await api(d, "DELETE", "/secrets/GONE", { key: alice });
   assert.equal(again.status, 404);
-  assert.deepEqual(again.json, { error: 'secret "GONE" not found' });
+  assert.deepEqual(again.json, { error: 'secret "GONE" not found', code: "secret_not_found" });
 });
 
 const big = (n: number, ch = "x") => ch.repeat(n);
@@ -146,13 +146,13 @@ test("unknown route 404, wrong method 405, JSON errors without internals", async
 test("auth: missing, malformed, unknown and query-string keys are refused; /health is open", async () => {
   const none = await api(d, "GET", "/secrets");
   assert.equal(none.status, 401);
-  assert.deepEqual(none.json, { error: "authorization required" });
+  assert.deepEqual(none.json, { error: "authorization required", code: "unauthorized" });
   const basic = await api(d, "GET", "/secrets", { headers: { Authorization: "Basic Zm9vOmJhcg==" } });
   assert.equal(basic.status, 401);
   const unknown = await api(d, "GET", "/secrets", { key: "bht_" + "0".repeat(64) });
-  assert.deepEqual([unknown.status, unknown.json], [401, { error: "invalid api key" }]);
+  assert.deepEqual([unknown.status, unknown.json], [401, { error: "invalid api key", code: "unauthorized" }]);
   const garbage = await api(d, "GET", "/secrets", { key: "hello" });
-  assert.deepEqual([garbage.status, garbage.json], [401, { error: "invalid api key" }]);
+  assert.deepEqual([garbage.status, garbage.json], [401, { error: "invalid api key", code: "unauthorized" }]);
   const q = await api(d, "GET", `/secrets?token=${alice}`);
   assert.equal(q.status, 401, "a key in the query string is never accepted");
   const q2 = await api(d, "GET", `/secrets?api_key=${alice}`, { key: alice });

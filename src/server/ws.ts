@@ -1,5 +1,6 @@
 // GET /sandboxes/:id/exec/ws — interactive exec over a WebSocket.
-// Client -> server: first a JSON text frame {cmd, env?, cwd?, tty?, rows?, cols?};
+// Client -> server: first a JSON text frame {cmd, env?, cwd?, timeout_sec?, tty?, rows?, cols?}
+// (checked by the same rules as POST exec: src/api/exec.ts);
 // then binary frames (stdin) and JSON text frames {type: eof|resize|signal}.
 // Server -> client: binary frames [1|2, ...bytes] for stdout|stderr, and JSON
 // text frames ending with {type:"exit", exit_code} or {type:"error", message}.
@@ -17,11 +18,14 @@ import type { SandboxService } from "../sandboxes/service.js";
 import { UserError } from "../util/errors.js";
 import { validateEnv } from "../sandboxes/validate.js";
 import type { ExecSession } from "../engine/agent-client.js";
+import { execFailure, type SandboxHandle } from "../sandboxes/operations.js";
 import { parseTarget } from "./target.js";
+import { firstProblem } from "../api/check.js";
+import { WsExecRequest } from "../api/exec.js";
+import type { ErrorCode } from "../api/codes.js";
 import type { OpenStreams } from "./streams.js";
 import type { Redactor, RedactStream } from "../secrets/redact.js";
 
-const PATH_RE = /^\/sandboxes\/([^/]+)\/exec\/ws\/?$/;
 const SIGNALS = new Set(["SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGSTOP", "SIGTSTP"]);
 
 export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: string) => void) {
@@ -34,16 +38,21 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
     void (async () => {
       try {
         const { path, query } = parseTarget(req.url);
-        const m = PATH_RE.exec(path);
-        if (!m) throw new UserError(404, `no route for GET ${path}`);
+        let params: Record<string, string>;
+        try {
+          const m = app.router.match("GET", path);
+          if (!m.route.spec?.websocket) throw new UserError(404, `no route for GET ${path}`);
+          params = m.params;
+        } catch (e) {
+          if (e instanceof UserError && e.status === 405) throw new UserError(404, `no route for GET ${path}`);
+          throw e;
+        }
         const user = app.admit(req, query);
-        let ref: string;
-        try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
-        const agent = sandboxes.agent(user, ref);
+        const sb = sandboxes.open(user, params.id);
         // Redaction: the sandbox's own setting, or ?redact=1 on the URL (the first message comes too late to decrypt before output flows).
         const redactQ = query.get("redact");
         // Resolved before the upgrade: the handlers are in place before the first message can arrive.
-        const redactor = await sandboxes.redactor(user, ref, redactQ === "1" || redactQ === "true");
+        const redactor = await sandboxes.redactor(user, params.id, redactQ === "1" || redactQ === "true");
         if (socket.destroyed) return;
         wss.handleUpgrade(req, socket, head, (ws) => {
           // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
@@ -51,11 +60,11 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
           // close frame with the reason; the socket is cut shortly after, and
           // 'close' ends the command as for any client that goes away.
           ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
-          serveExec(ws, agent, app.streams, redactor);
+          serveExec(ws, sb, app.streams, redactor);
         });
       } catch (e) {
         const status = e instanceof UserError ? e.status : 500;
-        const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
+        const body = JSON.stringify(e instanceof UserError ? { error: e.message, code: e.code } : { error: "internal error", code: "internal_error" });
         if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
         const headers = Object.entries(e instanceof UserError ? e.headers : {})
           .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
@@ -65,13 +74,13 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
   };
 }
 
-function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams, redactor: Redactor | null): void {
+function serveExec(ws: WebSocket, sb: SandboxHandle, streams: OpenStreams, redactor: Redactor | null): void {
   const red = { 1: redactor?.stream(), 2: redactor?.stream() } as Record<number, RedactStream | undefined>;
   let session: ExecSession | null = null;
   let finished = false;
   let inputPaused = false;
-  const fail = (message: string) => {
-    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message }));
+  const fail = (message: string, code: ErrorCode = "invalid_request") => {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message, code }));
     ws.close(1008);
   };
   const unregister = streams.add({
@@ -97,15 +106,16 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
       if (isBinary) return fail("the first message must be a JSON command spec");
       let spec: Record<string, unknown>;
       try { spec = JSON.parse(buf.toString("utf8")); } catch { return fail("the first message must be valid JSON"); }
-      if (typeof spec !== "object" || spec === null) return fail("the first message must be a JSON object");
-      const { cmd, cwd, tty, rows, cols } = spec;
-      if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return fail("cmd must be a non-empty array of strings");
+      if (typeof spec !== "object" || spec === null || Array.isArray(spec)) return fail("the first message must be a JSON object");
+      // The same rules as POST exec (src/api/exec.ts), plus env's byte limit.
+      const problem = firstProblem(WsExecRequest, spec);
+      if (problem) return fail(problem);
+      const req = spec as WsExecRequest;
       let env: Record<string, string>;
-      try { env = validateEnv(spec.env); } catch (e) { return fail((e as Error).message); }
-      if (cwd !== undefined && typeof cwd !== "string") return fail("cwd must be a string");
-      const s = agent.exec({
-        cmd: cmd as string[], env, cwd: cwd as string | undefined, stdin: true, tty: tty === true,
-        rows: typeof rows === "number" ? rows : undefined, cols: typeof cols === "number" ? cols : undefined,
+      try { env = validateEnv(req.env); } catch (e) { return fail((e as Error).message); }
+      const s = sb.exec({
+        cmd: req.cmd, env, cwd: req.cwd, stdin: true, tty: req.tty === true, rows: req.rows, cols: req.cols,
+        ...(req.timeout_sec !== undefined ? { timeout_ms: Math.round(req.timeout_sec * 1000) } : {}),
       }, { manualAck: true });
       session = s;
       s.on("stdout", forward(1));
@@ -118,10 +128,10 @@ function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, st
           if (finished) return;
           finished = true;
           flush();
-          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}) }));
+          if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "exit", exit_code: exit.exit_code, ...(exit.signal ? { signal: exit.signal } : {}), ...(exit.timed_out ? { timed_out: true } : {}) }));
           ws.close(1000);
         },
-        (e: Error) => { if (!finished) { finished = true; fail(e.message); } },
+        (e: Error) => { if (!finished) { finished = true; const err = execFailure(e); fail(err.message, err.code); } },
       );
       return;
     }

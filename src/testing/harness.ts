@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { responseProblems } from "./contract-check.js";
 
 export const REPO = resolve(fileURLToPath(import.meta.url), "../../../..");
 export const BIN = join(REPO, "bin", "bhatti");
@@ -91,6 +92,9 @@ export async function api(d: { url: string }, method: string, path: string, opts
   else if (opts.body !== undefined) { body = JSON.stringify(opts.body); headers["Content-Type"] = "application/json"; }
   const res = await fetch(d.url + path, { method, headers, body });
   const text = await res.text();
+  // Every response the suites receive is checked against the API contract.
+  const problems = responseProblems(method, path, res.status, res.headers.get("content-type"), text);
+  if (problems.length) throw new Error(`response breaks the API contract: ${problems.join("; ")}`);
   let json: unknown;
   try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
   return { status: res.status, headers: res.headers, text, json: json as any };

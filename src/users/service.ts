@@ -47,7 +47,7 @@ export class UserService {
     const apiKey = newApiKey();
     const now = new Date().toISOString();
     return this.db.transaction(() => {
-      if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`);
+      if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`, "name_taken");
       const res = this.db.prepare(
         "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, limits.max_disk_mb, now, now);
@@ -83,7 +83,7 @@ export class UserService {
     const apiKey = newApiKey();
     this.db.transaction(() => {
       const res = this.db.prepare("UPDATE users SET api_key_sha256 = ?, key_rotated_at = ? WHERE name = ?").run(hashKey(apiKey), new Date().toISOString(), name);
-      if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`);
+      if (res.changes === 0) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
       recordEvent(this.db, "user.key_rotated", name, name, undefined, { actor: "operator" });
     }).immediate();
     return apiKey;
@@ -97,7 +97,7 @@ export class UserService {
     }
     return this.db.transaction(() => {
       const user = this.byName(name);
-      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
       const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb, ...change };
       this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ?, max_disk_mb = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, next.max_disk_mb, user.id);
       recordEvent(this.db, "user.updated", name, name, change, { actor: "operator" });
@@ -109,11 +109,11 @@ export class UserService {
   delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
     return this.db.transaction(() => {
       const user = this.byName(name);
-      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
       const secrets = (this.db.prepare("SELECT COUNT(*) AS n FROM secrets WHERE user_id = ?").get(user.id) as { n: number }).n;
       const sandboxes = (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ?").get(user.id) as { n: number }).n;
       if (!force && (secrets > 0 || sandboxes > 0)) {
-        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`);
+        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`, {}, "has_dependents");
       }
       this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
       recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force }, { actor: "operator" });

@@ -1,17 +1,18 @@
 // POST/GET/DELETE /secrets. Nothing here ever returns a value or ciphertext.
 import type { Router } from "../http.js";
-import { readJson } from "../http.js";
 import type { SecretService } from "../../secrets/service.js";
 import { Reply, RawJson } from "../reply.js";
+import { ROUTES } from "../../api/routes.js";
+import type { SetSecretRequest } from "../../api/secrets.js";
 
 export function secretRoutes(router: Router, secrets: SecretService): void {
-  router.add("POST", "/secrets", async ({ req, user }) => {
-    const body = await readJson(req);
+  router.route(ROUTES.setSecret, async (ctx) => {
+    const body = ctx.body as SetSecretRequest, user = ctx.user;
     const { secret, created } = await secrets.set(user, body.name, body.value);
     return new Reply(created ? 201 : 200, secret);
   });
-  router.add("GET", "/secrets", ({ user }) => new RawJson(secrets.listJson(user)));
-  router.add("DELETE", "/secrets/:name", ({ user, params }) => {
+  router.route(ROUTES.listSecrets, ({ user }) => new RawJson(secrets.listJson(user)));
+  router.route(ROUTES.deleteSecret, ({ user, params }) => {
     secrets.delete(user, params.name);
     return new Reply(204);
   });
