@@ -18,6 +18,8 @@ import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
+import { sessionRoutes } from "./routes/sessions.js";
+import { sessionWebSocket, SESSION_WS_RE } from "./session-ws.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -123,6 +125,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
+    sessionRoutes(app.router, sandboxes, app.streams);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
@@ -134,7 +137,10 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
   const tcp = createServer(timeouts, app.listener);
   const unix = createServer(timeouts, app.listener);
-  const upgrade = execWebSocket(app, sandboxes, log);
+  const execUpgrade = execWebSocket(app, sandboxes, log);
+  const sessionUpgrade = sessionWebSocket(app, sandboxes, log);
+  const upgrade: typeof execUpgrade = (req, socket, head) =>
+    (SESSION_WS_RE.test((req.url ?? "").split("?")[0]) ? sessionUpgrade : execUpgrade)(req, socket, head);
   for (const server of [tcp, unix]) {
     server.on("upgrade", upgrade);
     gate.attach(server);

@@ -47,14 +47,19 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
         serveExec(ws, agent, app.streams);
       });
     } catch (e) {
-      const status = e instanceof UserError ? e.status : 500;
-      const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
-      if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
-      const headers = Object.entries(e instanceof UserError ? e.headers : {})
-        .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
+      refuseUpgrade(socket, e, log);
     }
   };
+}
+
+/** Answers a refused WebSocket upgrade with an HTTP error (the status and message of a UserError) and closes. */
+export function refuseUpgrade(socket: Duplex, e: unknown, log: (l: string) => void): void {
+  const status = e instanceof UserError ? e.status : 500;
+  const body = JSON.stringify({ error: e instanceof UserError ? e.message : "internal error" });
+  if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
+  const headers = Object.entries(e instanceof UserError ? e.headers : {})
+    .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
 function serveExec(ws: WebSocket, agent: ReturnType<SandboxService["agent"]>, streams: OpenStreams): void {
