@@ -1,83 +1,64 @@
 #!/usr/bin/env node
-// The bhatti command: dispatches to subcommands; errors become one line on stderr.
-import { UsageError } from "./args.js";
-import { serveCommand } from "./commands/serve.js";
-import { userCommand } from "./commands/user.js";
-import { keyCommand } from "./commands/key.js";
-import { secretCommand } from "./commands/secret.js";
-import { setupCommand } from "./commands/setup.js";
-import { createCommand, listCommand, inspectCommand, destroyCommand } from "./commands/sandbox.js";
-import { execCommand } from "./commands/exec.js";
-import { templateCommand } from "./commands/template.js";
-import { fileCommand } from "./commands/file.js";
-import { imageCommand } from "./commands/image.js";
-import { infoCommand } from "./commands/info.js";
-import { adminCommand } from "./commands/admin.js";
+// The bhatti command, on commander. Every command lives in its own module under
+// ./commands and is imported only when it runs (or when its help is asked for),
+// so a client command never loads the daemon, the engines or the store.
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../version.js";
+import { COMMANDS, type Entry } from "./registry.js";
+import { reportError, wantsJson, installPipeGuard } from "./errors.js";
 
-type Command = (argv: string[]) => Promise<number>;
-
-const COMMANDS: Record<string, Command> = {
-  serve: serveCommand,
-  user: userCommand,
-  key: keyCommand,
-  secret: secretCommand,
-  setup: setupCommand,
-  info: infoCommand,
-  admin: adminCommand,
-  image: imageCommand,
-  create: createCommand,
-  list: listCommand,
-  inspect: inspectCommand,
-  exec: execCommand,
-  destroy: destroyCommand,
-  template: templateCommand,
-  file: fileCommand,
-};
-
-const HELP = `bhatti — sandboxes with a write-only secret store
-
-daemon and operator commands (local, on the daemon host):
-  serve [--data-dir DIR] [--listen HOST:PORT]   run the daemon
-  user create|list|rotate-key|delete            manage users and API keys
-  key rotate                                    re-encrypt all secrets under a new age key
-  image build|import|list|inspect|delete        guest images: minimal (busybox), debian, imported
-  admin backup --to DIR                         consistent copy of age.key + state.db
-
-client commands (talk to the daemon's API):
-  setup --url URL --token KEY                   check and save connection settings
-  info                                          daemon version, engines, accelerator
-  secret set NAME [VALUE] | list | delete NAME  manage your secrets
-  create --name N [--secret S]... [--env K=V]... [--file L:G[:M]]... [--template T]
-  list | inspect SB | destroy SB                sandboxes
-  exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
-  file read|write|ls SB PATH                    files in a sandbox, as its user
-  template create|list|delete                   presets with pre-configured secret names
-
-global flags: --url URL  --token KEY  --json  --data-dir DIR
-`;
-
-export async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
-    process.stdout.write(HELP);
-    return cmd ? 0 : 2;
-  }
-  const run = COMMANDS[cmd];
-  if (!run) throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
-  return run(rest);
+/** The name of the command argv asks for (the word after `help`, for `help CMD`). */
+function chosen(argv: string[]): string | undefined {
+  const words = argv.filter((a) => !a.startsWith("-"));
+  return words[0] === "help" ? words[1] : words[0];
 }
 
-main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`bhatti: ${err.message}\n`);
+export async function buildProgram(argv: string[], json: boolean): Promise<Command> {
+  const program = new Command("bhatti")
+    .description("bhatti: Linux sandboxes for agents, with a write-only secret store")
+    .version(VERSION, "-V, --version", "print the bhatti version")
+    .helpOption("-h, --help", "show help (starts and changes nothing)")
+    .helpCommand("help [command]", "show help for a command")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => { if (!json) write(s.replace(/^error: /, "bhatti: ")); } });
+  program.addHelpText("after", "\nRun `bhatti help COMMAND` for a command's flags. Docs: docs/cli.md");
+  const want = chosen(argv);
+  const all = want === "completion";
+  for (const e of COMMANDS) {
+    const cmd = program.command(e.name).description(e.summary);
+    if (all || e.name === want) (await e.load())(cmd);
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const json = wantsJson(argv);
+  installPipeGuard();
+  try {
+    const program = await buildProgram(argv, json);
+    if (argv.length === 0) {
+      program.outputHelp({ error: true });
       process.exitCode = 2;
       return;
     }
-    // Messages are safe to show: API errors, key-file errors and errno messages name paths and rules, never values.
-    const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`bhatti: ${msg.split("\n")[0]}\n`);
-    process.exitCode = 1;
-  },
-);
+    await program.parseAsync(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) { process.exitCode = 0; return; } // --help, --version
+      if (json) reportError(new CommanderUsage(err.message), true);
+      process.exitCode = 2;
+      return;
+    }
+    process.exitCode = reportError(err, json);
+  }
+}
+
+class CommanderUsage extends Error {
+  readonly usage = true;
+  constructor(message: string) { super(message.replace(/^error: /, "")); }
+}
+
+export type { Entry };
+
+void main(process.argv.slice(2));

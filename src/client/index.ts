@@ -4,7 +4,7 @@ import WebSocket from "ws";
 
 export interface SecretMeta { name: string; created_at: string; updated_at: string }
 export interface Sandbox {
-  id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; status: string;
+  id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; disk_mb: number | null; status: string;
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
 }
 export interface CreateSandbox {
@@ -28,10 +28,15 @@ export interface ExecResult {
 }
 export interface FileEntry { name: string; type: string; size: number; mode: number; uid: number; gid: number; mtime: string }
 export interface WsExecSpec { cmd: string[]; env?: Record<string, string>; cwd?: string; tty?: boolean; rows?: number; cols?: number }
+export interface Me {
+  name: string; created_at: string;
+  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number };
+  usage: { sandboxes: number; cpus: number; memory_mb: number; secrets: number; templates: number };
+}
 export interface Health { status: string; version: string; [k: string]: unknown }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Headers) {
+  constructor(readonly status: number, message: string, readonly headers: Headers, readonly code?: string) {
     super(message);
   }
 }
@@ -74,8 +79,13 @@ export class BhattiClient {
     }
     if (!res.ok) {
       let msg = `HTTP ${res.status}`;
-      try { msg = ((await res.json()) as { error?: string }).error ?? msg; } catch { /* not JSON */ }
-      throw new ApiError(res.status, msg, res.headers);
+      let code: string | undefined;
+      try {
+        const body = (await res.json()) as { error?: unknown; code?: unknown };
+        if (typeof body.error === "string") msg = body.error;
+        if (typeof body.code === "string") code = body.code;
+      } catch { /* not JSON */ }
+      throw new ApiError(res.status, msg, res.headers, code);
     }
     return res;
   }
@@ -83,6 +93,11 @@ export class BhattiClient {
   health(): Promise<Health> { return this.request("GET", "/health"); }
 
   setSecret(name: string, value: string): Promise<SecretMeta> { return this.request("POST", "/secrets", { name, value }); }
+  /** Like setSecret, and says whether the secret was new (201 Created) or replaced (200). */
+  async setSecretReporting(name: string, value: string): Promise<SecretMeta & { created: boolean }> {
+    const res = await this.raw("POST", "/secrets", { name, value });
+    return { ...((await res.json()) as SecretMeta), created: res.status === 201 };
+  }
   listSecrets(): Promise<SecretMeta[]> { return this.request("GET", "/secrets"); }
   deleteSecret(name: string): Promise<void> { return this.request("DELETE", `/secrets/${encodeURIComponent(name)}`); }
 
@@ -129,6 +144,9 @@ export class BhattiClient {
   createTemplate(spec: Omit<CreateSandbox, "files" | "template" | "init"> & { image?: string }): Promise<Template> { return this.request("POST", "/templates", spec); }
   listImages(): Promise<{ images: ImageSummary[] }> { return this.request("GET", "/images"); }
   getImage(name: string): Promise<ImageSummary & Record<string, unknown>> { return this.request("GET", `/images/${encodeURIComponent(name)}`); }
+  getTemplate(ref: string): Promise<Template> { return this.request("GET", `/templates/${encodeURIComponent(ref)}`); }
+  /** The caller: name, quotas and usage. */
+  me(): Promise<Me> { return this.request("GET", "/me"); }
   listTemplates(): Promise<Template[]> { return this.request("GET", "/templates"); }
   deleteTemplate(ref: string): Promise<void> { return this.request("DELETE", `/templates/${encodeURIComponent(ref)}`); }
 }

@@ -5,7 +5,7 @@ import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { imageInUse, loadImage, readManifest } from "./build.js";
 import { acquireLock } from "./lock.js";
-import { ALIASES, canonicalImage, checkImageName, DEFAULT_IMAGE } from "./names.js";
+import { ALIASES, canonicalImage, checkImageName, DEFAULT_IMAGE, defaultDiskMb } from "./names.js";
 import type { Manifest } from "./types.js";
 
 export interface ImageSummary {
@@ -20,6 +20,8 @@ export interface ImageSummary {
   size_bytes: number;
   rootfs: { files: number; bytes: number };
   packages: number; // Debian packages installed (0: not a Debian image)
+  /** The writable disk a sandbox gets when it asks for no size, MiB. */
+  default_disk_mb: number;
 }
 
 export interface ImageDetail extends ImageSummary {
@@ -43,6 +45,7 @@ function summary(m: Manifest): ImageSummary {
     size_bytes: m.rootfs.bytes + m.files.reduce((a, f) => a + f.size, 0),
     rootfs: m.rootfs,
     packages: Object.keys(m.packages ?? {}).length,
+    default_disk_mb: defaultDiskMb(m.name),
   };
 }
 

@@ -13,6 +13,16 @@ export const ALIASES: Record<string, string> = { base: "minimal" };
 /** The image a sandbox gets when neither the request nor its template names one (`serve --image` overrides it). */
 export const DEFAULT_IMAGE = "debian";
 
+/**
+ * The writable disk (MiB) a sandbox of this image gets when the request names
+ * no `disk_mb`: the busybox image needs little; a Debian userland (and derived
+ * or imported ones) room for packages, checkouts and builds. Sparse: a
+ * sandbox uses host disk only for what it writes, up to this size.
+ */
+export function defaultDiskMb(image: string): number {
+  return canonicalImage(image) === "minimal" ? 1024 : 4096;
+}
+
 /** The canonical name of an image (an alias resolved); the name itself otherwise. */
 export function canonicalImage(name: string): string {
   return Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;

@@ -10,6 +10,7 @@ import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../test
 import { exec, sh, wsExec, envOf, IMAGES_DIR, waitForOutput } from "../testing/sandbox-api.js";
 import { scanTree, scanText } from "../testing/scan.js";
 import { runtimeDirFor } from "../util/paths.js";
+import { defaultDiskMb } from "../image/names.js";
 
 export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; image?: string; prepare?: () => Promise<unknown> }): void {
   let d: Daemon;
@@ -20,11 +21,13 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
   const overriddenVal = "ov-" + randomBytes(10).toString("hex");
   const bobVal = "bob-" + randomBytes(10).toString("hex");
   const outputs: string[] = [];
+  // Every (re)start gets the same flags: a restart without --image would run the rest of the suite on another image.
+  const daemonArgs = ["--engine", engine, "--rate-limit", "0", ...(opts.image ? ["--image", opts.image] : [])];
 
   before(async () => {
     await opts.prepare?.();
-    d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0", ...(opts.image ? ["--image", opts.image] : [])], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
-    alice = createUser(d.dataDir, "alice", ["--max-sandboxes", "6", "--max-cpus", "8", "--max-memory", "8192"]);
+    d = await startDaemon({ args: daemonArgs, env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    alice = createUser(d.dataDir, "alice", ["--max-sandboxes", "6", "--max-cpus", "8", "--max-memory", "8192", "--max-disk", "100000"]);
     bob = createUser(d.dataDir, "bob");
     for (const [k, name, value] of [[alice, "API_KEY", secretVal], [alice, "SHARED", overriddenVal], [alice, "LANG", "secret-lang"], [bob, "BOB_ONLY", bobVal]]) {
       assert.equal((await api(d, "POST", "/secrets", { key: k, body: { name, value } })).status, 201);
@@ -138,7 +141,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     assert.equal(await d.stop(), 0);
     assert.ok(existsSync(`${rt()}/sb/${id}`), "sandboxes outlive their daemon");
     assert.equal(cli(["user", "delete", "gone", "--force", "--data-dir", d.dataDir]).code, 0);
-    d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    d = await startDaemon({ dataDir: d.dataDir, args: daemonArgs, env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
     await waitForOutput(d, /recovered sandboxes: \d+ reattached, 0 unreachable, 0 dead, 0 interrupted creates rolled back, 0 interrupted deletes finished, 1 orphans removed/);
     assert.ok(!existsSync(`${rt()}/sb/${id}`), "runtime dir gone");
     assert.ok(!existsSync(`${d.dataDir}/sandboxes/${id}`), "writable layer gone");
@@ -172,7 +175,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     assert.equal(env.T_ENV, "t");
     assert.equal(env.SHARED, "req-env", "request env on top of template env");
     assert.notEqual(env.LANG, "secret-lang", "request secret dropped");
-    assert.equal((await sh(d, alice, "from-tpl", "ls /home/lohar/dropped")).exit_code, 1, "request file dropped");
+    assert.equal((await sh(d, alice, "from-tpl", "test -e /home/lohar/dropped")).exit_code, 1, "request file dropped");
     // The CLI prints the warnings on stderr.
     const r = cli(["create", "--name", "from-tpl-cli", "--template", "tpl", "--secret", "LANG", "--url", d.url, "--token", alice]);
     assert.equal(r.code, 0, r.stderr);
@@ -213,6 +216,33 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     assert.equal(big.status, 403);
     assert.match(big.json.error, /quota exceeded: at most 4096 MiB/);
     await api(d, "DELETE", "/sandboxes/dup", { key: alice });
+  });
+
+  test(`[${engine}] disk: the image's default size, ENOSPC past disk_mb, the per-user disk quota`, async () => {
+    const image = opts.image ?? "minimal";
+    const dflt = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dk" } });
+    assert.equal(dflt.status, 201, dflt.text);
+    assert.equal(dflt.json.disk_mb, defaultDiskMb(image), "no disk_mb: the image's default");
+    const imgs = (await api(d, "GET", "/images", { key: alice })).json.images as { name: string; default_disk_mb: number }[];
+    assert.equal(imgs.find((i) => i.name === image)?.default_disk_mb, defaultDiskMb(image), "GET /images shows the default");
+    // The writable layer is a filesystem of that size: df inside sees it (within ext4's overhead).
+    const df = (await sh(d, alice, "dk", "df -k / | tail -1")).stdout.trim().split(/\s+/);
+    const totalMb = Number(df[1]) / 1024;
+    assert.ok(totalMb <= defaultDiskMb(image) && totalMb > defaultDiskMb(image) * 0.9, `df sees ${totalMb} MiB`);
+    const small = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dk2", disk_mb: 32 } });
+    assert.equal(small.json.disk_mb, 32);
+    const full = await sh(d, alice, "dk2", "dd if=/dev/zero of=/home/lohar/big bs=1M count=64 2>&1; echo rc=$?");
+    assert.match(full.stdout, /No space left on device/);
+    assert.match(full.stdout, /rc=1/);
+    assert.equal((await sh(d, alice, "dk2", "rm /home/lohar/big && echo again > /home/lohar/x && cat /home/lohar/x")).stdout, "again\n", "freeing space works");
+    for (const n of ["dk", "dk2"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: alice })).status, 204);
+    const tiny = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "dk3", disk_mb: 1 } });
+    assert.deepEqual([tiny.status, tiny.json.error], [400, "disk_mb must be between 16 and 262144"]);
+    // bob has the default quota: 20480 MiB of disk over all his sandboxes.
+    const over = await api(d, "POST", "/sandboxes", { key: bob, body: { name: "huge", disk_mb: 30000 } });
+    assert.equal(over.status, 403);
+    assert.equal(over.json.error, "quota exceeded: at most 20480 MiB of disk in total (0 in use, 30000 requested)");
+    assert.equal((await api(d, "GET", "/sandboxes", { key: bob })).json.length, 0, "nothing was made");
   });
 
   test(`[${engine}] exec: exit codes, binary output, stdin, timeouts kill the process group, NDJSON`, async () => {
@@ -304,7 +334,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
         if (cg.includes(dies.id)) process.kill(Number(p), "SIGKILL");
       } catch { /* gone */ }
     }
-    d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    d = await startDaemon({ dataDir: d.dataDir, args: daemonArgs, env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
     await waitForOutput(d, /recovered sandboxes: 1 reattached, 0 unreachable, 1 dead, 0 interrupted creates rolled back, 0 interrupted deletes finished, 0 orphans removed/);
     assert.equal((await sh(d, alice, "ex", "cat /tmp/marker")).stdout, "alive\n", "same sandbox, state kept");
     assert.equal((await api(d, "GET", "/sandboxes/dies", { key: alice })).json.status, "dead");

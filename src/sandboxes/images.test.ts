@@ -26,7 +26,7 @@ before(async () => {
     assert.equal(r.status, 0, r.stderr);
   }
   d = await startDaemon({ args: ["--engine", "ns", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: images } });
-  alice = createUser(d.dataDir, "alice", ["--max-sandboxes", "6"]);
+  alice = createUser(d.dataDir, "alice", ["--max-sandboxes", "6", "--max-disk", "100000"]);
   bob = createUser(d.dataDir, "bob");
 });
 

@@ -250,7 +250,7 @@ test("kill -9 at random moments during create (and delete): no plaintext file ev
   const secret = "crash-" + randomBytes(12).toString("hex");
   let d = await start();
   const dataDir = d.dataDir;
-  const k = createUser(dataDir, "alice", ["--max-sandboxes", "100", "--max-cpus", "100", "--max-memory", "100000"]);
+  const k = createUser(dataDir, "alice", ["--max-sandboxes", "100", "--max-cpus", "100", "--max-memory", "100000", "--max-disk", "1000000"]);
   await api(d, "POST", "/secrets", { key: k, body: { name: "S", value: secret } });
   const rt = runtimeDirFor(dataDir);
   const tally = { kills: 0, createKills: 0, deleteKills: 0, plaintextAfterKill: 0, rolledBack: 0, finishedDeletes: 0, completedBeforeKill: 0, deadRows: 0 };

@@ -39,7 +39,7 @@ test("vm: kill -9 at random moments during create leaves no plaintext file, and 
   let d = await start();
   const dataDir = d.dataDir;
   const rt = runtimeDirFor(dataDir);
-  const k = createUser(dataDir, "alice", ["--max-sandboxes", "20", "--max-cpus", "40", "--max-memory", "40000"]);
+  const k = createUser(dataDir, "alice", ["--max-sandboxes", "20", "--max-cpus", "40", "--max-memory", "40000", "--max-disk", "100000"]);
   await api(d, "POST", "/secrets", { key: k, body: { name: "S", value: secret } });
   const tally = { kills: 0, plaintextAfterKill: 0, rolledBack: 0, leakedQemu: 0, leakedDirs: 0, badRows: 0, plaintextFiles: 0 };
   try {

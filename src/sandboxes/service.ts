@@ -16,6 +16,7 @@ import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
+import { defaultDiskMb } from "../image/names.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -44,6 +45,7 @@ export interface SandboxView {
   image: string;
   cpus: number;
   memory_mb: number;
+  disk_mb: number | null; // writable-layer limit, MiB (null: made before limits existed)
   status: string;
   env: string[]; // names only
   secrets: string[]; // names only
@@ -52,13 +54,13 @@ export interface SandboxView {
 }
 
 interface Row {
-  id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number;
+  id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number; disk_mb: number | null;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
 }
 
 const view = (r: Row): SandboxView => ({
-  id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, status: r.status,
+  id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, disk_mb: r.disk_mb, status: r.status,
   env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, created_at: r.created_at,
 });
 
@@ -115,7 +117,7 @@ export class SandboxService {
     image = requireImage(this.engines.env.imagesDir, image);
     if (body.cpus !== undefined) cpus = validateCpus(body.cpus);
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
-    const diskMb = body.disk_mb === undefined || body.disk_mb === null ? undefined : validateDisk(body.disk_mb);
+    const diskMb = body.disk_mb === undefined || body.disk_mb === null ? defaultDiskMb(image) : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -127,15 +129,16 @@ export class SandboxService {
     const token = randomBytes(32).toString("hex");
     const now = new Date().toISOString();
     this.db.transaction(() => {
-      const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number };
+      const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m, COALESCE(SUM(disk_mb), 0) AS d FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number; d: number };
       if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
       if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
       if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
+      if (used.d + diskMb > user.max_disk_mb) throw new UserError(403, `quota exceeded: at most ${user.max_disk_mb} MiB of disk in total (${used.d} in use, ${diskMb} requested)`);
       if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
       this.admission?.check(this.db, cpus, memory_mb);
-      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
-        .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
+      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
+        .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
     }).immediate();
 
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
@@ -144,7 +147,7 @@ export class SandboxService {
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, config });
     } catch (e) {
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);

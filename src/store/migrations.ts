@@ -73,4 +73,14 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: "disk sizes: a per-user disk quota and each sandbox's disk",
+    sql: `
+      -- Total MiB of writable disk a user's live sandboxes may hold (their --disk sizes).
+      ALTER TABLE users ADD COLUMN max_disk_mb INTEGER NOT NULL DEFAULT 20480;
+      -- The sandbox's writable-layer limit in MiB; NULL for sandboxes made before limits existed.
+      ALTER TABLE sandboxes ADD COLUMN disk_mb INTEGER;
+    `,
+  },
 ];

@@ -13,12 +13,14 @@ export interface User {
   max_sandboxes: number;
   max_cpus: number;
   max_memory_mb: number;
+  max_disk_mb: number;
   created_at: string;
   key_rotated_at: string;
 }
 
-export interface Limits { max_sandboxes: number; max_cpus: number; max_memory_mb: number }
-export const DEFAULT_LIMITS: Limits = { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096 };
+export interface Limits { max_sandboxes: number; max_cpus: number; max_memory_mb: number; max_disk_mb: number }
+/** max_disk_mb: the writable disk of all live sandboxes together (five debian sandboxes at their default size). */
+export const DEFAULT_LIMITS: Limits = { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096, max_disk_mb: 20480 };
 
 export function newApiKey(): string {
   return "bht_" + randomBytes(32).toString("hex");
@@ -28,7 +30,7 @@ export function hashKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
-const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at";
+const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at";
 
 export class UserService {
   private readonly byKeyHash;
@@ -47,8 +49,8 @@ export class UserService {
     return this.db.transaction(() => {
       if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`);
       const res = this.db.prepare(
-        "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, now, now);
+        "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, limits.max_disk_mb, now, now);
       recordEvent(this.db, "user.created", name, name);
       return { user: this.byId(Number(res.lastInsertRowid))!, apiKey };
     }).immediate();
@@ -85,6 +87,22 @@ export class UserService {
       recordEvent(this.db, "user.key_rotated", name, name);
     }).immediate();
     return apiKey;
+  }
+
+  /** Changes some of a user's quotas; the rest stay. Lowering below current use stops new sandboxes only. */
+  updateLimits(name: string, change: Partial<Limits>): User {
+    for (const [k, v] of Object.entries(change)) {
+      if (!(k in DEFAULT_LIMITS)) throw badRequest(`unknown quota ${k}`);
+      if (!Number.isInteger(v) || (v as number) < 1) throw badRequest(`${k.replace("max_", "max-").replace("_mb", "")} must be a positive integer`);
+    }
+    return this.db.transaction(() => {
+      const user = this.byName(name);
+      if (!user) throw notFound(`user ${JSON.stringify(name)} not found`);
+      const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb, ...change };
+      this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ?, max_disk_mb = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, next.max_disk_mb, user.id);
+      recordEvent(this.db, "user.updated", name, name, change);
+      return this.byId(user.id)!;
+    }).immediate();
   }
 
   /** Deletes a user. Without force it refuses while the user owns secrets or sandboxes (live or dead). */

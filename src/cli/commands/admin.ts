@@ -9,19 +9,21 @@
 // byte (umask 077 while SQLite creates its file), never chmod-ed afterwards.
 import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parse, UsageError } from "../args.js";
+import type { Command } from "commander";
+import { operatorOptions, run } from "../args.js";
 import { printJson } from "../output.js";
 import { resolveDataDir, dataPaths } from "../../util/paths.js";
-import { openDb } from "../../store/db.js";
-import { assertKeyFileMode, readKeyFile } from "../../secrets/keyring.js";
 
-const USAGE = "bhatti admin backup --to DIR [--data-dir DIR] [--json]";
+export function register(cmd: Command): void {
+  operatorOptions(cmd.command("backup").description("copy age.key and state.db, consistently, into a private directory")
+    .requiredOption("--to <dir>", "destination: a new directory, or an empty private one of yours"))
+    .action(run((o: { to: string; dataDir?: string; json?: boolean }) => backup(o.to, o.dataDir, !!o.json)));
+}
 
-export async function adminCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== "backup") throw new UsageError(`usage: ${USAGE}`);
-  const { values } = parse(rest, { to: { type: "string" } }, { usage: USAGE });
-  if (!values.to) throw new UsageError(`--to is required\nusage: ${USAGE}`);
+async function backup(toFlag: string, dataDirFlag: string | undefined, json: boolean): Promise<number> {
+  const { openDb } = await import("../../store/db.js");
+  const { assertKeyFileMode, readKeyFile } = await import("../../secrets/keyring.js");
+  const values = { to: toFlag, "data-dir": dataDirFlag, json };
   const paths = dataPaths(resolveDataDir(values["data-dir"]));
   assertKeyFileMode(paths.key);
   const key = readKeyFile(paths.key);

@@ -1,59 +1,136 @@
-// `bhatti exec SANDBOX [--env K=V]... [--cwd DIR] [-t] -- CMD...`: streams over the
-// WebSocket exec, pipes stdin, and exits with the command's exit code.
-// With --json it uses the buffered POST exec and prints the result.
-import { parse, UsageError } from "../args.js";
+// `bhatti exec SANDBOX [-i] [-t] [--env K=V]... [--cwd DIR] [--timeout SEC] -- CMD...`
+// As in Docker: -i forwards stdin, -t gives the command a terminal, -it both.
+// Streams over the WebSocket exec and exits with the command's exit code
+// (127: not found, 126: cannot be run, 124: --timeout expired). With --json it
+// uses the buffered POST exec and prints the result as JSON.
+import type { Command } from "commander";
+import type WebSocket from "ws";
+import { clientOptions, repeatable, run, UsageError } from "../args.js";
 import { printJson } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 
-const USAGE = "bhatti exec SANDBOX [--env K=V]... [--cwd DIR] [--tty] [--timeout SEC] -- CMD [ARG...]";
+interface ExecOpts { interactive?: boolean; tty?: boolean; env?: string[]; cwd?: string; timeout?: string; url?: string; token?: string; json?: boolean }
 
-export async function execCommand(argv: string[]): Promise<number> {
-  const dash = argv.indexOf("--");
-  if (dash < 0 || dash === argv.length - 1) throw new UsageError(`give the command after --\nusage: ${USAGE}`);
-  const cmd = argv.slice(dash + 1);
-  const { values, positionals } = parse(argv.slice(0, dash), {
-    env: { type: "string", multiple: true }, cwd: { type: "string" }, tty: { type: "boolean", short: "t" }, timeout: { type: "string" },
-  }, { usage: USAGE, positionals: [1, 1] });
-  const client = clientFrom(values);
-  const ref = positionals[0];
-  if (values.json) {
-    if (values.env) throw new UsageError("--env is only for streaming exec (the buffered API ignores env); drop --json");
-    const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-    const res = await client.exec(ref, cmd, { ...(values.cwd ? { cwd: values.cwd } : {}), ...(timeout ? { timeout_sec: timeout } : {}) });
-    printJson(res);
-    return res.exit_code;
+const TIMED_OUT = 124; // what coreutils `timeout` exits with
+const MAX_JSON_STDIN = 8 << 20;
+
+export function register(cmd: Command): void {
+  clientOptions(cmd
+    .argument("<sandbox>", "sandbox name or id")
+    .argument("<command...>", "the command and its arguments (put them after -- when they have flags)")
+    .option("-i, --interactive", "forward this terminal's or pipe's stdin to the command")
+    .option("-t, --tty", "run the command on a terminal (raw mode here when stdin is a terminal)")
+    .addOption(repeatable("--env <K=V>", "environment variable for this command (repeatable)"))
+    .option("--cwd <dir>", "working directory (absolute; default the user's home)")
+    .option("--timeout <sec>", "kill the command's process group after this many seconds (exit 124)"))
+    .addHelpText("after", "\nExamples:\n  bhatti exec box -- ls -la /\n  echo hi | bhatti exec -i box -- cat\n  bhatti exec -it box -- sh")
+    .action(run(async (ref: string, argv: string[], o: ExecOpts) => {
+      const timeout = parseTimeout(o.timeout);
+      const client = clientFrom(o);
+      if (o.json) return buffered(client, ref, argv, o, timeout);
+      return streamed(await client.execWebSocket(ref, {
+        cmd: argv, ...(o.env ? { env: parseEnv(o.env) } : {}), ...(o.cwd ? { cwd: o.cwd } : {}),
+        ...(o.tty ? { tty: true, rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } : {}),
+      }), o, timeout);
+    }));
+}
+
+export function parseTimeout(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(n > 0) || n > 86400) throw new UsageError(`--timeout must be a number of seconds greater than 0 and at most 86400 (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+async function buffered(client: ReturnType<typeof clientFrom>, ref: string, argv: string[], o: ExecOpts, timeout?: number): Promise<number> {
+  if (o.env) throw new UsageError("--env is only for streaming exec (the buffered API ignores env); drop --json");
+  if (o.tty) throw new UsageError("--json runs the command without a terminal; drop -t or --json");
+  let stdin: string | undefined;
+  if (o.interactive) {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of process.stdin) {
+      n += (c as Buffer).length;
+      if (n > MAX_JSON_STDIN) throw new UsageError(`with --json, stdin is sent in one request and must be at most ${MAX_JSON_STDIN} bytes; drop --json to stream it`);
+      chunks.push(c as Buffer);
+    }
+    try { stdin = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)); }
+    catch { throw new UsageError("with --json, stdin must be UTF-8 text; drop --json to stream binary input"); }
   }
-  const tty = !!values.tty;
-  const ws = await client.execWebSocket(ref, {
-    cmd, ...(values.env ? { env: parseEnv(values.env, USAGE) } : {}), ...(values.cwd ? { cwd: values.cwd } : {}),
-    ...(tty ? { tty: true, rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } : {}),
-  });
-  if (tty && process.stdin.isTTY) process.stdin.setRawMode(true);
-  const onStdin = (d: Buffer) => ws.send(d);
-  process.stdin.on("data", onStdin);
-  process.stdin.once("end", () => ws.send(JSON.stringify({ type: "eof" })));
-  if (tty) process.stdout.on("resize", () => ws.send(JSON.stringify({ type: "resize", rows: process.stdout.rows, cols: process.stdout.columns })));
-  const forward = (sig: NodeJS.Signals) => ws.send(JSON.stringify({ type: "signal", signal: sig }));
-  process.on("SIGINT", forward);
-  process.on("SIGTERM", forward);
+  const res = await client.exec(ref, argv, { ...(o.cwd ? { cwd: o.cwd } : {}), ...(timeout ? { timeout_sec: timeout } : {}), ...(stdin !== undefined ? { stdin } : {}) });
+  printJson(res);
+  return res.timed_out ? TIMED_OUT : res.exit_code;
+}
+
+function streamed(ws: WebSocket, o: ExecOpts, timeout?: number): Promise<number> {
+  const raw = !!(o.tty && o.interactive && process.stdin.isTTY);
+  const stdin = process.stdin;
+  let code = 1;
+  let ended = false;
+  let interrupts = 0;
+  let timer: NodeJS.Timeout | undefined;
   return new Promise<number>((resolve) => {
-    let code = 1;
+    const finish = (c: number) => {
+      if (ended) return;
+      ended = true;
+      if (timer) clearTimeout(timer);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      stdin.off("data", onStdin);
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+      stdin.destroy();
+      resolve(c);
+    };
+    const control = (m: unknown) => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m)); };
+    // Stdin: one chunk in flight at a time, so a slow sandbox slows the reader, never grows memory.
+    const onStdin = (d: Buffer) => {
+      stdin.pause();
+      ws.send(d, () => { if (!ended) stdin.resume(); });
+    };
+    // Ctrl-C: the first is forwarded to the command; a second one leaves at once even if the sandbox does not answer.
+    const onInt = () => {
+      if (++interrupts > 1) { ws.terminate(); finish(130); return; }
+      control({ type: "signal", signal: "SIGINT" });
+    };
+    const onTerm = () => control({ type: "signal", signal: "SIGTERM" });
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    if (o.interactive) {
+      if (raw) stdin.setRawMode(true);
+      stdin.on("data", onStdin);
+      stdin.once("end", () => control({ type: "eof" }));
+      stdin.on("error", () => control({ type: "eof" }));
+    } else {
+      control({ type: "eof" });
+    }
+    if (o.tty) process.stdout.on("resize", () => control({ type: "resize", rows: process.stdout.rows, cols: process.stdout.columns }));
+    if (timeout) {
+      timer = setTimeout(() => {
+        control({ type: "signal", signal: "SIGKILL" });
+        process.stderr.write(`bhatti: the command timed out after ${timeout} s; its process group was killed\n`);
+        code = TIMED_OUT;
+        ws.close();
+        setTimeout(() => { ws.terminate(); finish(TIMED_OUT); }, 2000).unref();
+      }, timeout * 1000);
+    }
+    let exited = false;
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) {
         (data[0] === 2 ? process.stderr : process.stdout).write(data.subarray(1));
         return;
       }
-      const msg = JSON.parse(data.toString());
-      if (msg.type === "exit") code = msg.exit_code;
-      else if (msg.type === "error") { process.stderr.write(`bhatti: ${msg.message}\n`); code = 1; }
+      let msg: { type?: string; exit_code?: number; message?: string };
+      try { msg = JSON.parse(data.toString()); } catch { return; }
+      if (msg.type === "exit" && code !== TIMED_OUT) { exited = true; code = typeof msg.exit_code === "number" ? msg.exit_code : 1; }
+      else if (msg.type === "error") { process.stderr.write(`bhatti: ${msg.message}\n`); code = 1; exited = true; }
     });
+    ws.on("error", () => { /* 'close' follows */ });
     ws.on("close", () => {
-      process.stdin.off("data", onStdin);
-      process.stdin.pause();
-      if (tty && process.stdin.isTTY) process.stdin.setRawMode(false);
-      process.stdin.destroy();
-      resolve(code);
+      if (!exited && code !== TIMED_OUT && !ended) process.stderr.write("bhatti: the connection to the daemon closed before the command exited\n");
+      // stdout must be flushed before we exit with the command's code
+      process.stdout.write("", () => finish(code));
     });
   });
 }

@@ -1,18 +1,19 @@
 // `bhatti key rotate`: re-encrypt every secret under a new age identity.
-import { parse, UsageError } from "../args.js";
+import type { Command } from "commander";
+import { operatorOptions, run } from "../args.js";
 import { printJson } from "../output.js";
 import { resolveDataDir, ensureDataDir, dataPaths } from "../../util/paths.js";
-import { openDb } from "../../store/db.js";
-import { rotateKey } from "../../secrets/rotate.js";
-import { claimPidFile, livePid, releasePidFile } from "../../server/pidfile.js";
-import { DAEMON_MARKER } from "../../server/daemon.js";
 
-const USAGE = "bhatti key rotate [--data-dir DIR] [--json]";
+export function register(cmd: Command): void {
+  operatorOptions(cmd.command("rotate").description("re-encrypt every secret under a new age identity (the daemon must be stopped)"))
+    .action(run((o: { dataDir?: string; json?: boolean }) => rotate({ "data-dir": o.dataDir, json: o.json })));
+}
 
-export async function keyCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== "rotate") throw new UsageError(`usage: ${USAGE}`);
-  const { values } = parse(rest, {}, { usage: USAGE });
+async function rotate(values: { "data-dir"?: string; json?: boolean }): Promise<number> {
+  const { openDb } = await import("../../store/db.js");
+  const { rotateKey } = await import("../../secrets/rotate.js");
+  const { claimPidFile, livePid, releasePidFile } = await import("../../server/pidfile.js");
+  const { DAEMON_MARKER } = await import("../../server/daemon.js");
   const paths = dataPaths(ensureDataDir(resolveDataDir(values["data-dir"])));
   const daemon = livePid(paths.pidFile, DAEMON_MARKER);
   if (daemon) throw new Error(`a bhatti daemon (pid ${daemon}) is running on ${paths.dataDir}; stop it before rotating the key`);

@@ -1,26 +1,17 @@
 // `bhatti create|list|inspect|destroy`.
 import { readFileSync } from "node:fs";
-import { parse, intOption, UsageError } from "../args.js";
+import type { Command } from "commander";
+import { clientOptions, intOption, repeatable, run, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
+import { withProgress } from "../progress.js";
 import type { CreateSandbox } from "../../client/index.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
-
-export const SPEC_OPTIONS = {
-  name: { type: "string" },
-  cpus: { type: "string" },
-  memory: { type: "string" },
-  env: { type: "string", multiple: true },
-  secret: { type: "string", multiple: true },
-  engine: { type: "string" },
-} as const;
-
-export function parseEnv(pairs: string[] | undefined, usage: string): Record<string, string> {
+export function parseEnv(pairs: string[] | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const p of pairs ?? []) {
     const i = p.indexOf("=");
-    if (i <= 0) throw new UsageError(`--env takes K=V (got ${JSON.stringify(p.split("=")[0])})\nusage: ${usage}`);
+    if (i <= 0) throw new UsageError(`--env takes K=V (got ${JSON.stringify(p.split("=")[0])})`);
     env[p.slice(0, i)] = p.slice(i + 1);
   }
   return env;
@@ -28,55 +19,73 @@ export function parseEnv(pairs: string[] | undefined, usage: string): Record<str
 
 function parseFile(spec: string): { path: string; content: string; mode?: number } {
   const m = /^([^:]+):(\/[^:]*)(?::([0-7]{3,4}))?$/.exec(spec);
-  if (!m) throw new UsageError(`--file takes LOCAL:GUEST[:MODE] with an absolute GUEST path and an octal MODE (got ${JSON.stringify(spec)})\nusage: ${CREATE_USAGE}`);
+  if (!m) throw new UsageError(`--file takes LOCAL:GUEST[:MODE] with an absolute GUEST path and an octal MODE (got ${JSON.stringify(spec)})`);
   return { path: m[2], content: readFileSync(m[1]).toString("base64"), ...(m[3] ? { mode: parseInt(m[3], 8) } : {}) };
 }
 
-export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
-  if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
-  const spec: CreateSandbox = {
-    name: values.name,
-    ...(values.cpus ? { cpus: intOption("cpus", values.cpus, 1) } : {}),
-    ...(values.memory ? { memory_mb: intOption("memory", values.memory, 512) } : {}),
-    ...(values.env ? { env: parseEnv(values.env, CREATE_USAGE) } : {}),
-    ...(values.secret ? { secrets: values.secret } : {}),
-    ...(values.file ? { files: values.file.map(parseFile) } : {}),
-    ...(values.template ? { template: values.template } : {}),
-    ...(values.image ? { image: values.image } : {}),
-    ...(values.disk ? { disk_mb: intOption("disk", values.disk, 0) } : {}),
-    ...(values.init ? { init: values.init } : {}),
-    ...(values.engine ? { engine: values.engine } : {}),
-  };
-  const sb = await clientFrom(values).createSandbox(spec);
-  for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
-  if (values.json) printJson(sb);
-  else process.stdout.write(`created sandbox ${sb.name} (${sb.id}) on engine ${sb.engine}\n`);
-  return 0;
+interface CreateOpts {
+  name?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[]; file?: string[]; template?: string;
+  image?: string; disk?: string; init?: string; engine?: string; url?: string; token?: string; json?: boolean;
 }
 
-export async function listCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {}, { usage: "bhatti list [--json]" });
-  const list = await clientFrom(values).listSandboxes();
-  if (values.json) printJson(list);
-  else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.created_at]));
-  return 0;
+export function registerCreate(cmd: Command): void {
+  clientOptions(cmd
+    .requiredOption("--name <name>", "sandbox name, unique among yours")
+    .option("--cpus <n>", "virtual CPUs (default 1, or the template's)")
+    .option("--memory <mb>", "memory limit in MiB (default 512, or the template's)")
+    .addOption(repeatable("--env <K=V>", "environment variable for every command (repeatable)"))
+    .addOption(repeatable("--secret <NAME>", "inject your secret NAME as an env var (repeatable)"))
+    .addOption(repeatable("--file <LOCAL:GUEST[:MODE]>", "copy a local file into the sandbox at boot (repeatable)"))
+    .option("--template <t>", "start from a template (its secrets and env are merged)")
+    .option("--image <name>", "guest image (default: the daemon's default, see `bhatti image list`)")
+    .option("--disk <mb>", "size limit of the writable layer in MiB")
+    .option("--init <cmd>", "shell command run once at boot")
+    .option("--engine <ns|vm>", "isolation engine (default: the daemon's)"))
+    .action(run(async (o: CreateOpts) => {
+      const spec: CreateSandbox = {
+        name: o.name!,
+        ...(o.cpus ? { cpus: intOption("cpus", o.cpus, 1) } : {}),
+        ...(o.memory ? { memory_mb: intOption("memory", o.memory, 512) } : {}),
+        ...(o.env ? { env: parseEnv(o.env) } : {}),
+        ...(o.secret ? { secrets: o.secret } : {}),
+        ...(o.file ? { files: o.file.map(parseFile) } : {}),
+        ...(o.template ? { template: o.template } : {}),
+        ...(o.image ? { image: o.image } : {}),
+        ...(o.disk ? { disk_mb: intOption("disk", o.disk, 0) } : {}),
+        ...(o.init ? { init: o.init } : {}),
+        ...(o.engine ? { engine: o.engine } : {}),
+      };
+      const sb = await withProgress(`creating sandbox ${spec.name}`, () => clientFrom(o).createSandbox(spec));
+      for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+      if (o.json) printJson(sb);
+      else process.stdout.write(`created sandbox ${sb.name} (${sb.id}) on engine ${sb.engine}\n`);
+      return 0;
+    }));
 }
 
-export async function inspectCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {}, { usage: "bhatti inspect SANDBOX [--json]", positionals: [1, 1] });
-  const sb = await clientFrom(values).getSandbox(positionals[0]);
-  if (values.json) printJson(sb);
-  else {
-    for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(12)} ${Array.isArray(v) ? v.join(", ") : v ?? ""}\n`);
-  }
-  return 0;
+export function registerList(cmd: Command): void {
+  clientOptions(cmd).action(run(async (o: { url?: string; token?: string; json?: boolean }) => {
+    const list = await clientFrom(o).listSandboxes();
+    if (o.json) printJson(list);
+    else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "DISK_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.disk_mb ?? "-", s.created_at]));
+    return 0;
+  }));
 }
 
-export async function destroyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {}, { usage: "bhatti destroy SANDBOX [--json]", positionals: [1, 1] });
-  await clientFrom(values).destroySandbox(positionals[0]);
-  if (values.json) printJson({ name: positionals[0], destroyed: true });
-  else process.stdout.write(`destroyed ${positionals[0]}\n`);
-  return 0;
+export function registerInspect(cmd: Command): void {
+  clientOptions(cmd.argument("<sandbox>", "sandbox name or id")).action(run(async (ref: string, o: { url?: string; token?: string; json?: boolean }) => {
+    const sb = await clientFrom(o).getSandbox(ref);
+    if (o.json) printJson(sb);
+    else for (const [k, v] of Object.entries(sb)) process.stdout.write(`${k.padEnd(12)} ${Array.isArray(v) ? v.join(", ") : v ?? ""}\n`);
+    return 0;
+  }));
+}
+
+export function registerDestroy(cmd: Command): void {
+  clientOptions(cmd.argument("<sandbox>", "sandbox name or id")).action(run(async (ref: string, o: { url?: string; token?: string; json?: boolean }) => {
+    await clientFrom(o).destroySandbox(ref);
+    if (o.json) printJson({ name: ref, destroyed: true });
+    else process.stdout.write(`destroyed ${ref}\n`);
+    return 0;
+  }));
 }

@@ -1,56 +1,65 @@
-// `bhatti secret set|list|delete`. set reads the value from stdin when it is not
-// given, so it never has to appear in shell history or in argv.
+// `bhatti secret set|list|delete`. set reads the value from the terminal
+// without echo, from a pipe, or from a file, so it never has to appear in shell
+// history or argv; a value given as an argument still works, with a warning.
 import { readFileSync } from "node:fs";
-import { parse, UsageError } from "../args.js";
+import type { Command } from "commander";
+import { clientOptions, run, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
+import { readHidden } from "../tty-read.js";
 
-const USAGE = "bhatti secret set NAME [VALUE | --from-file PATH] | list | delete NAME  [--json]";
+type Conn = { url?: string; token?: string; json?: boolean };
+const MAX_VALUE = 1 << 20; // more than the daemon accepts: it names the real limit
 
 async function readStdin(): Promise<Buffer> {
-  if (process.stdin.isTTY) process.stderr.write("value (end with Ctrl-D): ");
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
+  let n = 0;
+  for await (const c of process.stdin) {
+    n += (c as Buffer).length;
+    if (n > MAX_VALUE) throw new Error(`the value on stdin is longer than ${MAX_VALUE} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return stripOneNewline(Buffer.concat(chunks));
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-export async function secretCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case "set": {
-      const { values, positionals } = parse(rest, { "from-file": { type: "string" } }, { usage: USAGE, positionals: [1, 2] });
-      const [name, given] = positionals;
-      if (given !== undefined && values["from-file"]) throw new UsageError(`give the value either as an argument or with --from-file, not both\nusage: ${USAGE}`);
+export function register(cmd: Command): void {
+  clientOptions(cmd.command("set").description("create or replace a secret (value from the terminal without echo, a pipe, or --from-file)")
+    .argument("<name>", "secret name (an environment variable name)")
+    .argument("[value]", "the value (visible to other processes in argv: prefer the prompt, a pipe or --from-file)")
+    .option("--from-file <path>", "read the value from a file, bytes kept exactly"))
+    .action(run(async (name: string, given: string | undefined, o: Conn & { fromFile?: string }) => {
+      if (given !== undefined && o.fromFile) throw new UsageError("give the value either as an argument or with --from-file, not both");
       let value: string;
-      if (given !== undefined) value = given;
-      else {
-        const bytes = values["from-file"] ? readFileSync(values["from-file"]) : stripOneNewline(await readStdin());
+      if (given !== undefined) {
+        process.stderr.write("warning: a value given as an argument is visible to other processes on this host (ps, /proc); use the prompt, a pipe or --from-file\n");
+        value = given;
+      } else {
+        const bytes = o.fromFile ? readFileSync(o.fromFile)
+          : process.stdin.isTTY ? await readHidden(`value for ${name} (hidden; Enter ends): `, MAX_VALUE)
+          : await readStdin();
         try { value = utf8.decode(bytes); } catch { throw new Error("the value must be valid UTF-8"); }
       }
-      const meta = await clientFrom(values).setSecret(name, value);
-      if (values.json) printJson(meta);
-      else process.stdout.write(`secret ${meta.name} set (updated ${meta.updated_at})\n`);
+      const meta = await clientFrom(o).setSecretReporting(name, value);
+      if (o.json) printJson(meta);
+      else process.stdout.write(`secret ${meta.name} ${meta.created ? "created" : "replaced"} (updated ${meta.updated_at})\n`);
       return 0;
-    }
-    case "list": {
-      const { values } = parse(rest, {}, { usage: USAGE });
-      const list = await clientFrom(values).listSecrets();
-      if (values.json) printJson(list);
+    }));
+  clientOptions(cmd.command("list").description("list your secrets' names and dates (values are never shown)"))
+    .action(run(async (o: Conn) => {
+      const list = await clientFrom(o).listSecrets();
+      if (o.json) printJson(list);
       else printTable(["NAME", "CREATED", "UPDATED"], list.map((s) => [s.name, s.created_at, s.updated_at]));
       return 0;
-    }
-    case "delete": {
-      const { values, positionals } = parse(rest, {}, { usage: USAGE, positionals: [1, 1] });
-      await clientFrom(values).deleteSecret(positionals[0]);
-      if (values.json) printJson({ name: positionals[0], deleted: true });
-      else process.stdout.write(`secret ${positionals[0]} deleted\n`);
+    }));
+  clientOptions(cmd.command("delete").description("delete a secret").argument("<name>", "secret name"))
+    .action(run(async (name: string, o: Conn) => {
+      await clientFrom(o).deleteSecret(name);
+      if (o.json) printJson({ name, deleted: true });
+      else process.stdout.write(`secret ${name} deleted\n`);
       return 0;
-    }
-    default:
-      throw new UsageError(`usage: ${USAGE}`);
-  }
+    }));
 }
 
 function stripOneNewline(b: Buffer): Buffer {

@@ -1,45 +1,59 @@
-import { intOption, parse, UsageError } from "../args.js";
+// `bhatti serve`: runs the daemon. Everything heavy is imported inside the
+// action, so `bhatti serve --help` loads nothing and starts nothing.
+import type { Command } from "commander";
+import { intOption, run, UsageError } from "../args.js";
+import { realpathSync } from "node:fs";
 import { resolveDataDir } from "../../util/paths.js";
-import { serve } from "../../server/daemon.js";
-import { DEFAULT_LIMITS } from "../../server/connections.js";
-import { stopProbes } from "../../engine/vm/accel.js";
-import { canonicalImage, NAME_RE } from "../../image/names.js";
-
-const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
-  "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]\n" +
-  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]";
 
 /** A positive number flag (integer if asked), or undefined when absent. */
 function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a positive ${integer ? "integer" : "number"}\nusage: ${USAGE}`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a positive ${integer ? "integer" : "number"}`);
   return n;
 }
 
-export async function serveCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    listen: { type: "string" },
-    "rate-limit": { type: "string" },
-    engine: { type: "string" },
-    "max-connections": { type: "string" },
-    "max-connections-per-user": { type: "string" },
-    "auth-timeout": { type: "string" },
-    "max-sandboxes": { type: "string" },
-    "overcommit-memory": { type: "string" },
-    "overcommit-cpus": { type: "string" },
-    image: { type: "string" }, // default image of sandboxes and templates that name none
-  }, { usage: USAGE });
+interface ServeOpts {
+  dataDir?: string; listen?: string; engine?: string; rateLimit?: string; maxConnections?: string; maxConnectionsPerUser?: string;
+  authTimeout?: string; maxSandboxes?: string; overcommitMemory?: string; overcommitCpus?: string; image?: string;
+}
+
+export function register(cmd: Command): void {
+  cmd
+    .option("--data-dir <dir>", "state: age.key, state.db, sandboxes (default: $BHATTI_DATA_DIR or ~/.bhatti)")
+    .option("--listen <host:port>", "HTTP address (default: $BHATTI_LISTEN or 127.0.0.1:8080)")
+    .option("--engine <ns|vm|auto>", "isolation engine (default: $BHATTI_ENGINE or auto)")
+    .option("--rate-limit <n>", "requests per second per user, 0 disables (default 100)")
+    .option("--max-connections <n>", "open connections in all")
+    .option("--max-connections-per-user <n>", "open connections per user")
+    .option("--auth-timeout <sec>", "seconds a connection may take to authenticate")
+    .option("--max-sandboxes <n>", "sandboxes on this host, all users together")
+    .option("--overcommit-memory <f>", "factor of host memory sandboxes may reserve")
+    .option("--overcommit-cpus <f>", "factor of host CPUs sandboxes may reserve")
+    .option("--image <name>", "default image of sandboxes and templates that name none (default: $BHATTI_IMAGE)")
+    .action(run(serveAction));
+}
+
+async function serveAction(o: ServeOpts): Promise<number> {
+  const { serve } = await import("../../server/daemon.js");
+  const { DEFAULT_LIMITS } = await import("../../server/connections.js");
+  const { stopProbes } = await import("../../engine/vm/accel.js");
+  const { canonicalImage, NAME_RE } = await import("../../image/names.js");
+  const values = {
+    "data-dir": o.dataDir, listen: o.listen, engine: o.engine, "rate-limit": o.rateLimit, "max-connections": o.maxConnections,
+    "max-connections-per-user": o.maxConnectionsPerUser, "auth-timeout": o.authTimeout, "max-sandboxes": o.maxSandboxes,
+    "overcommit-memory": o.overcommitMemory, "overcommit-cpus": o.overcommitCpus, image: o.image,
+  };
   const image = values.image ?? process.env.BHATTI_IMAGE;
-  if (image !== undefined && !NAME_RE.test(image)) throw new UsageError(`--image must be an image name (${NAME_RE.source})\nusage: ${USAGE}`);
+  if (image !== undefined && !NAME_RE.test(image)) throw new UsageError(`--image must be an image name (${NAME_RE.source})`);
   const limits = {
     max: intOption("max-connections", values["max-connections"], DEFAULT_LIMITS.max),
     perUser: intOption("max-connections-per-user", values["max-connections-per-user"], DEFAULT_LIMITS.perUser),
     authTimeoutMs: intOption("auth-timeout", values["auth-timeout"], DEFAULT_LIMITS.authTimeoutMs / 1000) * 1000,
   };
-  if (limits.perUser > limits.max) throw new UsageError(`--max-connections-per-user must not exceed --max-connections\nusage: ${USAGE}`);
+  if (limits.perUser > limits.max) throw new UsageError(`--max-connections-per-user must not exceed --max-connections`);
   const engine = values.engine ?? process.env.BHATTI_ENGINE ?? "auto";
-  if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto\nusage: ${USAGE}`);
+  if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto`);
   const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
   if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
   // Signals are caught from the start: one that arrives while the daemon is
@@ -70,14 +84,23 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stderr.write(`stopped while starting (${(e as Error).message})\n`);
     return 0;
   }
-  process.stdout.write(
-    "\nNext steps, in another shell:\n" +
-    "  bin/bhatti user create --name alice          # prints an API key, once\n" +
-    "  bin/bhatti setup --token bht_...             # saves url + key to ~/.bhatti/config.yaml\n" +
-    "  echo -n s3cret | bin/bhatti secret set API_KEY\n" +
-    "  bin/bhatti secret list\n\n",
-  );
+  process.stdout.write(banner(realpathSync(resolveDataDir(values["data-dir"]))));
   await stopRequested;
   await daemon.close();
   return 0;
+}
+
+/** Quotes a path for a POSIX shell when it needs it. */
+const sh = (p: string): string => (/^[\w@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`);
+
+/** What to do next, with the exact data dir operator commands must name (they open this daemon's database). */
+export function banner(dataDir: string): string {
+  const dd = `--data-dir ${sh(dataDir)}`;
+  return "\nOperator commands (user, key, image, admin) must use this daemon's data dir:\n" +
+    `  ${dd}    (or: export BHATTI_DATA_DIR=${sh(dataDir)})\n` +
+    "\nNext steps, in another shell:\n" +
+    `  bin/bhatti user create --name alice ${dd}   # prints an API key, once\n` +
+    "  bin/bhatti setup --token bht_...             # saves url + key to ~/.bhatti/config.yaml\n" +
+    "  bin/bhatti secret set API_KEY                # asks for the value without echo\n" +
+    "  bin/bhatti secret list\n\n";
 }

@@ -1,48 +1,65 @@
-// `bhatti template create|list|delete`.
-import { parse, intOption, UsageError } from "../args.js";
+// `bhatti template create|list|inspect|delete`.
+import type { Command } from "commander";
+import { clientOptions, intOption, repeatable, run } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 
-const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... | list | delete T  [--json]";
+type Conn = { url?: string; token?: string; json?: boolean };
+interface CreateOpts extends Conn { name?: string; image?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[] }
 
-export async function templateCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case "create": {
-      const { values } = parse(rest, {
-        name: { type: "string" }, image: { type: "string" }, cpus: { type: "string" }, memory: { type: "string" },
-        env: { type: "string", multiple: true }, secret: { type: "string", multiple: true },
-      }, { usage: USAGE });
-      if (!values.name) throw new UsageError(`--name is required\nusage: ${USAGE}`);
-      const t = await clientFrom(values).createTemplate({
-        name: values.name,
-        ...(values.image ? { image: values.image } : {}),
-        ...(values.cpus ? { cpus: intOption("cpus", values.cpus, 1) } : {}),
-        ...(values.memory ? { memory_mb: intOption("memory", values.memory, 512) } : {}),
-        ...(values.env ? { env: parseEnv(values.env, USAGE) } : {}),
-        ...(values.secret ? { secrets: values.secret } : {}),
+export function register(cmd: Command): void {
+  clientOptions(cmd.command("create").description("create a template")
+    .requiredOption("--name <name>", "template name, unique among yours")
+    .option("--image <name>", "guest image (default: the daemon's default)")
+    .option("--cpus <n>", "virtual CPUs (default 1)")
+    .option("--memory <mb>", "memory limit in MiB (default 512)")
+    .addOption(repeatable("--env <K=V>", "environment variable (repeatable)"))
+    .addOption(repeatable("--secret <NAME>", "secret name to inject in its sandboxes (repeatable; may be set later)")))
+    .action(run(async (o: CreateOpts) => {
+      const client = clientFrom(o);
+      const t = await client.createTemplate({
+        name: o.name!,
+        ...(o.image ? { image: o.image } : {}),
+        ...(o.cpus ? { cpus: intOption("cpus", o.cpus, 1) } : {}),
+        ...(o.memory ? { memory_mb: intOption("memory", o.memory, 512) } : {}),
+        ...(o.env ? { env: parseEnv(o.env) } : {}),
+        ...(o.secret ? { secrets: o.secret } : {}),
       });
-      if (values.json) printJson(t);
+      if (t.secrets.length) {
+        const have = new Set((await client.listSecrets()).map((s) => s.name));
+        const missing = t.secrets.filter((s) => !have.has(s));
+        if (missing.length) process.stderr.write(`warning: you have no secret named ${missing.join(", ")} yet; set ${missing.length > 1 ? "them" : "it"} (bhatti secret set NAME) before creating sandboxes from ${t.name}\n`);
+      }
+      if (o.json) printJson(t);
       else process.stdout.write(`created template ${t.name} (${t.id})\n`);
       return 0;
-    }
-    case "list": {
-      const { values } = parse(rest, {}, { usage: USAGE });
-      const list = await clientFrom(values).listTemplates();
-      if (values.json) printJson(list);
+    }));
+  clientOptions(cmd.command("list").description("list your templates"))
+    .action(run(async (o: Conn) => {
+      const list = await clientFrom(o).listTemplates();
+      if (o.json) printJson(list);
       else printTable(["NAME", "ID", "IMAGE", "CPUS", "MEMORY_MB", "SECRETS", "ENV"],
         list.map((t) => [t.name, t.id, t.image, t.cpus, t.memory_mb, t.secrets.join(",") || "-", Object.keys(t.env).join(",") || "-"]));
       return 0;
-    }
-    case "delete": {
-      const { values, positionals } = parse(rest, {}, { usage: USAGE, positionals: [1, 1] });
-      await clientFrom(values).deleteTemplate(positionals[0]);
-      if (values.json) printJson({ name: positionals[0], deleted: true });
-      else process.stdout.write(`deleted template ${positionals[0]}\n`);
+    }));
+  clientOptions(cmd.command("inspect").description("show one template").argument("<template>", "template name or id"))
+    .action(run(async (ref: string, o: Conn) => {
+      const t = await clientFrom(o).getTemplate(ref);
+      if (o.json) printJson(t);
+      else {
+        for (const [k, v] of Object.entries(t)) {
+          const shown = Array.isArray(v) ? v.join(", ") : v && typeof v === "object" ? Object.entries(v).map(([a, b]) => `${a}=${b}`).join(" ") : v;
+          process.stdout.write(`${k.padEnd(10)} ${shown ?? ""}\n`);
+        }
+      }
       return 0;
-    }
-    default:
-      throw new UsageError(`usage: ${USAGE}`);
-  }
+    }));
+  clientOptions(cmd.command("delete").description("delete a template").argument("<template>", "template name or id"))
+    .action(run(async (ref: string, o: Conn) => {
+      await clientFrom(o).deleteTemplate(ref);
+      if (o.json) printJson({ name: ref, deleted: true });
+      else process.stdout.write(`deleted template ${ref}\n`);
+      return 0;
+    }));
 }

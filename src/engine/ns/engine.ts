@@ -89,13 +89,16 @@ export class NsEngine implements Engine {
       mkdirSync(p.bundle, { mode: 0o700 });
       mkdirSync(p.agentDir, { mode: 0o700 });
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
-      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
-      const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
       if (spec.diskMb) state.diskMb = spec.diskMb;
       // The slow steps are independent: run them side by side. The drive is a
       // nameless file: nothing of it is visible on the host (see Runc.start).
+      // disk_mb: the writable layer on a size-limited filesystem of its own
+      // (disk.ts), made and mounted just before the overlay goes on it.
       const [rootfs, built, agentDir] = await Promise.allSettled([
-        this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
+        (async () => {
+          const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
+          await this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers));
+        })(),
         this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
         // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
         // bind's source, not <rt>/sb/<id>/agent inside the host's /run.

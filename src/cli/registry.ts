@@ -1,0 +1,28 @@
+// Every command: its name, a one-line summary for `bhatti --help`, and how to
+// load the module that defines its flags and action. Loading is lazy: only the
+// command being run (or whose help is shown) is imported.
+import type { Command } from "commander";
+
+export interface Entry { name: string; summary: string; load: () => Promise<(cmd: Command) => void> }
+
+export const COMMANDS: Entry[] = [
+  // operator commands: run on the daemon host, against its data dir
+  { name: "serve", summary: "run the daemon", load: async () => (await import("./commands/serve.js")).register },
+  { name: "user", summary: "manage users, quotas and API keys (operator)", load: async () => (await import("./commands/user.js")).register },
+  { name: "key", summary: "re-encrypt all secrets under a new age key (operator)", load: async () => (await import("./commands/key.js")).register },
+  { name: "image", summary: "build, import, list and delete guest images (operator)", load: async () => (await import("./commands/image.js")).register },
+  { name: "admin", summary: "consistent backup of age.key + state.db (operator)", load: async () => (await import("./commands/admin.js")).register },
+  // client commands: talk to the daemon's API
+  { name: "setup", summary: "check and save the daemon URL and API key", load: async () => (await import("./commands/setup.js")).register },
+  { name: "info", summary: "daemon version, engines, accelerator", load: async () => (await import("./commands/info.js")).register },
+  { name: "whoami", summary: "your user name, quotas and usage", load: async () => (await import("./commands/whoami.js")).register },
+  { name: "secret", summary: "set, list and delete your secrets", load: async () => (await import("./commands/secret.js")).register },
+  { name: "create", summary: "create a sandbox", load: async () => (await import("./commands/sandbox.js")).registerCreate },
+  { name: "list", summary: "list your sandboxes", load: async () => (await import("./commands/sandbox.js")).registerList },
+  { name: "inspect", summary: "show one sandbox", load: async () => (await import("./commands/sandbox.js")).registerInspect },
+  { name: "destroy", summary: "destroy a sandbox", load: async () => (await import("./commands/sandbox.js")).registerDestroy },
+  { name: "exec", summary: "run a command in a sandbox (exit code forwarded)", load: async () => (await import("./commands/exec.js")).register },
+  { name: "file", summary: "read, write and list files in a sandbox", load: async () => (await import("./commands/file.js")).register },
+  { name: "template", summary: "presets of image, size, env and secret names", load: async () => (await import("./commands/template.js")).register },
+  { name: "completion", summary: "print a shell completion script (bash or zsh)", load: async () => (await import("./commands/completion.js")).register },
+];
