@@ -20,6 +20,9 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { imageRoutes } from "./routes/images.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import { sessionWebSocket, SESSION_WS_RE } from "./session-ws.js";
+import { shareRoutes } from "./routes/share.js";
+import { shareWebSocket, SHARE_WS_PATH } from "./share-ws.js";
+import { ShareTokens } from "./share.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -93,6 +96,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const runtimeDir = runtimeDirFor(dataDir);
   let sandboxes: SandboxService;
   let app: App;
+  const shares = new ShareTokens();
   const gate = new ConnectionGate({ ...DEFAULT_LIMITS, ...opts.limits }, log);
   let engines: Engines;
   try {
@@ -126,6 +130,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
     sessionRoutes(app.router, sandboxes, app.streams);
+    shareRoutes(app.router, sandboxes, shares);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
@@ -139,8 +144,11 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const unix = createServer(timeouts, app.listener);
   const execUpgrade = execWebSocket(app, sandboxes, log);
   const sessionUpgrade = sessionWebSocket(app, sandboxes, log);
-  const upgrade: typeof execUpgrade = (req, socket, head) =>
-    (SESSION_WS_RE.test((req.url ?? "").split("?")[0]) ? sessionUpgrade : execUpgrade)(req, socket, head);
+  const shareUpgrade = shareWebSocket(app, sandboxes, shares, log);
+  const upgrade: typeof execUpgrade = (req, socket, head) => {
+    const path = (req.url ?? "").split("?")[0];
+    (path === SHARE_WS_PATH ? shareUpgrade : SESSION_WS_RE.test(path) ? sessionUpgrade : execUpgrade)(req, socket, head);
+  };
   for (const server of [tcp, unix]) {
     server.on("upgrade", upgrade);
     gate.attach(server);

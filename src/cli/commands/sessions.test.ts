@@ -98,6 +98,18 @@ test("exec --detach prints a session id; logs -f follows it to its end; kill sig
   assert.match(cli(["logs", SB, "snosuch"], { env }).stderr, /no such session/);
 });
 
+test("share prints a one-use link with the token in the fragment; --revoke revokes it", async () => {
+  const r = cli(["share", SB, "--ttl", "60"], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const url = r.stdout.split("\n")[0];
+  assert.ok(url.startsWith(`${d.url}/share/#bshr_`), url);
+  assert.equal((await fetch(url)).status, 200);
+  const rv = cli(["share", SB, "--revoke"], { env });
+  assert.equal(rv.code, 0, rv.stderr);
+  assert.match(rv.stdout, /revoked 1 link\(s\) and closed 0 terminal\(s\) of clisess/);
+  assert.equal(cli(["share", SB, "--ttl", "0"], { env }).code, 2);
+});
+
 test("a lost connection prints the session id and the command to reattach; a restarted daemon finds the session", async () => {
   const s = shell([]);
   s.p.stdin.write("echo before-restart\n");

@@ -155,3 +155,32 @@ export function registerKill(cmd: Command): void {
       return 0;
     }));
 }
+
+export function registerShare(cmd: Command): void {
+  clientOptions(cmd
+    .argument("<sandbox>", "sandbox name or id")
+    .option("--revoke", "revoke the sandbox's share links and close the terminals they opened")
+    .option("--ttl <sec>", "how long the link stays valid (default 900, at most 86400)"))
+    .addHelpText("after", "\nThe link opens one shell in a browser, once; its token is in the URL fragment, never sent in a request line.")
+    .action(run(async (ref: string, o: ClientOpts & { revoke?: boolean; ttl?: string }) => {
+      const c = clientFrom(o);
+      const path = `/sandboxes/${encodeURIComponent(ref)}/share`;
+      if (o.revoke) {
+        if (o.ttl) throw new UsageError("--ttl is for a new link; drop it with --revoke");
+        const r = await c.request<{ sandbox: string; tokens: number; terminals: number }>("DELETE", path);
+        if (o.json) printJson(r);
+        else process.stdout.write(`revoked ${r.tokens} link(s) and closed ${r.terminals} terminal(s) of ${r.sandbox}\n`);
+        return 0;
+      }
+      let ttl: number | undefined;
+      if (o.ttl !== undefined) {
+        ttl = Number(o.ttl);
+        if (!/^\d+(\.\d+)?$/.test(o.ttl.trim()) || !(ttl > 0) || ttl > 86400) throw new UsageError(`--ttl must be a number of seconds greater than 0 and at most 86400 (got ${JSON.stringify(o.ttl)})`);
+      }
+      const r = await c.request<{ path: string; expires_at: string }>("POST", path, ttl ? { ttl_sec: ttl } : {});
+      const url = c.url + r.path;
+      if (o.json) printJson({ url, expires_at: r.expires_at });
+      else process.stdout.write(`${url}\n(one use; expires ${r.expires_at}; revoke with: bhatti share ${ref} --revoke)\n`);
+      return 0;
+    }));
+}
