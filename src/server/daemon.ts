@@ -130,7 +130,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     imageRoutes(app.router, paths.images, templates.defaultImage);
     sessionRoutes(app.router, sandboxes, app.streams);
-    shareRoutes(app.router, sandboxes, shares);
+    shareRoutes(app.router, sandboxes, shares, db);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);

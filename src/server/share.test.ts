@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
 import WebSocket from "ws";
+import Database from "better-sqlite3";
+import { join } from "node:path";
 import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
 import { IMAGES_DIR } from "../testing/sandbox-api.js";
 import { ShareTokens } from "./share.js";
@@ -130,6 +132,12 @@ test("share: an expired or revoked token gets nothing; revoking closes open term
   assert.equal((await api(d, "POST", `/sandboxes/${SB}/share`, { key: bob, body: {} })).status, 404);
   assert.equal((await api(d, "DELETE", `/sandboxes/${SB}/share`, { key: bob })).status, 404);
   assert.equal((await api(d, "POST", `/sandboxes/${SB}/share`, { key: alice, body: { ttl_sec: -1 } })).status, 400);
+  // The audit trail names the shares, never their tokens.
+  const events = new Database(join(d.dataDir, "state.db"), { readonly: true })
+    .prepare("SELECT type, subject, detail FROM events WHERE type LIKE 'sandbox.share%'").all() as { type: string; subject: string; detail: string }[];
+  assert.ok(events.filter((e) => e.type === "sandbox.shared").length >= 3);
+  assert.ok(events.some((e) => e.type === "sandbox.share_revoked" && JSON.parse(e.detail).terminals === 1));
+  for (const t of issued) assert.ok(!JSON.stringify(events).includes(t), "no token in the events");
   // A guessed token over the socket: the same answer as a used one.
   const ws = new WebSocket(d.url.replace("http", "ws") + "/share/ws");
   const msg = await new Promise<string>((resolve) => {

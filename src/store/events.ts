@@ -8,7 +8,8 @@ export type EventType =
   | "sandbox.created" | "sandbox.destroyed" | "sandbox.dead"
   | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
   | "template.created" | "template.deleted"
-  | "user.updated"; // cli: quota change by `bhatti user update`
+  | "user.updated" // cli: quota change by `bhatti user update`
+  | "sandbox.shared" | "sandbox.share_revoked"; // sess: web terminal links issued and revoked (never the token)
 
 export function recordEvent(db: DB, type: EventType, userName: string | null, subject: string | null, detail?: Record<string, unknown>): void {
   db.prepare("INSERT INTO events (at, type, user_name, subject, detail) VALUES (?, ?, ?, ?, ?)")

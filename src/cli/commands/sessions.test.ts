@@ -5,6 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { get } from "node:http";
 import { startDaemon, createUser, api, cleanup, cli, childEnv, BIN, type Daemon } from "../../testing/harness.js";
 import { IMAGES_DIR } from "../../testing/sandbox-api.js";
 
@@ -103,7 +104,9 @@ test("share prints a one-use link with the token in the fragment; --revoke revok
   assert.equal(r.code, 0, r.stderr);
   const url = r.stdout.split("\n")[0];
   assert.ok(url.startsWith(`${d.url}/share/#bshr_`), url);
-  assert.equal((await fetch(url)).status, 200);
+  // A fresh connection (no pooled keep-alive socket: the spawnSync calls above block this event loop past the daemon's keep-alive timeout).
+  const status = await new Promise<number | undefined>((resolve, reject) => get(url, { agent: false }, (res) => { res.resume(); resolve(res.statusCode); }).on("error", reject));
+  assert.equal(status, 200);
   const rv = cli(["share", SB, "--revoke"], { env });
   assert.equal(rv.code, 0, rv.stderr);
   assert.match(rv.stdout, /revoked 1 link\(s\) and closed 0 terminal\(s\) of clisess/);

@@ -12,6 +12,8 @@ import { HANDLED, Reply } from "../reply.js";
 import { badRequest } from "../../util/errors.js";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { DEFAULT_SHARE_SEC, MAX_SHARE_SEC, type ShareTokens } from "../share.js";
+import type { DB } from "../../store/db.js";
+import { recordEvent } from "../../store/events.js";
 
 const WEB = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "web", "share");
 const require = createRequire(import.meta.url);
@@ -28,19 +30,22 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   "/share/xterm.css": { file: join(XTERM, "css", "xterm.css"), type: "text/css; charset=utf-8" },
 };
 
-export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: ShareTokens): void {
+export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: ShareTokens, db: DB): void {
   router.add("POST", "/sandboxes/:id/share", async ({ req, user, params }) => {
     const sb = sandboxes.get(user, params.id);
     sandboxes.agent(user, sb.id); // running, or the error says why
-    const body = req.headers["content-length"] === "0" ? {} : await readJson(req).catch(() => ({}));
-    const ttl = (body as Record<string, unknown>).ttl_sec ?? DEFAULT_SHARE_SEC;
+    const body = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && !req.headers["transfer-encoding"]) ? {} : await readJson(req);
+    const ttl = body.ttl_sec ?? DEFAULT_SHARE_SEC;
     if (typeof ttl !== "number" || !(ttl > 0) || ttl > MAX_SHARE_SEC) throw badRequest(`ttl_sec must be a number of seconds between 0 and ${MAX_SHARE_SEC}`);
     const t = tokens.issue(user, sb.id, ttl);
+    recordEvent(db, "sandbox.shared", user.name, sb.name, { expires_at: t.expires_at });
     return new Reply(201, { sandbox: sb.name, path: `/share/#${t.token}`, token: t.token, expires_at: t.expires_at });
   });
   router.add("DELETE", "/sandboxes/:id/share", ({ user, params }) => {
     const sb = sandboxes.get(user, params.id);
-    return { sandbox: sb.name, ...tokens.revoke(sb.id) };
+    const r = tokens.revoke(sb.id);
+    recordEvent(db, "sandbox.share_revoked", user.name, sb.name, r);
+    return { sandbox: sb.name, ...r };
   });
   for (const [path, a] of Object.entries(ASSETS)) {
     const body = readFileSync(a.file);
