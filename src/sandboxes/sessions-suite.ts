@@ -50,7 +50,7 @@ export async function openTerm(url: string, key: string, sb: string, hello: Sess
   return t;
 }
 
-export function sessionsSuite(engine: "ns" | "vm", opts: { full: boolean }): void {
+export function sessionsSuite(engine: "ns" | "vm", opts: { full: boolean; image?: string }): void {
   let d: Daemon;
   let alice: string;
   let bob: string;
@@ -58,7 +58,7 @@ export function sessionsSuite(engine: "ns" | "vm", opts: { full: boolean }): voi
   const secretVal = "ss-" + randomBytes(10).toString("hex");
 
   before(async () => {
-    d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0", ...(opts.image ? ["--image", opts.image] : [])], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
     alice = createUser(d.dataDir, "alice");
     bob = createUser(d.dataDir, "bob");
     assert.equal((await api(d, "POST", "/secrets", { key: alice, body: { name: "API_KEY", value: secretVal } })).status, 201);
@@ -82,6 +82,7 @@ export function sessionsSuite(engine: "ns" | "vm", opts: { full: boolean }): voi
     const t = await openTerm(d.url, alice, SB, { rows: 31, cols: 97, env: { PLAIN: "from-ws", WSONLY: "w" } });
     const info = (await t.next("session")).session;
     assert.match(info.id, /^[a-z0-9]+$/);
+    assert.deepEqual(info.cmd, [opts.image === "debian" ? "/bin/bash" : "/bin/sh", "-l"], "a login shell: bash when the image has it");
     assert.equal(info.tty, true);
     t.type(`trap 'echo got-winch' WINCH; echo "u=$(id -u) t=$TERM s=$SHARED p=$PLAIN w=$WSONLY k=\${#API_KEY}"; stty size\n`);
     await t.until(/u=1000 t=xterm-256color s=from-env p=from-ws w=w k=\d+\n(.*\n)*?31 97\n/);
