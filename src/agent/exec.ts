@@ -4,18 +4,14 @@
 // credit, or with the connection congested, the command's pipes are paused and
 // the command blocks on write. Stdin is granted back to the host as the
 // command's pipe takes it.
-import { spawn, type ChildProcess } from "node:child_process";
-import { statSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
 import { constants as osConstants } from "node:os";
-import { GUEST, FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, errnoCode, type ExecStart, type ExecExit, type AgentMessage, type ErrorCode } from "../protocol/agent.js";
+import { FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, errnoCode, type ExecStart, type ExecExit, type AgentMessage, type ErrorCode } from "../protocol/agent.js";
 import type { Sandbox } from "./boot.js";
 import type { Out, Pausable } from "./out.js";
-import { asUser } from "./creds.js";
-import { commandEnv } from "./env.js";
 import { errText } from "./log.js";
-import { findScript, ttyArgv, resizeTty } from "./tty.js";
-import { defaultCwd } from "./util.js";
-import { asCommand } from "./oom.js";
+import { resizeTty } from "./tty.js";
+import { CommandRefused, prepare, startCommand, type Prepared } from "./command.js";
 
 const CHUNK = 64 * 1024;
 const STDIO_GRACE_MS = 200; // after exit, how long to wait for output a background child keeps open
@@ -39,44 +35,17 @@ export class ExecStream implements Pausable {
   constructor(private readonly id: number, private out: Out | null) {}
 
   start(spec: ExecStart, sandbox: Sandbox): void {
-    const cmd = spec.cmd;
-    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return this.fail("exec: cmd must be a non-empty array of strings", "bad_request");
-    const name = JSON.stringify(cmd[0].slice(0, 200));
-    if (cmd.some((a) => a.includes("\0"))) return this.fail(`exec ${name}: argument contains a NUL byte`, "bad_request");
+    let p: Prepared;
     try {
-      this.env = commandEnv(sandbox.env, spec.env);
+      p = prepare(spec, sandbox);
     } catch (e) {
-      return this.fail(`exec ${name}: ${(e as Error).message}`, "bad_request");
+      return this.fail((e as Error).message, e instanceof CommandRefused ? e.code : "bad_request");
     }
-    let cwd = defaultCwd();
-    if (spec.cwd !== undefined) {
-      if (typeof spec.cwd !== "string" || !spec.cwd.startsWith("/")) return this.fail(`exec ${name}: cwd must be an absolute path`, "bad_request");
-      try {
-        const st = asUser(() => statSync(spec.cwd!));
-        if (!st.isDirectory()) return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ENOTDIR (not a directory)`, "enotdir");
-      } catch (e) {
-        return this.fail(`exec ${name}: cwd ${JSON.stringify(spec.cwd)}: ${errText(e)}`, errnoCode(e));
-      }
-      cwd = spec.cwd;
-    }
-    let argv = cmd;
-    if (spec.tty) {
-      const script = findScript();
-      if (!script) return this.fail("tty not supported", "bad_request");
-      argv = ttyArgv(script, cmd, spec.rows, spec.cols);
-    }
-
+    const name = p.name;
+    this.env = p.env;
     let child: ChildProcess;
     try {
-      // asCommand: the OOM killer takes commands before lohar (oom.ts).
-      child = asCommand(() => spawn(argv[0], argv.slice(1), {
-        uid: GUEST.user.uid,
-        gid: GUEST.user.gid,
-        cwd,
-        env: this.env,
-        detached: true,
-        stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
-      }));
+      child = startCommand(p, !!spec.stdin);
     } catch (e) {
       return this.fail(`exec ${name}: ${errText(e)}`, errnoCode(e));
     }

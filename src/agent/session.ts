@@ -7,6 +7,7 @@ import { ExecStream } from "./exec.js";
 import { FileReader, FileWriter, fileList, fileStat } from "./files.js";
 import { ArchiveReader, ArchiveWriter } from "./archive.js";
 import { log } from "./log.js";
+import { sessions, SessionError, type Viewer } from "./sessions.js";
 import { sameBytes } from "./util.js";
 
 /** The byte stream under a session (a net.Socket, or the virtio port wrapper). */
@@ -26,6 +27,7 @@ export class Session implements Out {
   private readonly execs = new Map<number, ExecStream>();
   private readonly writers = new Map<number, FileWriter | ArchiveWriter>();
   private readonly readers = new Map<number, FileReader | ArchiveReader>();
+  private readonly viewers = new Map<number, Viewer>(); // streams watching a session (sessions.ts)
   private readonly paused = new Set<Pausable>();
   private congested = false;
   private waiters: (() => void)[] = [];
@@ -93,7 +95,9 @@ export class Session implements Out {
     for (const e of this.execs.values()) e.detach();
     for (const w of this.writers.values()) w.abort();
     for (const r of this.readers.values()) r.cancel();
+    for (const v of this.viewers.values()) v.drop();
     this.execs.clear();
+    this.viewers.clear();
     this.writers.clear();
     this.readers.clear();
     for (const s of this.paused) s.resume();
@@ -145,6 +149,7 @@ export class Session implements Out {
       }
       case FrameKind.Stdin:
         this.execs.get(id)?.stdin(f.payload);
+        this.viewers.get(id)?.stdin(f.payload);
         return;
       case FrameKind.Data: {
         const w = this.writers.get(id);
@@ -161,12 +166,25 @@ export class Session implements Out {
     const exec = this.execs.get(id);
     const writer = this.writers.get(id);
     const reader = this.readers.get(id);
+    const viewer = this.viewers.get(id);
     switch (msg.type) {
+      case "detach":
+        if (viewer) {
+          viewer.end({ type: "detached" });
+          this.viewers.delete(id);
+        }
+        return;
       case "credit":
+        viewer?.grant(msg.bytes);
         exec?.grant(msg.bytes);
         reader?.grant(msg.bytes);
         return;
       case "cancel":
+        if (viewer) {
+          // A viewer never kills its session: cancelling a viewer detaches it.
+          viewer.end({ type: "detached" });
+          this.viewers.delete(id);
+        }
         exec?.cancel();
         reader?.cancel();
         if (writer) {
@@ -183,13 +201,15 @@ export class Session implements Out {
         return;
       case "signal":
         exec?.signal(msg.signal);
+        viewer?.session.signal(msg.signal);
         return;
       case "resize":
         exec?.resize(msg.rows, msg.cols);
+        viewer?.session.resize(msg.rows, msg.cols);
         return;
     }
     this.sweep();
-    if (id === 0 || this.execs.has(id) || this.writers.has(id) || this.readers.has(id)) {
+    if (id === 0 || this.execs.has(id) || this.writers.has(id) || this.readers.has(id) || this.viewers.has(id)) {
       return this.send(encodeControl(id, { type: "error", message: id === 0 ? "stream 0 takes no requests" : "stream id in use", code: "bad_request" }));
     }
     switch (msg.type) {
@@ -234,13 +254,47 @@ export class Session implements Out {
         return fileList(this, id, msg.path);
       case "ping":
         return this.send(encodeControl(id, { type: "pong" }));
+      case "session_start":
+      case "session_attach":
+      case "session_list":
+      case "session_kill":
+        return this.sessionRequest(id, msg);
       default:
         return this.send(encodeControl(id, { type: "error", message: `unknown request ${JSON.stringify(String((msg as { type?: unknown }).type).slice(0, 40))}`, code: "bad_request" }));
     }
   }
 
-  /** Forget finished exec streams (their ids may be reused). */
+  /** Forget finished exec streams and viewers (their ids may be reused). */
   private sweep(): void {
     for (const [id, e] of this.execs) if (e.done) this.execs.delete(id);
+    for (const [id, v] of this.viewers) if (v.ended) this.viewers.delete(id);
+  }
+
+  private sessionRequest(id: number, msg: Extract<HostMessage, { type: "session_start" | "session_attach" | "session_list" | "session_kill" }>): void {
+    try {
+      switch (msg.type) {
+        case "session_start": {
+          const s = sessions.start(msg, this.sandbox);
+          if (!msg.attach) return this.send(encodeControl(id, { type: "session", session: s.info() }));
+          return this.watch(id, s.attach(id, this, false, true));
+        }
+        case "session_attach":
+          return this.watch(id, sessions.get(msg.id).attach(id, this, msg.replay !== false, msg.follow !== false));
+        case "session_list":
+          return this.send(encodeControl(id, { type: "sessions", sessions: sessions.list().map((s) => s.info()) }));
+        case "session_kill": {
+          const s = sessions.get(msg.id);
+          if (!s.signal(msg.signal)) throw new SessionError(`unknown signal ${JSON.stringify(String(msg.signal).slice(0, 20))}`);
+          return this.send(encodeControl(id, { type: "session", session: s.info() }));
+        }
+      }
+    } catch (e) {
+      const code = e instanceof SessionError ? e.code : undefined;
+      return this.send(encodeControl(id, { type: "error", message: (e as Error).message, ...(code ? { code } : {}) }));
+    }
+  }
+
+  private watch(id: number, v: Viewer): void {
+    if (!v.ended) this.viewers.set(id, v);
   }
 }

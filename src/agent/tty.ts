@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { GUEST } from "../protocol/agent.js";
+import { asUser } from "./creds.js";
 
 let scriptPath: string | null | undefined;
 
@@ -25,13 +26,18 @@ export function ttyArgv(script: string, cmd: string[], rows?: number, cols?: num
   return [script, "-q", "-e", "-c", `${size}exec ${cmd.map(shQuote).join(" ")}`, "/dev/null"];
 }
 
-/** Best effort: set the window size of the pty the child of `scriptPid` runs on. */
+/**
+ * Best effort: set the window size of the pty the child of `scriptPid` runs on
+ * (the kernel then sends SIGWINCH to its foreground process group). /proc of
+ * uid 1000's processes is read as uid 1000: in an ns sandbox lohar has no
+ * CAP_SYS_PTRACE, and root without it may not read another uid's fd links.
+ */
 export function resizeTty(scriptPid: number, rows: number, cols: number, env: Record<string, string>): void {
   try {
-    const children = readFileSync(`/proc/${scriptPid}/task/${scriptPid}/children`, "utf8").trim().split(/\s+/);
+    const children = asUser(() => readFileSync(`/proc/${scriptPid}/task/${scriptPid}/children`, "utf8")).trim().split(/\s+/);
     for (const c of children) {
-      if (!c) continue;
-      const tty = readlinkSync(`/proc/${c}/fd/0`);
+      if (!/^\d+$/.test(c)) continue;
+      const tty = asUser(() => readlinkSync(`/proc/${c}/fd/0`));
       if (!tty.startsWith("/dev/pts/")) continue;
       const p = spawn("stty", ["-F", tty, "rows", String(rows | 0), "cols", String(cols | 0)], { env, stdio: "ignore", uid: GUEST.user.uid, gid: GUEST.user.gid });
       p.on("error", () => {});

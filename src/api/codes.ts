@@ -30,6 +30,14 @@ export const ERROR_CODES = {
   disk_full: "The sandbox's disk (disk_mb) or a quota inside it is full.",
   agent_error: "The agent inside the sandbox failed the request.",
   upgrade_required: "This route speaks WebSocket only.",
+  session_not_found: "No session with this id in the sandbox (another user's sessions are not found either).",
+  too_many_sessions: "The sandbox has as many sessions as it may keep; end one first.",
+  share_token_invalid: "The web terminal link is unknown, used, expired or revoked.",
+  not_supported: "The engine cannot do this on this host (the message says why).",
+  volume_not_found: "No volume of the caller's has this name.",
+  snapshot_not_found: "No snapshot of the caller's has this name.",
+  in_use: "The object is attached to or used by a sandbox; detach or destroy that first.",
+  port_not_listening: "Nothing listens on that port inside the sandbox.",
   internal_error: "A bug or an unexpected failure in the daemon; nothing internal is disclosed.",
 } as const;
 

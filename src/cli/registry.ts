@@ -25,6 +25,11 @@ export const COMMANDS: Entry[] = [
   { name: "exec", summary: "run a command in a sandbox (exit code forwarded)", load: async () => (await import("./commands/exec.js")).register },
   { name: "file", summary: "read, write and list files in a sandbox", load: async () => (await import("./commands/file.js")).register },
   { name: "cp", summary: "copy files and directories to or from a sandbox", load: async () => (await import("./commands/cp.js")).register },
+  { name: "shell", summary: "an interactive shell session (detach with Ctrl-\\, reattach with --session)", load: async () => (await import("./commands/sessions.js")).registerShell },
+  { name: "ps", summary: "list a sandbox's sessions", load: async () => (await import("./commands/sessions.js")).registerPs },
+  { name: "logs", summary: "a session's output (-f: follow)", load: async () => (await import("./commands/sessions.js")).registerLogs },
+  { name: "kill", summary: "send a signal to a session", load: async () => (await import("./commands/sessions.js")).registerKill },
+  { name: "share", summary: "a one-use web terminal link to a sandbox (--revoke)", load: async () => (await import("./commands/sessions.js")).registerShare },
   { name: "template", summary: "presets of image, size, env and secret names", load: async () => (await import("./commands/template.js")).register },
   { name: "completion", summary: "print a shell completion script (bash or zsh)", load: async () => (await import("./commands/completion.js")).register },
 ];

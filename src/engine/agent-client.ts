@@ -44,7 +44,7 @@ export interface ExecSession extends EventEmitter {
   readonly done: Promise<ExecExit>;
 }
 
-interface StreamHandler {
+export interface StreamHandler {
   frame(f: Frame): void;
   fail(err: Error): void;
 }
@@ -77,11 +77,11 @@ class OutputCredit {
   }
 }
 
-class Exec extends EventEmitter implements ExecSession, StreamHandler {
+export class Exec extends EventEmitter implements ExecSession, StreamHandler {
   readonly done: Promise<ExecExit>;
-  private settle!: { resolve: (e: ExecExit) => void; reject: (e: Error) => void };
-  private settled = false;
-  private released = false;
+  protected settle!: { resolve: (e: ExecExit) => void; reject: (e: Error) => void };
+  protected settled = false;
+  protected released = false;
   private cancelled = false;
   private readonly credit: OutputCredit;
   private stdinCredit: number;
@@ -150,9 +150,14 @@ class Exec extends EventEmitter implements ExecSession, StreamHandler {
       } else if (msg?.type === "error") {
         this.release();
         this.reject(new AgentError(msg.message, msg.code));
+      } else if (msg) {
+        this.onControl(msg);
       }
     }
   }
+
+  /** Other control messages on this stream (session viewers: "session", "detached"). */
+  protected onControl(_msg: AgentMessage): void {}
 
   fail(err: Error): void {
     this.release();
@@ -193,14 +198,14 @@ class Exec extends EventEmitter implements ExecSession, StreamHandler {
     }
   }
 
-  private release(): void {
+  protected release(): void {
     if (this.released) return;
     this.released = true;
     this.queue = [];
     this.client.release(this.id);
   }
 
-  private control(msg: HostMessage): void {
+  protected control(msg: HostMessage): void {
     if (!this.released) this.client.sendFrame(encodeControl(this.id, msg));
   }
 }
@@ -601,6 +606,23 @@ export class AgentClient extends EventEmitter {
   /** @internal */
   release(id: number): void {
     this.streams.delete(id);
+  }
+
+  /** @internal A stream whose handler the caller makes (sessions: src/engine/sessions.ts). */
+  openStream<T extends StreamHandler>(make: (id: number) => T, msg: HostMessage): T {
+    const id = this.allocate();
+    const h = make(id);
+    if (this._closed) h.fail(new Error(this.closeReason));
+    else {
+      this.streams.set(id, h);
+      this.sendFrame(encodeControl(id, msg));
+    }
+    return h;
+  }
+
+  /** @internal One request, one answer (sessions: list, kill, start detached). */
+  request(msg: HostMessage): Promise<AgentMessage> {
+    return this.call(msg).result;
   }
 
   private call(msg: HostMessage): Call {

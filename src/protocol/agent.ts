@@ -80,7 +80,8 @@ export interface Cancel { type: "cancel" }
 export type HostMessage =
   | ExecStart | StdinEof | Resize | SignalMsg
   | FileRead | FileWrite | FileStat | FileList | Ping | Credit | Cancel
-  | ArchiveWrite | ArchiveRead;
+  | ArchiveWrite | ArchiveRead
+  | SessionHostMessage;
 
 // ---- cli (issue 8): archives for `bhatti cp` ----
 // archive_write: like file_write (Data frames against lohar's credit, then
@@ -122,7 +123,10 @@ export type ErrorCode =
   // from a table (src/sandboxes/agent-errors.ts), never from the message.
   | ErrnoCode
   | "bad_request" // the request broke a rule (relative path, bad mode, NUL in an argument...)
-  | "io_error"; // any other failure
+  | "io_error" // any other failure
+  | "no_session" // sessions: no session with that id in this sandbox
+  | "too_many_sessions"; // sessions: MAX_SESSIONS reached
+
 /** Errors of a system call inside the guest, by errno name in lower case. */
 export const ERRNO_CODES = ["enoent", "eacces", "eperm", "erofs", "eexist", "enotempty", "eisdir", "enotdir", "eloop", "enametoolong", "einval", "enospc", "edquot", "efbig", "ebusy", "etxtbsy", "enoexec"] as const;
 export type ErrnoCode = typeof ERRNO_CODES[number];
@@ -147,7 +151,71 @@ export interface FileResult { type: "result"; stat?: StatInfo; entries?: StatInf
 export interface FileOpened { type: "opened"; stat: StatInfo }
 export interface Pong { type: "pong" }
 
-export type AgentMessage = Hello | ExecExit | ErrorMsg | FileResult | FileOpened | Pong | Credit;
+export type AgentMessage = Hello | ExecExit | ErrorMsg | FileResult | FileOpened | Pong | Credit | SessionAgentMessage;
+
+// ---- sessions (issue 12: shells, background commands, web terminal) ----
+//
+// A session is a command lohar keeps running after the stream that started it
+// is gone: a process group on a pty (under `script`) or on pipes, with a
+// bounded scrollback (SESSION_SCROLLBACK bytes) of its output. Sessions belong
+// to the sandbox, not to a host connection: a reconnecting daemon finds them.
+//
+// session_start on a fresh stream starts one. With attach: false lohar answers
+// {type:"session"} and the stream ends (a background command). With attach:
+// true (and for session_attach) the stream becomes a viewer: lohar answers
+// {type:"session"}, then (replay) the scrollback, then live output, as Stdout
+// frames under the usual credit window; the host's Stdin frames, "resize" and
+// "signal" go to the session. A viewer ends with {type:"exit"} when the
+// session's command ended, or {type:"detached"} after the host sent
+// {type:"detach"} (or "cancel": a viewer never kills its session) or, for
+// follow: false, once the scrollback was sent. While any viewer is out of
+// credit the session's output pipe is paused (the command blocks); with no
+// viewer its output only goes to the scrollback. A detached session with no
+// viewer ends (SIGHUP, then SIGKILL) after idle_timeout_ms unless keep.
+
+/** Most sessions (running or kept after exit) one sandbox holds. */
+export const MAX_SESSIONS = 32;
+/** Scrollback kept per session (bytes). */
+export const SESSION_SCROLLBACK = 64 * 1024;
+/** Idle timeout of a detached session unless set (ms). */
+export const SESSION_IDLE_MS = 60 * 60 * 1000;
+
+export interface SessionStart {
+  type: "session_start";
+  cmd?: string[]; // default: a login shell
+  env?: Record<string, string>;
+  cwd?: string;
+  tty?: boolean;
+  rows?: number;
+  cols?: number;
+  keep?: boolean; // never ended for idleness
+  idle_timeout_ms?: number;
+  attach?: boolean;
+}
+export interface SessionAttach { type: "session_attach"; id: string; replay?: boolean; follow?: boolean }
+export interface SessionDetach { type: "detach" }
+export interface SessionList { type: "session_list" }
+export interface SessionKill { type: "session_kill"; id: string; signal: string }
+export type SessionHostMessage = SessionStart | SessionAttach | SessionDetach | SessionList | SessionKill;
+
+export interface SessionInfo {
+  id: string;
+  cmd: string[];
+  tty: boolean;
+  started_at: string; // ISO-8601
+  state: "running" | "exited";
+  exit_code?: number;
+  signal?: string;
+  ended_at?: string;
+  keep: boolean;
+  idle_timeout_ms: number;
+  viewers: number;
+  idle_killed?: boolean;
+}
+export interface SessionMsg { type: "session"; session: SessionInfo }
+export interface SessionsMsg { type: "sessions"; sessions: SessionInfo[] }
+export interface SessionDetached { type: "detached" }
+export type SessionAgentMessage = SessionMsg | SessionsMsg | SessionDetached;
 
 // ---- the config drive (config.json on config.ext4) ----
 
@@ -190,7 +258,7 @@ export const GUEST = {
   defaultEnv: {
     PATH: "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
     HOME: "/home/lohar",
-    TERM: "xterm",
+    TERM: "xterm-256color",
     LANG: "C.UTF-8",
   } as Record<string, string>,
 } as const;

@@ -29,6 +29,8 @@ export const AGENT_ERRORS: Record<AgentCode, { status: number; code: ErrorCode }
   efbig: { status: 413, code: "payload_too_large" },
   cancelled: { status: 502, code: "agent_error" },
   io_error: { status: 502, code: "agent_error" },
+  no_session: { status: 404, code: "session_not_found" },
+  too_many_sessions: { status: 409, code: "too_many_sessions" },
 };
 
 /**

@@ -24,6 +24,11 @@ import { eventRoutes } from "./routes/events.js";
 import { startEventRetention, DEFAULT_EVENTS_RETENTION_DAYS } from "../events/retention.js";
 import { metaRoutes } from "./routes/meta.js";
 import { ENGINE_NAMES } from "../engine/names.js";
+import { sessionRoutes } from "./routes/sessions.js";
+import { sessionWebSocket, SESSION_WS_RE } from "./session-ws.js";
+import { shareRoutes } from "./routes/share.js";
+import { shareWebSocket, SHARE_WS_PATH } from "./share-ws.js";
+import { ShareTokens } from "./share.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
 import { ConnectionGate, DEFAULT_LIMITS, type ConnectionLimits } from "./connections.js";
@@ -98,6 +103,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const runtimeDir = runtimeDirFor(dataDir);
   let sandboxes: SandboxService;
   let app: App;
+  const shares = new ShareTokens();
   const gate = new ConnectionGate({ ...DEFAULT_LIMITS, ...opts.limits }, log);
   let engines: Engines;
   try {
@@ -133,6 +139,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     meRoutes(app.router, db);
     archiveRoutes(app.router, sandboxes, app.streams);
     eventRoutes(app.router, db, app.streams);
+    sessionRoutes(app.router, sandboxes, app.streams);
+    shareRoutes(app.router, sandboxes, shares, db);
   } catch (e) {
     db.close();
     releasePidFile(paths.pidFile);
@@ -145,7 +153,13 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
   const tcp = createServer(timeouts, app.listener);
   const unix = createServer(timeouts, app.listener);
-  const upgrade = execWebSocket(app, sandboxes, log);
+  const execUpgrade = execWebSocket(app, sandboxes, log);
+  const sessionUpgrade = sessionWebSocket(app, sandboxes, log);
+  const shareUpgrade = shareWebSocket(app, sandboxes, shares, log);
+  const upgrade: typeof execUpgrade = (req, socket, head) => {
+    const path = (req.url ?? "").split("?")[0];
+    (path === SHARE_WS_PATH ? shareUpgrade : SESSION_WS_RE.test(path) ? sessionUpgrade : execUpgrade)(req, socket, head);
+  };
   for (const server of [tcp, unix]) {
     server.on("upgrade", upgrade);
     gate.attach(server);

@@ -63,15 +63,20 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
           serveExec(ws, sb, app.streams, redactor);
         });
       } catch (e) {
-        const status = e instanceof UserError ? e.status : 500;
-        const body = JSON.stringify(e instanceof UserError ? { error: e.message, code: e.code } : { error: "internal error", code: "internal_error" });
-        if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
-        const headers = Object.entries(e instanceof UserError ? e.headers : {})
-          .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-        socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
+        refuseUpgrade(socket, e, log);
       }
     })();
   };
+}
+
+/** Answers a refused WebSocket upgrade with an HTTP error ({error, code} of a UserError) and closes. */
+export function refuseUpgrade(socket: Duplex, e: unknown, log: (l: string) => void): void {
+  const status = e instanceof UserError ? e.status : 500;
+  const body = JSON.stringify(e instanceof UserError ? { error: e.message, code: e.code } : { error: "internal error", code: "internal_error" });
+  if (!(e instanceof UserError)) log(`ws upgrade error: ${(e as Error).name}`);
+  const headers = Object.entries(e instanceof UserError ? e.headers : {})
+    .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
 function serveExec(ws: WebSocket, sb: SandboxHandle, streams: OpenStreams, redactor: Redactor | null): void {

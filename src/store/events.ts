@@ -19,7 +19,8 @@ export type EventType =
   | "sandbox.created" | "sandbox.destroyed" | "sandbox.dead"
   | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
   | "template.created" | "template.deleted" | "template.used"
-  | "user.updated"; // cli: quota change by `bhatti user update`
+  | "user.updated" // cli: quota change by `bhatti user update`
+  | "sandbox.shared" | "sandbox.share_revoked"; // sess: web terminal links issued and revoked (never the token)
 
 export type EventResult = "ok" | "error" | "denied";
 

@@ -10,7 +10,7 @@ import { printJson } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 
-interface ExecOpts { interactive?: boolean; tty?: boolean; redact?: boolean; env?: string[]; cwd?: string; timeout?: string; url?: string; token?: string; json?: boolean }
+interface ExecOpts { detach?: boolean; keep?: boolean; idleTimeout?: string; interactive?: boolean; tty?: boolean; redact?: boolean; env?: string[]; cwd?: string; timeout?: string; url?: string; token?: string; json?: boolean }
 
 const TIMED_OUT = 124; // what coreutils `timeout` exits with
 const MAX_JSON_STDIN = 8 << 20;
@@ -24,10 +24,18 @@ export function register(cmd: Command): void {
     .addOption(repeatable("--env <K=V>", "environment variable for this command (repeatable)"))
     .option("--cwd <dir>", "working directory (absolute; default the user's home)")
     .option("--timeout <sec>", "kill the command's process group after this many seconds (exit 124)")
-    .option("--redact", "replace the sandbox's secret values in this command's output with [REDACTED:NAME]"))
-    .addHelpText("after", "\nExamples:\n  bhatti exec box -- ls -la /\n  echo hi | bhatti exec -i box -- cat\n  bhatti exec -it box -- sh")
+    .option("--redact", "replace the sandbox's secret values in this command's output with [REDACTED:NAME]")
+    .option("-d, --detach", "run in the background as a session; print its id (see ps, logs, kill)")
+    .option("--keep", "with --detach: never end the session for idleness")
+    .option("--idle-timeout <sec>", "with --detach: end the session after this long with nobody attached (default 3600)"))
+    .addHelpText("after", "\nExamples:\n  bhatti exec box -- ls -la /\n  echo hi | bhatti exec -i box -- cat\n  bhatti exec -it box -- sh\n  bhatti exec --detach box -- ./server.sh")
     .action(run(async (ref: string, argv: string[], o: ExecOpts) => {
       const timeout = parseTimeout(o.timeout);
+      if (o.detach) {
+        if (o.interactive || o.env || timeout) throw new UsageError("--detach runs the command without stdin, --env or --timeout; drop them");
+        return (await import("./sessions.js")).execDetached(o, ref, argv, { cwd: o.cwd, tty: o.tty, keep: o.keep, idle: (await import("./sessions.js")).parseIdle(o.idleTimeout) });
+      }
+      if (o.keep || o.idleTimeout) throw new UsageError("--keep and --idle-timeout are for --detach");
       const client = clientFrom(o);
       if (o.json) return buffered(client, ref, argv, o, timeout);
       return streamed(await client.execWebSocket(ref, {
