@@ -42,6 +42,9 @@ export interface Availability {
   accel?: "kvm" | "tcg"; // vm engine only
 }
 
+/** Lifecycle operations (issue 14) an engine may or may not support on this host. */
+export type LifecycleOp = "stop" | "start" | "pause" | "resume";
+
 export interface Engine {
   readonly name: EngineName;
   /** Can this engine run on this host? Cached after the first probe. */
@@ -60,6 +63,21 @@ export interface Engine {
   sweep(): Promise<void>;
   /** Ids of the sandboxes this engine has on the host for this daemon (runtime and data dirs, runtime state), live or not. */
   list(): Promise<string[]>;
+  /** Why this engine cannot do op for a sandbox in this state on this host; null if it can. */
+  cannot(op: LifecycleOp, id: string, state: EngineState): string | null;
+  /**
+   * Ends the sandbox's processes and releases what it holds (memory, cgroup,
+   * uid slot, runtime dir); keeps its writable layer. Returns the state to
+   * record while it is stopped (start takes it back). Idempotent.
+   */
+  stop(id: string, state: EngineState): Promise<EngineState>;
+  /** Boots a stopped sandbox again on its kept writable layer with a freshly built config drive. */
+  start(spec: CreateSpec, state: EngineState): Promise<RunningSandbox>;
+  /** Freezes every process of the sandbox in memory (warm); resume thaws them. */
+  pause(id: string, state: EngineState): Promise<void>;
+  resume(id: string, state: EngineState): Promise<void>;
+  /** Whether the sandbox is frozen (after a daemon restart: a paused sandbox stays paused). */
+  paused(id: string, state: EngineState): Promise<boolean>;
   /** Stop and remove everything of a sandbox: processes, cgroups, mounts, loop devices, runtime and sandbox dirs. Idempotent. */
   destroy(id: string, state: EngineState): Promise<void>;
 }

@@ -5,7 +5,8 @@
 import type { Socket } from "node:net";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { AgentClient } from "../agent-client.js";
-import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
+import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
+import { qmp } from "./qmp.js";
 import { buildConfigDrive, CHILD_DRIVE_PATH, destroyConfigDrive, type Drive } from "../configdrive.js";
 import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
 import { accelCacheFile, probeAccelCached } from "./accel.js";
@@ -75,7 +76,7 @@ export class VmEngine implements Engine {
       drive = await buildConfigDrive(p.sb, spec.config);
       const args = qemuArgs({
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
-        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, consoleLog: p.console,
+        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
         cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
       });
       const qemu = spawnQemu(args, p.qemuLog, drive.fd);
@@ -141,6 +142,45 @@ export class VmEngine implements Engine {
 
   async alive(id: string, state: EngineState): Promise<boolean> {
     return isOurQemu(Number(state.pid), id, vmPaths(this.env, id).socket);
+  }
+
+  cannot(op: LifecycleOp, id: string, _state: EngineState): string | null {
+    if (op === "stop" || op === "start") {
+      return "vm engine: a vm sandbox's writable layer lives in guest memory (a tmpfs overlay), so stopping it would lose its files, and memory snapshots (QEMU migration to a file) are not implemented yet; use pause/resume";
+    }
+    if (!existsSync(vmPaths(this.env, id).qmp)) return "vm engine: the sandbox was created before pause support (its QEMU has no control socket); recreate it to pause it";
+    return null;
+  }
+
+  async stop(id: string, _state: EngineState): Promise<EngineState> {
+    throw new Error(`sandbox ${id}: ${this.cannot("stop", id, {})}`);
+  }
+
+  async start(spec: CreateSpec, _state: EngineState): Promise<RunningSandbox> {
+    throw new Error(`sandbox ${spec.id}: ${this.cannot("start", spec.id, {})}`);
+  }
+
+  /** Stops the VM's vCPUs (QMP `stop`): guest memory stays, nothing runs. */
+  async pause(id: string, _state: EngineState): Promise<void> {
+    await qmp(this.qmpOf(id), "stop");
+  }
+
+  /** Starts the vCPUs again (QMP `cont`). */
+  async resume(id: string, _state: EngineState): Promise<void> {
+    await qmp(this.qmpOf(id), "cont");
+  }
+
+  async paused(id: string, _state: EngineState): Promise<boolean> {
+    const p = vmPaths(this.env, id);
+    if (!existsSync(p.qmp)) return false;
+    const st = (await qmp(p.qmp, "query-status")) as { status?: string; running?: boolean };
+    return st.running === false;
+  }
+
+  private qmpOf(id: string): string {
+    const p = vmPaths(this.env, id);
+    if (!existsSync(p.qmp)) throw new Error(`sandbox ${id} was created before pause support (QEMU has no control socket); recreate it to pause it`);
+    return p.qmp;
   }
 
   async sweep(): Promise<void> {

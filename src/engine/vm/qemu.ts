@@ -15,6 +15,7 @@ export interface QemuSpec {
   rootfs: string; // rootfs.ext4, attached read-only (/dev/vda)
   configDrive?: string; // config.ext4, attached read-only (/dev/vdb)
   agentSocket?: string; // unix socket QEMU listens on for the virtio-serial agent port
+  qmpSocket?: string; // unix socket QEMU listens on for QMP (pause/resume)
   consoleLog: string; // guest serial console (kernel messages, init errors)
   cpus: number;
   memoryMb: number;
@@ -88,5 +89,6 @@ export function qemuArgs(spec: QemuSpec): string[] {
       "-device", `virtserialport,chardev=agent,name=${GUEST.virtioPortName}`,
     );
   }
+  if (spec.qmpSocket) args.push("-qmp", `unix:${spec.qmpSocket},server=on,wait=off`);
   return args;
 }
