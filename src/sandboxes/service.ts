@@ -16,6 +16,7 @@ import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
+import { type BootConfig, type IdlePolicy, NO_IDLE, cannotNow, idleStep, parseBoot } from "./lifecycle.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -28,8 +29,12 @@ import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory,
  * - deleting: a DELETE is under way; a crash here is finished at the next start.
  * - lost: the row came with a copy of state.db from another data dir; the sandbox
  *   belongs to that other daemon and this one touches nothing of it. DELETE removes the row only.
+ * - paused: its processes are frozen in memory (warm); a daemon restart keeps it paused.
+ * - stopping / starting: a stop or start is under way; a crash here is finished
+ *   (stopping) or undone (starting) at the next start: both end `stopped`.
+ * - stopped: no process runs; its writable layer is kept; start boots it again.
  */
-export type SandboxStatus = "creating" | "running" | "unreachable" | "dead" | "deleting" | "lost";
+export type SandboxStatus = "creating" | "running" | "unreachable" | "dead" | "deleting" | "lost" | "paused" | "stopping" | "starting" | "stopped";
 
 /** How often live sandboxes are checked (their agent connection closing triggers a check at once), and unreachable ones retried. */
 const CHECK_MS = 1000;
@@ -49,17 +54,21 @@ export interface SandboxView {
   secrets: string[]; // names only
   template_id: string | null;
   created_at: string;
+  keep_hot: boolean;
+  idle: string | null; // "warm" / "cold" when the idle policy paused or stopped it
 }
 
 interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
+  boot_encrypted: Buffer | null; keep_hot: number; idle: string | null;
 }
 
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, status: r.status,
   env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, created_at: r.created_at,
+  keep_hot: r.keep_hot === 1, idle: r.idle,
 });
 
 export class SandboxService {
@@ -97,6 +106,8 @@ export class SandboxService {
     let files = validateFiles(body.files);
     const requestEnv = validateEnv(body.env);
     const init = validateOptionalString(body.init, "init");
+    if (body.keep_hot !== undefined && typeof body.keep_hot !== "boolean") throw new UserError(400, "keep_hot must be a boolean");
+    const keepHot = body.keep_hot === true;
     let templateId: string | null = null;
 
     if (body.template !== undefined && body.template !== null) {
@@ -142,6 +153,8 @@ export class SandboxService {
     const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...env }, files, ...(init ? { init } : {}) };
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
+    const boot: BootConfig = { env, ...(init ? { init } : {}) };
+    const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
     try {
       running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
@@ -154,7 +167,9 @@ export class SandboxService {
       config.files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ? WHERE id = ?").run(JSON.stringify(running.state), await tokenBlob, id);
+    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
+      .run(JSON.stringify(running.state), await tokenBlob, await bootBlob, keepHot ? 1 : 0, id);
+    this.touch(id);
     this.attach(running);
     recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames });
     const t3 = performance.now();
@@ -193,6 +208,242 @@ export class SandboxService {
     recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id });
   }
 
+  // ---- lifecycle (issue 14): stop/start, pause/resume, idle policy ----
+
+  /** Idle policy (serve --idle-warm-seconds / --idle-cold-minutes); off by default. */
+  idlePolicy: IdlePolicy = NO_IDLE;
+  private readonly lastActive = new Map<string, number>();
+  private readonly transitions = new Map<string, Promise<unknown>>(); // one lifecycle step per sandbox at a time
+
+  /** Records API activity on a sandbox (the idle policy counts from the last one). */
+  private touch(id: string): void {
+    this.lastActive.set(id, Date.now());
+  }
+
+  /** Runs f after any lifecycle step already under way for this sandbox. */
+  private serial<T>(id: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.transitions.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(f);
+    const tail = next.catch(() => {});
+    this.transitions.set(id, tail);
+    void tail.then(() => { if (this.transitions.get(id) === tail) this.transitions.delete(id); });
+    return next;
+  }
+
+  /** 400 naming the reason when the engine cannot do op for this sandbox on this host. */
+  private requireEngine(r: Row, op: "stop" | "start" | "pause" | "resume"): void {
+    const why = this.engines.get(r.engine).cannot(op, r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+    if (why) throw new UserError(400, `cannot ${op} sandbox ${JSON.stringify(r.name)}: ${why}`);
+  }
+
+  /**
+   * The agent of a sandbox, woken first if the idle policy (or a pause) put it
+   * to sleep: any request wakes a warm sandbox, and a cold one the idle policy
+   * stopped. A sandbox a user stopped stays stopped (409).
+   */
+  async ready(user: User, ref: string): Promise<AgentClient> {
+    const r = this.find(user, ref);
+    this.touch(r.id);
+    if (r.status === "paused" || r.status === "stopping" || r.status === "starting" || (r.status === "stopped" && r.idle === "cold")) {
+      await this.serial(r.id, () => this.wake(r.id));
+    }
+    return this.agent(user, ref);
+  }
+
+  /** Back to running from paused or idle-stopped (whatever it is once earlier steps are done). */
+  private async wake(id: string): Promise<void> {
+    const r = this.row(id);
+    if (!r) return;
+    if (r.status === "paused") await this.doResume(r);
+    else if (r.status === "stopped" && r.idle === "cold") await this.doStart(r);
+  }
+
+  async stop(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    this.requireEngine(r0, "stop");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "stopped") {
+        if (r) this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id); // a user's stop: no request wakes it
+        return;
+      }
+      await this.doStop(r, null);
+    });
+    recordEvent(this.db, "sandbox.stopped", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doStop(r: Row, idle: "cold" | null): Promise<void> {
+    if (r.status !== "running" && r.status !== "paused" && r.status !== "unreachable") throw cannotNow(r.name, "stop", r.status);
+    if (!this.setStatus(r.id, r.status, "stopping")) throw cannotNow(r.name, "stop", this.row(r.id)?.status ?? "gone");
+    const s = this.live.get(r.id);
+    this.live.delete(r.id);
+    s?.agent.close();
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    let kept;
+    try {
+      kept = await this.engines.get(r.engine).stop(r.id, state);
+    } catch (e) {
+      // Left `stopping`: the next daemon start finishes it.
+      this.log(`sandbox ${r.id} (${r.name}): stop failed: ${(e as Error).message}`);
+      throw new UserError(500, `stopping sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
+    }
+    this.db.prepare("UPDATE sandboxes SET status = 'stopped', engine_state = ?, idle = ? WHERE id = ? AND status = 'stopping'").run(JSON.stringify(kept), idle, r.id);
+    this.log(`sandbox ${r.id} (${r.name}): stopped${idle ? " (idle)" : ""}`);
+  }
+
+  async start(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    this.requireEngine(r0, "start");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
+      if (r.status === "running") return;
+      if (r.status === "paused") return this.doResume(r);
+      await this.doStart(r);
+    });
+    recordEvent(this.db, "sandbox.started", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  /**
+   * Boots a stopped sandbox: a new token, and a config drive built from the
+   * current values of its secrets (a rotated secret takes effect here) plus
+   * its recorded plain env.
+   */
+  private async doStart(r: Row): Promise<void> {
+    if (r.status !== "stopped") throw cannotNow(r.name, "start", r.status);
+    const owner = this.db.prepare("SELECT id, name FROM users WHERE id = ?").get(r.user_id) as { id: number; name: string } | undefined;
+    if (!owner) throw notFound(`sandbox ${JSON.stringify(r.name)} not found`);
+    const boot: BootConfig = r.boot_encrypted ? parseBoot(await this.keyring.decrypt(r.boot_encrypted)) : { env: {} };
+    const secretNames = JSON.parse(r.secret_names) as string[];
+    const plain = await this.secrets.resolveForSandbox(owner as User, secretNames);
+    this.db.transaction(() => {
+      this.admission?.check(this.db, r.cpus, r.memory_mb);
+      if (!this.setStatus(r.id, "stopped", "starting")) throw cannotNow(r.name, "start", this.row(r.id)?.status ?? "gone");
+    }).immediate();
+    const token = randomBytes(32).toString("hex");
+    const config: ConfigDrive = { sandbox_id: r.id, hostname: r.name, token, env: { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+    plain.clear();
+    const tokenBlob = this.keyring.encrypt(token);
+    const engine = this.engines.get(r.engine);
+    const state = r.engine_state ? JSON.parse(r.engine_state) : {};
+    let running: RunningSandbox;
+    try {
+      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, config }, state);
+    } catch (e) {
+      this.setStatus(r.id, "starting", "stopped");
+      this.log(`sandbox ${r.id} (${r.name}) failed to start on ${r.engine}: ${(e as Error).message}`);
+      throw new UserError(500, `sandbox ${JSON.stringify(r.name)} failed to start on engine ${r.engine} (the daemon log has details)`);
+    } finally {
+      config.env = {};
+    }
+    if (!this.setStatus(r.id, "starting", "running", JSON.stringify(running.state))) {
+      running.agent.close();
+      return;
+    }
+    this.db.prepare("UPDATE sandboxes SET token_encrypted = ?, idle = NULL WHERE id = ?").run(await tokenBlob, r.id);
+    this.attach(running);
+    this.touch(r.id);
+  }
+
+  async pause(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    this.requireEngine(r0, "pause");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "paused") return;
+      await this.doPause(r, null);
+    });
+    recordEvent(this.db, "sandbox.paused", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doPause(r: Row, idle: "warm" | null): Promise<void> {
+    if (r.status !== "running") throw cannotNow(r.name, "pause", r.status);
+    const s = this.live.get(r.id);
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    await this.engines.get(r.engine).pause(r.id, state);
+    if (!this.setStatus(r.id, "running", "paused")) {
+      await this.engines.get(r.engine).resume(r.id, state).catch(() => {});
+      throw cannotNow(r.name, "pause", this.row(r.id)?.status ?? "gone");
+    }
+    this.db.prepare("UPDATE sandboxes SET idle = ? WHERE id = ?").run(idle, r.id);
+  }
+
+  async resume(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    this.touch(r0.id);
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "running") return;
+      await this.doResume(r);
+    });
+    recordEvent(this.db, "sandbox.resumed", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doResume(r: Row): Promise<void> {
+    if (r.status !== "paused") throw cannotNow(r.name, "resume", r.status);
+    const s = this.live.get(r.id);
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    await this.engines.get(r.engine).resume(r.id, state);
+    this.touch(r.id);
+    if (s && !s.agent.closed) {
+      if (this.setStatus(r.id, "paused", "running")) this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id);
+      return;
+    }
+    // Paused across a daemon restart: no agent connection yet. Reattach it as a running sandbox.
+    this.live.delete(r.id);
+    if (!this.setStatus(r.id, "paused", "running")) return;
+    this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id);
+    const outcome = await this.tryReattach({ ...r, status: "running", idle: null });
+    if (outcome !== "reattached") throw new UserError(503, `sandbox ${JSON.stringify(r.name)} was resumed but its agent does not answer yet (status ${outcome}); retry in a moment`, { "Retry-After": "1" });
+  }
+
+  /** One pass of the idle policy: idle running sandboxes go warm, idle warm ones go cold (where the engine can stop). */
+  private async idleTick(): Promise<void> {
+    const { warmMs, coldMs } = this.idlePolicy;
+    if (!warmMs && !coldMs) return;
+    const now = Date.now();
+    const rows = this.db.prepare("SELECT * FROM sandboxes WHERE status IN ('running', 'paused') AND keep_hot = 0").all() as Row[];
+    for (const r of rows) {
+      if (this.stopping || this.transitions.has(r.id) || this.pending.has(r.id)) continue;
+      const s = this.live.get(r.id);
+      if (s && s.agent.activeStreams > 0) this.touch(r.id); // an exec, file transfer or session is open: in use
+      if (!this.lastActive.has(r.id)) this.touch(r.id); // first seen (e.g. after a restart): counts from now
+      const step = idleStep(r.status, now - this.lastActive.get(r.id)!, this.idlePolicy, false);
+      if (!step) continue;
+      if (step === "warm") {
+        if (r.status === "running" && (!s || s.agent.closed)) continue; // unreachable-ish: leave to the reconciler
+        if (this.engines.get(r.engine).cannot("pause", r.id, r.engine_state ? JSON.parse(r.engine_state) : {})) continue;
+        void this.serial(r.id, async () => {
+          const cur = this.row(r.id);
+          if (cur?.status !== "running" || Date.now() - (this.lastActive.get(r.id) ?? 0) < warmMs) return;
+          await this.doPause(cur, "warm");
+          this.log(`sandbox ${r.id} (${r.name}): warm (paused after ${Math.round(warmMs / 1000)} s idle)`);
+        }).catch((e: Error) => this.log(`sandbox ${r.id}: idle pause failed: ${e.message}`));
+      } else {
+        if (r.idle !== "warm") continue; // a user's pause stays a pause
+        if (this.engines.get(r.engine).cannot("stop", r.id, r.engine_state ? JSON.parse(r.engine_state) : {})) continue;
+        void this.serial(r.id, async () => {
+          const cur = this.row(r.id);
+          if (cur?.status !== "paused" || cur.idle !== "warm" || Date.now() - (this.lastActive.get(r.id) ?? 0) < coldMs) return;
+          await this.doStop(cur, "cold");
+        }).catch((e: Error) => this.log(`sandbox ${r.id}: idle stop failed: ${e.message}`));
+      }
+    }
+  }
+
+  /** Sets keep_hot (never paused or stopped by the idle policy). */
+  setKeepHot(user: User, ref: string, keepHot: boolean): SandboxView {
+    const r = this.find(user, ref);
+    this.db.prepare("UPDATE sandboxes SET keep_hot = ? WHERE id = ?").run(keepHot ? 1 : 0, r.id);
+    return view(this.find(user, ref));
+  }
+
   /**
    * After a daemon restart, in the background (the daemon already serves):
    * finishes or rolls back what a crash cut short, reattaches live sandboxes
@@ -224,6 +475,22 @@ export class SandboxService {
             this.log(`sandbox ${r.id} (${r.name}): an interrupted delete was finished`);
             sum.deleted++;
           }
+        }),
+        // A stop cut short: finish it. A start cut short: undo it. Both end stopped (writable layer kept).
+        ...rows.filter((r) => r.status === "stopping" || r.status === "starting").map(async (r) => {
+          try {
+            const kept = await this.engines.get(r.engine).stop(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+            this.setStatus(r.id, r.status, "stopped", JSON.stringify(kept));
+            this.log(`sandbox ${r.id} (${r.name}): an interrupted ${r.status === "stopping" ? "stop was finished" : "start was undone"}`);
+          } catch (e) {
+            this.log(`sandbox ${r.id}: finishing an interrupted ${r.status} failed (retried at the next start): ${(e as Error).message}`);
+          }
+        }),
+        // Paused sandboxes stay paused (frozen, no agent connection until resumed) if they still exist.
+        ...rows.filter((r) => r.status === "paused").map(async (r) => {
+          const state = r.engine_state ? JSON.parse(r.engine_state) : {};
+          const alive = await this.engines.get(r.engine).alive(r.id, state).catch(() => true);
+          if (!alive) await this.markDead(r, "its processes are gone");
         }),
         ...toReattach.map(async (r) => {
           const outcome = await this.tryReattach(r);
@@ -266,6 +533,7 @@ export class SandboxService {
 
   private async reconcile(): Promise<void> {
     if (this.stopping) return;
+    await this.idleTick();
     await Promise.all([...this.live.values()].map((s) => this.check(s)));
     const now = Date.now();
     const stuck = this.db.prepare("SELECT * FROM sandboxes WHERE status = 'unreachable'").all() as Row[];
@@ -339,7 +607,7 @@ export class SandboxService {
   }
 
   private async markDead(r: Row, why: string): Promise<void> {
-    if (!this.setStatus(r.id, "running", "dead")) return;
+    if (!this.setStatus(r.id, r.status === "paused" ? "paused" : "running", "dead")) return;
     recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
     this.log(`sandbox ${r.id} (${r.name}): dead (${why}); removing its leftovers`);
     await this.engineDestroy(r, "removing a dead sandbox's leftovers");

@@ -17,6 +17,7 @@ import { Engines, type EngineChoice } from "../sandboxes/engines.js";
 import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { lifecycleRoutes } from "./routes/lifecycle.js";
 import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
@@ -41,6 +42,8 @@ export interface ServeOptions {
   maxSandboxes?: number; // host-wide; default computed from host limits (src/engine/ns/limits.ts)
   overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
   overcommitCpus?: number; // default DEFAULT_OVERCOMMIT_CPUS
+  idleWarmSeconds?: number; // idle policy (issue 14): pause after this long without API activity; unset: never
+  idleColdMinutes?: number; // ...and stop (where the engine can) after this long; unset: never
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -118,10 +121,12 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
+    sandboxes.idlePolicy = { warmMs: Math.round((opts.idleWarmSeconds ?? 0) * 1000), coldMs: Math.round((opts.idleColdMinutes ?? 0) * 60_000) };
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
+    lifecycleRoutes(app.router, sandboxes);
     imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();

@@ -30,14 +30,15 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
     // node:http removed its own listeners from an upgraded socket: without
     // this, a reset during the handshake or the reply below is a crash.
     socket.on("error", () => socket.destroy());
-    try {
+    // async: a paused (warm) or idle-stopped sandbox is woken before the upgrade (SandboxService.ready).
+    void (async () => { try {
       const { path, query } = parseTarget(req.url);
       const m = PATH_RE.exec(path);
       if (!m) throw new UserError(404, `no route for GET ${path}`);
       const user = app.admit(req, query);
       let ref: string;
       try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
-      const agent = sandboxes.agent(user, ref);
+      const agent = await sandboxes.ready(user, ref);
       wss.handleUpgrade(req, socket, head, (ws) => {
         // A malformed frame (unmasked, RSV bits, bad opcode, bad UTF-8, huge
         // length...) is an 'error' on the WebSocket: ws has already sent a
@@ -53,7 +54,7 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
       const headers = Object.entries(e instanceof UserError ? e.headers : {})
         .filter(([k]) => !/^(connection|content-(type|length))$/i.test(k)).map(([k, v]) => `${k}: ${v}\r\n`).join("");
       socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`, () => socket.destroy());
-    }
+    } })();
   };
 }
 

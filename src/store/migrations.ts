@@ -73,4 +73,17 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // life (issue 14): stop/start, pause/resume, idle policy.
+    version: 7,
+    name: "sandbox lifecycle: boot config, keep_hot, idle",
+    sql: `
+      -- age-encrypted JSON {env, init}: the plain env and init a start needs to build the
+      -- config drive again. Secret values are never here: start resolves the names again.
+      ALTER TABLE sandboxes ADD COLUMN boot_encrypted BLOB;
+      ALTER TABLE sandboxes ADD COLUMN keep_hot INTEGER NOT NULL DEFAULT 0;
+      -- NULL, or 'warm' / 'cold' when the idle policy (not a user) paused or stopped it: a request then wakes it.
+      ALTER TABLE sandboxes ADD COLUMN idle TEXT;
+    `,
+  },
 ];

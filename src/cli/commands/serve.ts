@@ -7,7 +7,8 @@ import { canonicalImage, NAME_RE } from "../../image/names.js";
 
 const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
   "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]\n" +
-  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]";
+  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]\n" +
+  "      [--idle-warm-seconds S] [--idle-cold-minutes M]";
 
 /** A positive number flag (integer if asked), or undefined when absent. */
 function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
@@ -28,6 +29,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     "max-sandboxes": { type: "string" },
     "overcommit-memory": { type: "string" },
     "overcommit-cpus": { type: "string" },
+    "idle-warm-seconds": { type: "string" },
+    "idle-cold-minutes": { type: "string" },
     image: { type: "string" }, // default image of sandboxes and templates that name none
   }, { usage: USAGE });
   const image = values.image ?? process.env.BHATTI_IMAGE;
@@ -64,6 +67,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
       overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
       overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
+      idleWarmSeconds: positive(values["idle-warm-seconds"], "--idle-warm-seconds", false),
+      idleColdMinutes: positive(values["idle-cold-minutes"], "--idle-cold-minutes", false),
     });
   } catch (e) {
     if (!stopping) throw e;

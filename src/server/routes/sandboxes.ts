@@ -119,7 +119,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   });
 
   router.add("POST", "/sandboxes/:id/exec", async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const spec = execSpec(await readJson(ctx.req));
     const ndjson = (ctx.req.headers.accept ?? "").includes("application/x-ndjson");
     const session = agent.exec({ cmd: spec.cmd, cwd: spec.cwd, timeout_ms: spec.timeoutMs, stdin: spec.stdin !== undefined }, { manualAck: ndjson });
@@ -167,7 +167,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   });
 
   router.add("GET", "/sandboxes/:id/files", async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     if (ctx.query.get("ls") === "true") return agentCall(() => agent.list(path));
     const file = await agentCall(() => agent.openFile(path));
@@ -186,7 +186,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.add("HEAD", "/sandboxes/:id/files", async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const st = await agentCall(() => agent.stat(path));
     ctx.res.writeHead(200, {
@@ -197,7 +197,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.add("PUT", "/sandboxes/:id/files", async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const modeQ = ctx.query.get("mode");
     if (modeQ !== null && !/^[0-7]{3,4}$/.test(modeQ)) throw badRequest("mode must be octal, e.g. 0644");
