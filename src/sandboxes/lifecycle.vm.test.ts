@@ -1,0 +1,55 @@
+// Sandbox lifecycle on the vm engine (issue 14): pause/resume through QMP
+// (the vCPUs stop, guest memory stays), a request waking a paused VM, a
+// daemon restart keeping it paused, and stop/start refused with the reason.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
+import { sh, IMAGES_DIR, RECOVERED, removeLeftovers, waitForOutput } from "../testing/sandbox-api.js";
+
+const start = (dataDir?: string) => startDaemon({ dataDir, args: ["--engine", "vm", "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cpuTicks = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" "); return Number(f[11]) + Number(f[12]); };
+
+test("[vm] pause stops the vCPUs and keeps memory; a request wakes it; a restart keeps it paused; stop is refused with its reason", { timeout: 300_000 }, async () => {
+  let d: Daemon = await start();
+  const dataDir = d.dataDir;
+  const k = createUser(dataDir, "vera");
+  try {
+    const c = await api(d, "POST", "/sandboxes", { key: k, body: { name: "v" } });
+    assert.equal(c.status, 201, c.text);
+    await sh(d, k, "v", "echo in-ram > /home/lohar/f");
+    const pa = await api(d, "POST", "/sandboxes/v/pause", { key: k });
+    assert.equal(pa.status, 200, pa.text);
+    assert.equal(pa.json.status, "paused");
+    // QEMU's vCPU threads stop: its cpu time barely moves while paused.
+    const db = (await import("better-sqlite3")).default;
+    const conn = new db(`${dataDir}/state.db`, { readonly: true });
+    const pid = JSON.parse((conn.prepare("SELECT engine_state AS s FROM sandboxes WHERE name = 'v'").get() as { s: string }).s).pid as number;
+    conn.close();
+    const t0 = cpuTicks(pid);
+    await sleep(1000);
+    assert.ok(cpuTicks(pid) - t0 < 50, `a paused VM uses little cpu (${cpuTicks(pid) - t0} ticks in 1 s)`);
+    // A request wakes it transparently, memory intact.
+    assert.equal((await sh(d, k, "v", "cat /home/lohar/f")).stdout, "in-ram\n");
+    assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "running");
+
+    const st = await api(d, "POST", "/sandboxes/v/stop", { key: k });
+    assert.equal(st.status, 400);
+    assert.match(st.json.error, /vm engine: a vm sandbox's writable layer lives in guest memory/);
+    assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "running", "a refused stop changes nothing");
+
+    assert.equal((await api(d, "POST", "/sandboxes/v/pause", { key: k })).status, 200);
+    assert.equal(await d.stop(), 0);
+    d = await start(dataDir);
+    await waitForOutput(d, RECOVERED, 120_000);
+    assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "paused");
+    const re = await api(d, "POST", "/sandboxes/v/resume", { key: k });
+    assert.equal(re.status, 200, re.text);
+    assert.equal((await sh(d, k, "v", "cat /home/lohar/f")).stdout, "in-ram\n");
+    assert.equal((await api(d, "DELETE", "/sandboxes/v", { key: k })).status, 204);
+  } finally {
+    await d.stop();
+    await removeLeftovers((dir) => start(dir), dataDir, k, cleanup);
+  }
+});
