@@ -6,12 +6,14 @@ export interface SecretMeta { name: string; created_at: string; updated_at: stri
 export interface Sandbox {
   id: string; name: string; engine: string; image: string; cpus: number; memory_mb: number; status: string;
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
+  keep_hot?: boolean; idle?: string | null; // issue 14: never idled; "warm"/"cold" when the idle policy paused/stopped it
 }
 export interface CreateSandbox {
   name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
   image?: string; // default "minimal"; a template's image wins
   disk_mb?: number; // size limit of the writable layer, MiB
+  keep_hot?: boolean; // never paused or stopped by the idle policy
 }
 export interface ImageSummary {
   name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;
@@ -90,6 +92,9 @@ export class BhattiClient {
   listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
+  /** stop/start/pause/resume (issue 14); answers with the sandbox's new view. */
+  lifecycle(ref: string, op: "stop" | "start" | "pause" | "resume"): Promise<Sandbox> { return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/${op}`); }
+  setKeepHot(ref: string, keepHot: boolean): Promise<Sandbox> { return this.request("PUT", `/sandboxes/${encodeURIComponent(ref)}/keep-hot`, { keep_hot: keepHot }); }
 
   exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number } = {}): Promise<ExecResult> {
     return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/exec`, { cmd, ...opts });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
+import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
 import { sh, IMAGES_DIR, RECOVERED, removeLeftovers, waitForOutput } from "../testing/sandbox-api.js";
 import { UID_SLOTS_DIR } from "../engine/runtime.js";
 
@@ -178,6 +178,37 @@ test("[ns] idle policy: warm after N s, cold after M min, a request wakes it fro
     const list = (await api(d, "GET", "/sandboxes", { key: k })).json as { name: string; status: string; keep_hot: boolean }[];
     assert.deepEqual(list.map((s) => [s.name, s.keep_hot]), [["hot", true], ["idle", false]]);
     for (const n of ["idle", "hot"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: k })).status, 204);
+  } finally {
+    await d.stop();
+    cleanup(d.dataDir);
+  }
+});
+
+test("[ns] the CLI: create --keep-hot, pause, list shows the state, resume, stop, start, keep-hot off", async () => {
+  const d = await start();
+  const k = createUser(d.dataDir, "erin");
+  const b = (...args: string[]) => cli([...args, "--url", d.url, "--token", k]);
+  try {
+    let r = b("create", "--name", "c", "--keep-hot");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await api(d, "GET", "/sandboxes/c", { key: k })).json.keep_hot, true);
+    r = b("pause", "c");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "paused c (status paused)\n");
+    assert.match(b("list").stdout, /\nc\s+sb[0-9a-f]+\s+ns\s+paused\s/);
+    assert.equal(b("resume", "c").stdout, "resumed c (status running)\n");
+    assert.equal(b("stop", "c").stdout, "stopped c (status stopped)\n");
+    assert.equal(b("start", "c").stdout, "started c (status running)\n");
+    r = b("keep-hot", "c", "off", "--json");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).keep_hot, false);
+    r = b("keep-hot", "c", "maybe");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /keep-hot takes on or off/);
+    r = b("stop", "nope");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not found/);
+    assert.equal(b("destroy", "c").code, 0);
   } finally {
     await d.stop();
     cleanup(d.dataDir);

@@ -5,7 +5,7 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import type { CreateSandbox } from "../../client/index.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
+const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--keep-hot] [--json]";
 
 export const SPEC_OPTIONS = {
   name: { type: "string" },
@@ -33,7 +33,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
+  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" }, "keep-hot": { type: "boolean" } }, { usage: CREATE_USAGE });
   if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
   const spec: CreateSandbox = {
     name: values.name,
@@ -47,6 +47,7 @@ export async function createCommand(argv: string[]): Promise<number> {
     ...(values.disk ? { disk_mb: intOption("disk", values.disk, 0) } : {}),
     ...(values.init ? { init: values.init } : {}),
     ...(values.engine ? { engine: values.engine } : {}),
+    ...(values["keep-hot"] ? { keep_hot: true } : {}),
   };
   const sb = await clientFrom(values).createSandbox(spec);
   for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -59,7 +60,7 @@ export async function listCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {}, { usage: "bhatti list [--json]" });
   const list = await clientFrom(values).listSandboxes();
   if (values.json) printJson(list);
-  else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.created_at]));
+  else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.idle ? `${s.status} (idle)` : s.status, s.cpus, s.memory_mb, s.created_at]));
   return 0;
 }
 
