@@ -8,6 +8,8 @@ import Database from "better-sqlite3";
 import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
 import { sh, IMAGES_DIR, RECOVERED, removeLeftovers, waitForOutput } from "../testing/sandbox-api.js";
 import { UID_SLOTS_DIR } from "../engine/runtime.js";
+import { scanTree } from "../testing/scan.js";
+import { runtimeDirFor } from "../util/paths.js";
 
 const start = (dataDir?: string, extra: string[] = []) => startDaemon({ dataDir, args: ["--engine", "ns", "--rate-limit", "0", ...extra], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,11 +46,11 @@ test("[ns] stop keeps the writable layer and releases processes and the uid slot
   const k = createUser(d.dataDir, "alice");
   try {
     assert.equal((await api(d, "POST", "/secrets", { key: k, body: { name: "TOKEN", value: "first-value" } })).status, 201);
-    const c = await api(d, "POST", "/sandboxes", { key: k, body: { name: "s1", secrets: ["TOKEN"], env: { PLAIN: "p-1" } } });
+    const c = await api(d, "POST", "/sandboxes", { key: k, body: { name: "s1", secrets: ["TOKEN"], env: { PLAIN: "p-1-plain-env-value" } } });
     assert.equal(c.status, 201, c.text);
     const id = c.json.id as string;
     await sh(d, k, "s1", "echo kept > /home/lohar/file; mkdir -p /home/lohar/d; echo deep > /home/lohar/d/x");
-    assert.equal((await sh(d, k, "s1", 'echo "$TOKEN $PLAIN"')).stdout, "first-value p-1\n");
+    assert.equal((await sh(d, k, "s1", 'echo "$TOKEN $PLAIN"')).stdout, "first-value p-1-plain-env-value\n");
 
     const st = await api(d, "POST", "/sandboxes/s1/stop", { key: k });
     assert.equal(st.status, 200, st.text);
@@ -60,6 +62,23 @@ test("[ns] stop keeps the writable layer and releases processes and the uid slot
     assert.equal(ex.status, 409, "a stopped sandbox is not woken by a request (a user stopped it)");
     assert.match(ex.json.error, /not running \(status stopped\)/);
     assert.equal((await api(d, "POST", "/sandboxes/s1/stop", { key: k })).status, 200, "stop is idempotent");
+    // Neither the secret's value nor the plain env's is anywhere on disk or in the runtime dir while stopped
+    // (the plain env is kept age-encrypted for the next start).
+    for (const v of ["first-value", "p-1-plain-env-value"]) {
+      assert.deepEqual([...scanTree(d.dataDir, v), ...scanTree(runtimeDirFor(d.dataDir), v)], [], `no plaintext of ${v}`);
+    }
+    // Another user's sandbox is simply not found, for every step; hostile keep_hot is refused.
+    const eve = createUser(d.dataDir, "eve");
+    for (const op of ["stop", "start", "pause", "resume"]) {
+      const r = await api(d, "POST", `/sandboxes/s1/${op}`, { key: eve });
+      assert.equal(r.status, 404, op);
+      assert.match(r.json.error, /sandbox "s1" not found/);
+    }
+    assert.equal((await api(d, "PUT", "/sandboxes/s1/keep-hot", { key: eve, body: { keep_hot: true } })).status, 404);
+    const bad = await api(d, "PUT", "/sandboxes/s1/keep-hot", { key: k, body: { keep_hot: "yes" } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error, /keep_hot must be a boolean/);
+    assert.equal((await api(d, "POST", "/sandboxes/s1/pause", { key: k })).status, 409, "a stopped sandbox cannot be paused");
 
     // Rotated while stopped: the start gets the new value.
     assert.equal((await api(d, "POST", "/secrets", { key: k, body: { name: "TOKEN", value: "second-value" } })).status, 200);
@@ -67,7 +86,7 @@ test("[ns] stop keeps the writable layer and releases processes and the uid slot
     assert.equal(s.status, 200, s.text);
     assert.equal(s.json.status, "running");
     const r = await sh(d, k, "s1", 'cat /home/lohar/file /home/lohar/d/x; stat -c %u:%g /home/lohar/file; echo "$TOKEN $PLAIN"; hostname');
-    assert.equal(r.stdout, "kept\ndeep\n1000:1000\nsecond-value p-1\ns1\n");
+    assert.equal(r.stdout, "kept\ndeep\n1000:1000\nsecond-value p-1-plain-env-value\ns1\n");
     assert.equal(slotsOf(id).length, 1);
     assert.equal((await api(d, "DELETE", "/sandboxes/s1", { key: k })).status, 204);
     assert.equal(existsSync(join(d.dataDir, "sandboxes", id)), false);

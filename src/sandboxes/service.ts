@@ -261,6 +261,7 @@ export class SandboxService {
   async stop(user: User, ref: string): Promise<SandboxView> {
     const r0 = this.find(user, ref);
     if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (r0.status === "lost" || r0.status === "dead" || r0.status === "deleting" || r0.status === "creating") throw cannotNow(r0.name, "stop", r0.status);
     this.requireEngine(r0, "stop");
     await this.serial(r0.id, async () => {
       const r = this.row(r0.id);
@@ -295,6 +296,7 @@ export class SandboxService {
 
   async start(user: User, ref: string): Promise<SandboxView> {
     const r0 = this.find(user, ref);
+    if (r0.status === "running") return view(r0);
     this.requireEngine(r0, "start");
     await this.serial(r0.id, async () => {
       const r = this.row(r0.id);
@@ -351,6 +353,7 @@ export class SandboxService {
   async pause(user: User, ref: string): Promise<SandboxView> {
     const r0 = this.find(user, ref);
     if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (r0.status !== "running" && r0.status !== "paused") throw cannotNow(r0.name, "pause", r0.status);
     this.requireEngine(r0, "pause");
     await this.serial(r0.id, async () => {
       const r = this.row(r0.id);
@@ -375,6 +378,7 @@ export class SandboxService {
 
   async resume(user: User, ref: string): Promise<SandboxView> {
     const r0 = this.find(user, ref);
+    if (r0.status !== "running" && r0.status !== "paused") throw cannotNow(r0.name, "resume", r0.status);
     this.touch(r0.id);
     await this.serial(r0.id, async () => {
       const r = this.row(r0.id);

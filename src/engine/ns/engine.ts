@@ -17,7 +17,7 @@ import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
 import { mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
-import { freeze, freezerOf, isFrozen, thaw } from "./freezer.js";
+import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
 import { reown } from "./reown.js";
 
 export interface NsState extends EngineState {
@@ -163,7 +163,7 @@ export class NsEngine implements Engine {
   cannot(op: LifecycleOp, id: string, state: EngineState): string | null {
     if (op !== "pause" && op !== "resume") return null;
     if (typeof state.cgroup !== "string") return "ns engine: the sandbox was created before per-instance cgroups and cannot be paused; stop and start it first";
-    if (!freezerOf(state.cgroup)) return "ns engine: this host has no cgroup freezer for the sandbox (neither the cgroup v1 freezer nor cgroup v2 cgroup.freeze)";
+    if (!hostHasFreezer()) return "ns engine: this host has no cgroup freezer for the sandbox (neither the cgroup v1 freezer nor cgroup v2 cgroup.freeze)";
     return null;
   }
 

@@ -22,6 +22,12 @@ export function freezerOf(cgroup: string): Freezer | null {
   return null;
 }
 
+/** Whether this host has a freezer at all (cgroup v1 freezer controller, or cgroup v2). */
+export function hostHasFreezer(): boolean {
+  return existsSync(join(ROOT, "freezer", "freezer.state")) || existsSync(join(ROOT, "freezer", "cgroup.procs"))
+    || existsSync(join(ROOT, "cgroup.controllers")) || existsSync(join(ROOT, "unified", "cgroup.controllers"));
+}
+
 function need(cgroup: string): Freezer {
   const f = freezerOf(cgroup);
   if (!f) throw new Error(`no cgroup freezer for ${cgroup} on this host (neither v1 freezer.state nor v2 cgroup.freeze)`);
