@@ -13,6 +13,7 @@ import { fileCommand } from "./commands/file.js";
 import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
+import { volumeCommand } from "./commands/volume.js";
 import { stopCommand, startCommand, pauseCommand, resumeCommand, keepHotCommand } from "./commands/lifecycle.js";
 
 type Command = (argv: string[]) => Promise<number>;
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, Command> = {
   template: templateCommand,
   file: fileCommand,
   stop: stopCommand, start: startCommand, pause: pauseCommand, resume: resumeCommand, "keep-hot": keepHotCommand,
+  volume: volumeCommand,
 };
 
 const HELP = `bhatti — sandboxes with a write-only secret store
@@ -52,6 +54,7 @@ client commands (talk to the daemon's API):
   create --name N [--secret S]... [--env K=V]... [--file L:G[:M]]... [--template T]
   list | inspect SB | destroy SB                sandboxes
   stop|start|pause|resume SB | keep-hot SB on|off   lifecycle (docs/lifecycle.md)
+  volume create NAME --size MB | list | delete NAME  persistent volumes (create --volume NAME:/path[:ro])
   exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
   file read|write|ls SB PATH                    files in a sandbox, as its user
   template create|list|delete                   presets with pre-configured secret names

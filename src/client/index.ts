@@ -8,12 +8,15 @@ export interface Sandbox {
   env: string[]; secrets: string[]; template_id: string | null; created_at: string; warnings?: string[];
   keep_hot?: boolean; idle?: string | null; // issue 14: never idled; "warm"/"cold" when the idle policy paused/stopped it
 }
+/** issue 14: persistent per-user storage. */
+export interface Volume { name: string; size_mb: number; attached_to: string | null; created_at: string }
 export interface CreateSandbox {
   name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
   image?: string; // default "minimal"; a template's image wins
   disk_mb?: number; // size limit of the writable layer, MiB
   keep_hot?: boolean; // never paused or stopped by the idle policy
+  volumes?: (string | { name: string; path: string; ro?: boolean })[]; // "NAME:/path[:ro]"
 }
 export interface ImageSummary {
   name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;
@@ -94,6 +97,9 @@ export class BhattiClient {
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
   /** stop/start/pause/resume (issue 14); answers with the sandbox's new view. */
   lifecycle(ref: string, op: "stop" | "start" | "pause" | "resume"): Promise<Sandbox> { return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/${op}`); }
+  createVolume(name: string, sizeMb: number): Promise<Volume> { return this.request("POST", "/volumes", { name, size_mb: sizeMb }); }
+  listVolumes(): Promise<Volume[]> { return this.request("GET", "/volumes"); }
+  deleteVolume(name: string): Promise<void> { return this.request("DELETE", `/volumes/${encodeURIComponent(name)}`); }
   setKeepHot(ref: string, keepHot: boolean): Promise<Sandbox> { return this.request("PUT", `/sandboxes/${encodeURIComponent(ref)}/keep-hot`, { keep_hot: keepHot }); }
 
   exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number } = {}): Promise<ExecResult> {

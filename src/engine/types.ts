@@ -14,6 +14,9 @@ export interface EngineEnv {
   instance?: string;
 }
 
+/** A volume the sandbox holds (issue 14): an ext4 image mounted at path inside. */
+export interface EngineVolume { id: string; file: string; path: string; ro: boolean }
+
 export interface CreateSpec {
   id: string; // globally unique sandbox id, [a-z0-9]+, used for paths and cgroups
   name: string; // becomes the hostname
@@ -21,6 +24,7 @@ export interface CreateSpec {
   cpus: number;
   memoryMb: number;
   diskMb?: number; // size limit of the writable layer (unset: none beyond the host's disk)
+  volumes?: EngineVolume[]; // mounted at every boot (create and start)
   // Holds plaintext secret values: keep it in memory, write it only into
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;

@@ -135,7 +135,12 @@ export interface ConfigDrive {
   env: Record<string, string>; // secrets, then sandbox env on top (already merged by the host)
   files: ConfigFile[];
   init?: string; // optional boot command, run once as uid 1000 via /bin/sh -c
+  // life (issue 14), vm engine only: volumes (virtio-blk disks, found by their serial) lohar mounts at boot.
+  volumes?: ConfigVolume[];
 }
+
+/** life (issue 14): a volume disk for lohar to mount (vm). serial: [a-z0-9-], path: absolute. */
+export interface ConfigVolume { serial: string; path: string; ro: boolean }
 
 // Where things live inside the guest.
 export const GUEST = {

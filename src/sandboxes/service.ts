@@ -17,6 +17,8 @@ import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
 import { type BootConfig, type IdlePolicy, NO_IDLE, cannotNow, idleStep, parseBoot } from "./lifecycle.js";
+import type { AttachedVolume, VolumeService } from "../volumes/service.js";
+import { validateVolumeMounts } from "../volumes/validate.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -56,19 +58,21 @@ export interface SandboxView {
   created_at: string;
   keep_hot: boolean;
   idle: string | null; // "warm" / "cold" when the idle policy paused or stopped it
+  volumes: { name: string; path: string; ro: boolean }[];
 }
 
 interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
-  boot_encrypted: Buffer | null; keep_hot: number; idle: string | null;
+  boot_encrypted: Buffer | null; keep_hot: number; idle: string | null; volumes: string | null;
 }
 
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, status: r.status,
   env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, created_at: r.created_at,
   keep_hot: r.keep_hot === 1, idle: r.idle,
+  volumes: (r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : []).map((v) => ({ name: v.name, path: v.path, ro: v.ro })),
 });
 
 export class SandboxService {
@@ -108,6 +112,9 @@ export class SandboxService {
     const init = validateOptionalString(body.init, "init");
     if (body.keep_hot !== undefined && typeof body.keep_hot !== "boolean") throw new UserError(400, "keep_hot must be a boolean");
     const keepHot = body.keep_hot === true;
+    const volumeMounts = validateVolumeMounts(body.volumes);
+    if (volumeMounts.length && !this.volumes) throw new UserError(400, "volumes are not available on this daemon");
+    let attached: AttachedVolume[] = [];
     let templateId: string | null = null;
 
     if (body.template !== undefined && body.template !== null) {
@@ -147,6 +154,10 @@ export class SandboxService {
       this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
+      if (volumeMounts.length) {
+        attached = this.volumes!.claim(user, volumeMounts, id);
+        this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
+      }
     }).immediate();
 
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
@@ -157,9 +168,10 @@ export class SandboxService {
     const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), ...(attached.length ? { volumes: attached } : {}), config });
     } catch (e) {
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+      this.volumes?.release(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
     } finally {
@@ -200,6 +212,7 @@ export class SandboxService {
     if (r.status === "lost") {
       // Another daemon's sandbox: forget the row, touch nothing on the host.
       this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'lost'").run(r.id);
+      this.volumes?.release(r.id);
       recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id, lost: true });
       return;
     }
@@ -212,6 +225,8 @@ export class SandboxService {
 
   /** Idle policy (serve --idle-warm-seconds / --idle-cold-minutes); off by default. */
   idlePolicy: IdlePolicy = NO_IDLE;
+  /** Volumes (issue 14); unset: creates with volumes are refused. */
+  volumes?: VolumeService;
   private readonly lastActive = new Map<string, number>();
   private readonly transitions = new Map<string, Promise<unknown>>(); // one lifecycle step per sandbox at a time
 
@@ -333,7 +348,8 @@ export class SandboxService {
     const state = r.engine_state ? JSON.parse(r.engine_state) : {};
     let running: RunningSandbox;
     try {
-      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, config }, state);
+      const volumes = r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : [];
+      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, ...(volumes.length ? { volumes } : {}), config }, state);
     } catch (e) {
       this.setStatus(r.id, "starting", "stopped");
       this.log(`sandbox ${r.id} (${r.name}) failed to start on ${r.engine}: ${(e as Error).message}`);
@@ -467,6 +483,7 @@ export class SandboxService {
           // A create the client never saw succeed: undo it entirely.
           if (await this.engineDestroy(r, "rolling back an interrupted create")) {
             this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'creating'").run(r.id);
+            this.volumes?.release(r.id);
             recordEvent(this.db, "sandbox.create_rolled_back", null, r.name, { id: r.id });
             this.log(`sandbox ${r.id} (${r.name}): an interrupted create was rolled back`);
             sum.rolledBack++;
@@ -475,6 +492,7 @@ export class SandboxService {
         ...rows.filter((r) => r.status === "deleting").map(async (r) => {
           if (await this.engineDestroy(r, "finishing an interrupted delete")) {
             this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+            this.volumes?.release(r.id);
             recordEvent(this.db, "sandbox.destroyed", null, r.name, { id: r.id, finished_after_restart: true });
             this.log(`sandbox ${r.id} (${r.name}): an interrupted delete was finished`);
             sum.deleted++;
@@ -681,6 +699,7 @@ export class SandboxService {
     s?.agent.close();
     await this.engines.get(r.engine).destroy(r.id, s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {}));
     this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+    this.volumes?.release(r.id);
   }
 
   private row(id: string): Row | undefined {

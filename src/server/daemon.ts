@@ -18,6 +18,8 @@ import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { lifecycleRoutes } from "./routes/lifecycle.js";
+import { volumeRoutes } from "./routes/volumes.js";
+import { VolumeService } from "../volumes/service.js";
 import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
@@ -127,6 +129,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     lifecycleRoutes(app.router, sandboxes);
+    sandboxes.volumes = new VolumeService(db, dataDir);
+    volumeRoutes(app.router, sandboxes.volumes);
     imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();

@@ -76,7 +76,7 @@ export const migrations: Migration[] = [
   {
     // life (issue 14): stop/start, pause/resume, idle policy.
     version: 7,
-    name: "sandbox lifecycle: boot config, keep_hot, idle",
+    name: "sandbox lifecycle: boot config, keep_hot, idle, volumes",
     sql: `
       -- age-encrypted JSON {env, init}: the plain env and init a start needs to build the
       -- config drive again. Secret values are never here: start resolves the names again.
@@ -84,6 +84,17 @@ export const migrations: Migration[] = [
       ALTER TABLE sandboxes ADD COLUMN keep_hot INTEGER NOT NULL DEFAULT 0;
       -- NULL, or 'warm' / 'cold' when the idle policy (not a user) paused or stopped it: a request then wakes it.
       ALTER TABLE sandboxes ADD COLUMN idle TEXT;
+      -- JSON [{id, name, path, ro}]: the volumes the sandbox holds (mounted again at each start).
+      ALTER TABLE sandboxes ADD COLUMN volumes TEXT;
+      CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        size_mb INTEGER NOT NULL,
+        attached_to TEXT,   -- the one sandbox id holding it (any state), or NULL
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+      );
     `,
   },
 ];

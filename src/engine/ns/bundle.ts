@@ -27,6 +27,7 @@ export interface BundleSpec {
   cgroup: string; // cgroupsPath (see cgroupsPath)
   cpus: number;
   memoryMb: number;
+  volumes?: { source: string; destination: string; ro: boolean }[]; // host mount points of volumes (issue 14)
 }
 
 /**
@@ -70,6 +71,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755", `size=${tmpfs.run}k`] },
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+      ...(b.volumes ?? []).map((v) => ({ destination: v.destination, type: "bind", source: v.source, options: ["bind", "nosuid", "nodev", v.ro ? "ro" : "rw"] })),
     ],
     linux: {
       uidMappings: idmap,

@@ -18,7 +18,8 @@ import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
 import { mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
 import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
-import { reown } from "./reown.js";
+import { reown } from "../reown.js";
+import { mountVolumes, unmountVolumes } from "./volumes.js";
 
 export interface NsState extends EngineState {
   slot: number;
@@ -124,9 +125,10 @@ export class NsEngine implements Engine {
       for (const r of [rootfs, built, agentDir]) if (r.status === "rejected") throw r.reason;
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
+      const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base)) : [];
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
+        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes,
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
@@ -340,7 +342,9 @@ export class NsEngine implements Engine {
     // After the overlay on it is gone.
     if (keepData) await step("disk", () => unmountDisk(p.data));
     else await step("disk", () => releaseDisk(p.data));
-    await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
+    // Never remove the runtime dir over a mounted volume: rm would empty the volume.
+    const volumesOff = await step("volumes", () => unmountVolumes(p.sb)).then(() => !errors.some((e) => e.startsWith("volumes:")));
+    if (volumesOff) await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     if (!keepData) await step("sandbox dir", () => this.discard(p.data));
     if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));
     await step("uid slot", () => this.freeSlots(id, state));

@@ -7,8 +7,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
 import { qmp } from "./qmp.js";
+import { join } from "node:path";
+import { reown } from "../reown.js";
+import { setVolumeBase, volumeBase } from "../../volumes/image.js";
 import { buildConfigDrive, CHILD_DRIVE_PATH, destroyConfigDrive, type Drive } from "../configdrive.js";
-import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
+import { ensureRuntimeDir, isMounted, run, sandboxDirsWith, tryConnect, unmountIfMounted } from "../runtime.js";
 import { accelCacheFile, probeAccelCached } from "./accel.js";
 import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
@@ -73,8 +76,12 @@ export class VmEngine implements Engine {
       mkdirSync(p.sb, { recursive: true, mode: 0o700 });
       // A nameless file: QEMU gets it as its fd 3 and opens /proc/self/fd/3. If
       // this daemon dies now, QEMU is the only holder and the next start stops it.
+      // Volumes: ids back to the guest's own (an ns sandbox may have shifted them), then one disk each.
+      const volumes = (spec.volumes ?? []).map((v, i) => ({ file: v.file, serial: `bhatti-vol${i}`, ro: v.ro, path: v.path }));
+      for (const v of volumes) await unshiftVolume(p.sb, v.file);
+      if (volumes.length) spec.config.volumes = volumes.map((v) => ({ serial: v.serial, path: v.path, ro: v.ro }));
       drive = await buildConfigDrive(p.sb, spec.config);
-      const args = qemuArgs({
+      const args = qemuArgs({ volumes,
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
         cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
@@ -234,6 +241,25 @@ export class VmEngine implements Engine {
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
     if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+  }
+}
+
+/** Moves a volume's files back to unshifted ids (as the guest sees them) if an ns sandbox left them shifted. */
+async function unshiftVolume(sb: string, file: string): Promise<void> {
+  const from = volumeBase(file);
+  if (from === 0) return;
+  const mnt = join(sb, "vol-unshift");
+  mkdirSync(mnt, { mode: 0o700 });
+  try {
+    await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", file, mnt]);
+    try {
+      reown(mnt, from, 0);
+      setVolumeBase(file, 0);
+    } finally {
+      await unmountIfMounted(mnt);
+    }
+  } finally {
+    if (!isMounted(mnt)) rmSync(mnt, { recursive: true, force: true });
   }
 }
 

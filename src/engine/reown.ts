@@ -6,7 +6,7 @@
 // exist) are left as they are.
 import { lchownSync, lstatSync, opendirSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { UID_RANGE } from "../runtime.js";
+import { UID_RANGE } from "./runtime.js";
 
 export function reown(dir: string, from: number, to: number): number {
   if (from === to) return 0;
