@@ -155,7 +155,7 @@ export class SandboxService {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
       if (volumeMounts.length) {
-        attached = this.volumes!.claim(user, volumeMounts, id);
+        attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
         this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
       }
     }).immediate();
@@ -691,7 +691,22 @@ export class SandboxService {
     });
   }
 
+  /**
+   * vm sandboxes with volumes: the guest's page cache is written out (sync in
+   * the guest) before QEMU is killed, so what was written reaches the volume.
+   * Best effort, bounded by a few seconds (a paused or silent guest keeps
+   * what its filesystem committed, at most ext4's 5 s commit interval behind).
+   */
+  private async flushVolumes(r: Row): Promise<void> {
+    if (r.engine !== "vm" || !r.volumes || r.volumes === "[]" || r.status !== "running") return;
+    const s = this.live.get(r.id);
+    if (!s || s.agent.closed) return;
+    const e = s.agent.exec({ cmd: ["/bin/sync"], timeout_ms: 5000 });
+    await Promise.race([e.done.catch(() => {}), new Promise((res) => setTimeout(res, 6000).unref())]);
+  }
+
   private async destroyRow(r: Row): Promise<void> {
+    await this.flushVolumes(r);
     // Written first: a crash from here on is finished at the next start, not brought back.
     this.db.prepare("UPDATE sandboxes SET status = 'deleting' WHERE id = ?").run(r.id);
     const s = this.live.get(r.id);

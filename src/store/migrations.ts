@@ -92,6 +92,7 @@ export const migrations: Migration[] = [
         name TEXT NOT NULL,
         size_mb INTEGER NOT NULL,
         attached_to TEXT,   -- the one sandbox id holding it (any state), or NULL
+        vm_written INTEGER NOT NULL DEFAULT 0, -- a guest kernel wrote it: the host never mounts it (ns)
         created_at TEXT NOT NULL,
         UNIQUE (user_id, name)
       );

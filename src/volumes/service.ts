@@ -59,13 +59,18 @@ export class VolumeService {
     recordEvent(this.db, "volume.deleted", user.name, name, { id: r.id });
   }
 
-  /** Claims the user's volumes for sandbox `sandboxId`. Call inside the create's transaction. */
-  claim(user: User, mounts: VolumeMount[], sandboxId: string): AttachedVolume[] {
+  /**
+   * Claims the user's volumes for sandbox `sandboxId` on `engine`. Call inside the create's transaction.
+   * A volume a vm guest has had writable holds blocks a guest kernel wrote: the
+   * ns engine would mount it with the host's kernel, so it is refused there.
+   */
+  claim(user: User, mounts: VolumeMount[], sandboxId: string, engine: string): AttachedVolume[] {
     return mounts.map((m) => {
-      const r = this.db.prepare("SELECT * FROM volumes WHERE user_id = ? AND name = ?").get(user.id, m.name) as Row | undefined;
+      const r = this.db.prepare("SELECT * FROM volumes WHERE user_id = ? AND name = ?").get(user.id, m.name) as (Row & { vm_written: number }) | undefined;
       if (!r) throw new UserError(400, `volume ${JSON.stringify(m.name)} not found`);
       if (r.attached_to) throw conflict(`volume ${JSON.stringify(m.name)} is in use by sandbox ${JSON.stringify(this.view(r).attached_to ?? "(being made)")} (one sandbox at a time)`);
-      this.db.prepare("UPDATE volumes SET attached_to = ? WHERE id = ?").run(sandboxId, r.id);
+      if (engine === "ns" && r.vm_written) throw new UserError(400, `volume ${JSON.stringify(m.name)} was writable in a vm sandbox: the host does not mount a filesystem a guest kernel wrote, so it can be attached to vm sandboxes only`);
+      this.db.prepare("UPDATE volumes SET attached_to = ?, vm_written = vm_written OR ? WHERE id = ?").run(sandboxId, engine === "vm" && !m.ro ? 1 : 0, r.id);
       return { id: r.id, name: r.name, file: volumeFile(this.dataDir, r.id), path: m.path, ro: m.ro };
     });
   }

@@ -3,7 +3,7 @@
 // RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import type { Socket } from "node:net";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fchownSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
 import { qmp } from "./qmp.js";
@@ -246,6 +246,21 @@ export class VmEngine implements Engine {
 
 /** Moves a volume's files back to unshifted ids (as the guest sees them) if an ns sandbox left them shifted. */
 async function unshiftVolume(sb: string, file: string): Promise<void> {
+  // A volume whose last holder was killed has a journal to replay: a guest that
+  // attaches it read-only cannot, so the host does it first (e2fsck -p: replay, preen).
+  // A guest wrote this image: e2fsck reads it as nobody (never as root), through
+  // an fd we opened. Reopening /proc/self/fd/3 checks the inode's owner, so the
+  // image belongs to nobody meanwhile; its directory (0700 root) keeps others out.
+  const fd = openSync(file, "r+");
+  let fsck;
+  try {
+    fchownSync(fd, 65534, 65534);
+    fsck = await run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--", "e2fsck", "-p", "/proc/self/fd/3"], { allowFail: true, fds: [fd], timeoutMs: 120_000 });
+  } finally {
+    fchownSync(fd, 0, 0);
+    closeSync(fd);
+  }
+  if (fsck.code >= 4) throw new Error(`volume ${file}: e2fsck -p exited ${fsck.code}: ${fsck.stdout.trim().split("\n").pop() ?? ""}`);
   const from = volumeBase(file);
   if (from === 0) return;
   const mnt = join(sb, "vol-unshift");
