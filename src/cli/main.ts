@@ -14,6 +14,7 @@ import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
 import { volumeCommand } from "./commands/volume.js";
+import { snapshotCommand } from "./commands/snapshot.js";
 import { stopCommand, startCommand, pauseCommand, resumeCommand, keepHotCommand } from "./commands/lifecycle.js";
 
 type Command = (argv: string[]) => Promise<number>;
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
   file: fileCommand,
   stop: stopCommand, start: startCommand, pause: pauseCommand, resume: resumeCommand, "keep-hot": keepHotCommand,
   volume: volumeCommand,
+  snapshot: snapshotCommand,
 };
 
 const HELP = `bhatti — sandboxes with a write-only secret store
@@ -55,6 +57,7 @@ client commands (talk to the daemon's API):
   list | inspect SB | destroy SB                sandboxes
   stop|start|pause|resume SB | keep-hot SB on|off   lifecycle (docs/lifecycle.md)
   volume create NAME --size MB | list | delete NAME  persistent volumes (create --volume NAME:/path[:ro])
+  snapshot create SB [--name N] | list | delete N   filesystem snapshots (create --from SNAPSHOT|SB forks)
   exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
   file read|write|ls SB PATH                    files in a sandbox, as its user
   template create|list|delete                   presets with pre-configured secret names

@@ -10,6 +10,8 @@ export interface Sandbox {
 }
 /** issue 14: persistent per-user storage. */
 export interface Volume { name: string; size_mb: number; attached_to: string | null; created_at: string }
+/** issue 14: a filesystem snapshot. */
+export interface Snapshot { name: string; sandbox: string; engine: string; image: string; cpus: number; memory_mb: number; created_at: string }
 export interface CreateSandbox {
   name: string; cpus?: number; memory_mb?: number; env?: Record<string, string>; secrets?: string[];
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
@@ -17,6 +19,7 @@ export interface CreateSandbox {
   disk_mb?: number; // size limit of the writable layer, MiB
   keep_hot?: boolean; // never paused or stopped by the idle policy
   volumes?: (string | { name: string; path: string; ro?: boolean })[]; // "NAME:/path[:ro]"
+  from?: string; // fork: a snapshot's name, or a sandbox's (snapshotted now)
 }
 export interface ImageSummary {
   name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;
@@ -100,6 +103,9 @@ export class BhattiClient {
   createVolume(name: string, sizeMb: number): Promise<Volume> { return this.request("POST", "/volumes", { name, size_mb: sizeMb }); }
   listVolumes(): Promise<Volume[]> { return this.request("GET", "/volumes"); }
   deleteVolume(name: string): Promise<void> { return this.request("DELETE", `/volumes/${encodeURIComponent(name)}`); }
+  createSnapshot(ref: string, name?: string): Promise<Snapshot> { return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/snapshots`, name ? { name } : {}); }
+  listSnapshots(): Promise<Snapshot[]> { return this.request("GET", "/snapshots"); }
+  deleteSnapshot(name: string): Promise<void> { return this.request("DELETE", `/snapshots/${encodeURIComponent(name)}`); }
   setKeepHot(ref: string, keepHot: boolean): Promise<Sandbox> { return this.request("PUT", `/sandboxes/${encodeURIComponent(ref)}/keep-hot`, { keep_hot: keepHot }); }
 
   exec(ref: string, cmd: string[], opts: { cwd?: string; timeout_sec?: number; stdin?: string; max_output_bytes?: number } = {}): Promise<ExecResult> {

@@ -6,7 +6,9 @@
 // exist) are left as they are.
 import { lchownSync, lstatSync, opendirSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { UID_RANGE } from "./runtime.js";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { UID_RANGE, run } from "./runtime.js";
 
 export function reown(dir: string, from: number, to: number): number {
   if (from === to) return 0;
@@ -34,4 +36,15 @@ export function reown(dir: string, from: number, to: number): number {
     }
   }
   return n;
+}
+
+/**
+ * Copies a writable layer (an overlay upper dir: files, whiteouts, overlay
+ * xattrs, owners, modes, times) from src to dst (which must not exist), then
+ * moves its ids from range `from` to range `to`.
+ */
+export async function copyLayer(src: string, dst: string, from: number, to: number): Promise<void> {
+  mkdirSync(dirname(dst), { recursive: true, mode: 0o700 });
+  await run("cp", ["-a", "--reflink=auto", "--no-target-directory", src, dst], { timeoutMs: 600_000 });
+  reown(dst, from, to);
 }

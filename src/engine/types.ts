@@ -25,6 +25,8 @@ export interface CreateSpec {
   memoryMb: number;
   diskMb?: number; // size limit of the writable layer (unset: none beyond the host's disk)
   volumes?: EngineVolume[]; // mounted at every boot (create and start)
+  /** Fork (issue 14): start from a filesystem snapshot (a copy of a writable layer in dir/upper, its ids in the range at base). */
+  from?: { dir: string; base: number };
   // Holds plaintext secret values: keep it in memory, write it only into
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;
@@ -47,7 +49,7 @@ export interface Availability {
 }
 
 /** Lifecycle operations (issue 14) an engine may or may not support on this host. */
-export type LifecycleOp = "stop" | "start" | "pause" | "resume";
+export type LifecycleOp = "stop" | "start" | "pause" | "resume" | "snapshot";
 
 export interface Engine {
   readonly name: EngineName;
@@ -80,6 +82,12 @@ export interface Engine {
   /** Freezes every process of the sandbox in memory (warm); resume thaws them. */
   pause(id: string, state: EngineState): Promise<void>;
   resume(id: string, state: EngineState): Promise<void>;
+  /**
+   * Filesystem snapshot (issue 14): copies the sandbox's writable layer into
+   * dir/upper while its processes are frozen (a consistent copy). Returns the
+   * uid range base its ids are in (a fork re-owns them).
+   */
+  snapshot(id: string, state: EngineState, dir: string): Promise<{ base: number }>;
   /** Whether the sandbox is frozen (after a daemon restart: a paused sandbox stays paused). */
   paused(id: string, state: EngineState): Promise<boolean>;
   /** Stop and remove everything of a sandbox: processes, cgroups, mounts, loop devices, runtime and sandbox dirs. Idempotent. */

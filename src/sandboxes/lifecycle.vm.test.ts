@@ -38,6 +38,12 @@ test("[vm] pause stops the vCPUs and keeps memory; a request wakes it; a restart
     assert.equal(st.status, 400);
     assert.match(st.json.error, /vm engine: a vm sandbox's writable layer lives in guest memory/);
     assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "running", "a refused stop changes nothing");
+    const sn = await api(d, "POST", "/sandboxes/v/snapshots", { key: k, body: { name: "vs" } });
+    assert.equal(sn.status, 400);
+    assert.match(sn.json.error, /vm engine: a vm sandbox's files live in guest memory, so a snapshot needs a memory snapshot/);
+    const fk = await api(d, "POST", "/sandboxes", { key: k, body: { name: "vf", from: "v" } });
+    assert.equal(fk.status, 400);
+    assert.deepEqual((await api(d, "GET", "/snapshots", { key: k })).json, [], "nothing half-made is left");
 
     assert.equal((await api(d, "POST", "/sandboxes/v/pause", { key: k })).status, 200);
     assert.equal(await d.stop(), 0);

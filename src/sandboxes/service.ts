@@ -10,7 +10,7 @@ import type { SecretService } from "../secrets/service.js";
 import type { Keyring } from "../secrets/keyring.js";
 import type { User } from "../users/service.js";
 import type { AgentClient } from "../engine/agent-client.js";
-import type { EngineName, RunningSandbox } from "../engine/types.js";
+import type { EngineName, LifecycleOp, RunningSandbox } from "../engine/types.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
@@ -19,6 +19,7 @@ import { requireImage } from "./images.js";
 import { type BootConfig, type IdlePolicy, NO_IDLE, cannotNow, idleStep, parseBoot } from "./lifecycle.js";
 import type { AttachedVolume, VolumeService } from "../volumes/service.js";
 import { validateVolumeMounts } from "../volumes/validate.js";
+import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -99,6 +100,7 @@ export class SandboxService {
   }
 
   async create(user: User, body: Record<string, unknown>): Promise<{ sandbox: SandboxView; warnings: string[] }> {
+    if (body.from !== undefined && body.from !== null) return this.fork(user, body);
     const warnings: string[] = [];
     const name = validateName(body.name);
     const engine = this.engines.pick(body.engine);
@@ -246,7 +248,7 @@ export class SandboxService {
   }
 
   /** 400 naming the reason when the engine cannot do op for this sandbox on this host. */
-  private requireEngine(r: Row, op: "stop" | "start" | "pause" | "resume"): void {
+  private requireEngine(r: Row, op: LifecycleOp): void {
     const why = this.engines.get(r.engine).cannot(op, r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
     if (why) throw new UserError(400, `cannot ${op} sandbox ${JSON.stringify(r.name)}: ${why}`);
   }
@@ -462,6 +464,128 @@ export class SandboxService {
     const r = this.find(user, ref);
     this.db.prepare("UPDATE sandboxes SET keep_hot = ? WHERE id = ?").run(keepHot ? 1 : 0, r.id);
     return view(this.find(user, ref));
+  }
+
+  // ---- snapshots and fork (issue 14) ----
+
+  /** Filesystem snapshots; unset: snapshot and fork requests are refused. */
+  snapshots?: SnapshotService;
+
+  /** Snapshot of a sandbox's writable layer (frozen while copied). */
+  async snapshot(user: User, ref: string, body: Record<string, unknown>, internalName?: string): Promise<SnapshotView> {
+    if (!this.snapshots) throw new UserError(400, "snapshots are not available on this daemon");
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (!["running", "paused", "stopped"].includes(r0.status)) throw cannotNow(r0.name, "be snapshotted", r0.status);
+    this.requireEngine(r0, "snapshot");
+    const name = internalName ?? (body.name === undefined || body.name === null ? `${r0.name}-${new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-")}` : validateName(body.name, "snapshot name"));
+    const snaps = this.snapshots;
+    const { id, dir } = snaps.reserve(user, name);
+    try {
+      return await this.serial(r0.id, async () => {
+        const r = this.row(r0.id);
+        if (!r || !["running", "paused", "stopped"].includes(r.status)) throw cannotNow(r0.name, "be snapshotted", r?.status ?? "gone");
+        const state = this.live.get(r.id)?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+        let base: number;
+        try {
+          ({ base } = await this.engines.get(r.engine).snapshot(r.id, state, dir));
+        } catch (e) {
+          this.log(`sandbox ${r.id} (${r.name}): snapshot failed: ${(e as Error).message}`);
+          throw new UserError(500, `snapshot of sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
+        }
+        return snaps.record(user, {
+          id, name, sandbox: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb,
+          disk_mb: typeof state.diskMb === "number" ? state.diskMb : null, base, boot_encrypted: r.boot_encrypted, secret_names: r.secret_names,
+        });
+      });
+    } catch (e) {
+      await snaps.discard(id).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * create with `from`: a new sandbox (new id, name, token, hostname) whose
+   * writable layer is a copy of a snapshot's (by snapshot name) or of a
+   * sandbox's (by name or id: snapshotted now, frozen while copied). It takes
+   * the source's image, size, plain env and secret names; secret values are
+   * resolved again from the owner's store now, never copied.
+   * cpus, memory_mb, keep_hot and volumes may be given; nothing else.
+   */
+  async fork(user: User, body: Record<string, unknown>): Promise<{ sandbox: SandboxView; warnings: string[] }> {
+    if (!this.snapshots) throw new UserError(400, "snapshots are not available on this daemon");
+    const extra = ["template", "image", "env", "secrets", "files", "init", "disk_mb"].filter((k) => body[k] !== undefined && body[k] !== null);
+    if (extra.length) throw new UserError(400, `create with from takes the source's ${extra.join(", ")}: leave ${extra.length === 1 ? "it" : "them"} out`);
+    if (typeof body.from !== "string" || !body.from) throw new UserError(400, "from must be the name of a snapshot or of a sandbox");
+    const name = validateName(body.name);
+    if (body.keep_hot !== undefined && typeof body.keep_hot !== "boolean") throw new UserError(400, "keep_hot must be a boolean");
+    const volumeMounts = validateVolumeMounts(body.volumes);
+    if (volumeMounts.length && !this.volumes) throw new UserError(400, "volumes are not available on this daemon");
+
+    // The source: a recorded snapshot, else a sandbox snapshotted now into a temporary one.
+    let snap = this.snapshots.get(user, body.from);
+    let temp: string | undefined;
+    if (!snap) {
+      const src = this.byRef.get(user.id, body.from, body.from) as Row | undefined;
+      if (!src) throw notFound(`no snapshot or sandbox named ${JSON.stringify(body.from)}`);
+      const tmpName = `.fork-${randomBytes(6).toString("hex")}`;
+      await this.snapshot(user, src.id, {}, tmpName); // a name no user can give: never clashes, never listed
+      snap = this.snapshots.get(user, tmpName)!;
+      temp = tmpName;
+    }
+    try {
+      const engine = this.engines.pick(body.engine ?? snap.engine);
+      if (engine.name !== snap.engine) throw new UserError(400, `snapshot ${JSON.stringify(body.from)} is of engine ${snap.engine}; a fork runs on the same engine`);
+      requireImage(this.engines.env.imagesDir, snap.image);
+      const cpus = body.cpus !== undefined ? validateCpus(body.cpus) : snap.cpus;
+      const memory_mb = body.memory_mb !== undefined ? validateMemory(body.memory_mb) : snap.memory_mb;
+      const boot: BootConfig = snap.boot_encrypted ? parseBoot(await this.keyring.decrypt(snap.boot_encrypted)) : { env: {} };
+      const secretNames = JSON.parse(snap.secret_names) as string[];
+      const plain = await this.secrets.resolveForSandbox(user, secretNames);
+      const id = "sb" + randomBytes(8).toString("hex");
+      const token = randomBytes(32).toString("hex");
+      let attached: AttachedVolume[] = [];
+      this.db.transaction(() => {
+        const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number };
+        if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
+        if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
+        if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
+        if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
+        this.admission?.check(this.db, cpus, memory_mb);
+        this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, keep_hot)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'creating', ?, ?)`)
+          .run(id, user.id, name, engine.name, snap!.image, cpus, memory_mb, JSON.stringify(Object.keys(boot.env).sort()), snap!.secret_names, new Date().toISOString(), body.keep_hot === true ? 1 : 0);
+        if (volumeMounts.length) {
+          attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
+          this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
+        }
+      }).immediate();
+      const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+      plain.clear();
+      const tokenBlob = this.keyring.encrypt(token);
+      let running: RunningSandbox;
+      try {
+        running = await engine.create({
+          id, name, image: snap.image, cpus, memoryMb: memory_mb, ...(snap.disk_mb ? { diskMb: snap.disk_mb } : {}),
+          ...(attached.length ? { volumes: attached } : {}), from: { dir: this.snapshots.dir(snap.id), base: snap.base }, config,
+        });
+      } catch (e) {
+        this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+        this.volumes?.release(id);
+        this.log(`sandbox ${id} (fork of ${snap.sandbox}) failed to start on ${engine.name}: ${(e as Error).message}`);
+        throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
+      } finally {
+        config.env = {};
+      }
+      this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, boot_encrypted = ? WHERE id = ?")
+        .run(JSON.stringify(running.state), await tokenBlob, snap.boot_encrypted, id);
+      this.attach(running);
+      this.touch(id);
+      recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, from: temp ? snap.sandbox : snap.name });
+      return { sandbox: view(this.row(id)!), warnings: [] };
+    } finally {
+      if (temp) await this.snapshots.delete(user, temp).catch(() => {});
+    }
   }
 
   /**

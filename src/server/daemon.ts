@@ -20,6 +20,8 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { lifecycleRoutes } from "./routes/lifecycle.js";
 import { volumeRoutes } from "./routes/volumes.js";
 import { VolumeService } from "../volumes/service.js";
+import { snapshotRoutes } from "./routes/snapshots.js";
+import { SnapshotService } from "../snapshots/service.js";
 import { imageRoutes } from "./routes/images.js";
 import { execWebSocket } from "./ws.js";
 import { runtimeDirFor } from "../util/paths.js";
@@ -131,6 +133,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     lifecycleRoutes(app.router, sandboxes);
     sandboxes.volumes = new VolumeService(db, dataDir);
     volumeRoutes(app.router, sandboxes.volumes);
+    sandboxes.snapshots = new SnapshotService(db, dataDir);
+    snapshotRoutes(app.router, sandboxes, sandboxes.snapshots);
     imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();

@@ -9,7 +9,8 @@ export type EventType =
   | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
   | "template.created" | "template.deleted"
   // life (issue 14)
-  | "sandbox.stopped" | "sandbox.started" | "sandbox.paused" | "sandbox.resumed" | "volume.created" | "volume.deleted";
+  | "sandbox.stopped" | "sandbox.started" | "sandbox.paused" | "sandbox.resumed" | "volume.created" | "volume.deleted"
+  | "snapshot.created" | "snapshot.deleted";
 
 export function recordEvent(db: DB, type: EventType, userName: string | null, subject: string | null, detail?: Record<string, unknown>): void {
   db.prepare("INSERT INTO events (at, type, user_name, subject, detail) VALUES (?, ?, ?, ?, ?)")

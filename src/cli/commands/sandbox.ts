@@ -5,7 +5,7 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import type { CreateSandbox } from "../../client/index.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--keep-hot] [--volume NAME:/path[:ro]]... [--json]";
+const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--keep-hot] [--volume NAME:/path[:ro]]... [--from SNAPSHOT|SB] [--json]";
 
 export const SPEC_OPTIONS = {
   name: { type: "string" },
@@ -33,7 +33,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" }, "keep-hot": { type: "boolean" }, volume: { type: "string", multiple: true } }, { usage: CREATE_USAGE });
+  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" }, "keep-hot": { type: "boolean" }, volume: { type: "string", multiple: true }, from: { type: "string" } }, { usage: CREATE_USAGE });
   if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
   const spec: CreateSandbox = {
     name: values.name,
@@ -49,6 +49,7 @@ export async function createCommand(argv: string[]): Promise<number> {
     ...(values.engine ? { engine: values.engine } : {}),
     ...(values["keep-hot"] ? { keep_hot: true } : {}),
     ...(values.volume ? { volumes: values.volume } : {}),
+    ...(values.from ? { from: values.from } : {}),
   };
   const sb = await clientFrom(values).createSandbox(spec);
   for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);

@@ -18,7 +18,7 @@ import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
 import { mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
 import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
-import { reown } from "../reown.js";
+import { copyLayer, reown } from "../reown.js";
 import { mountVolumes, unmountVolumes } from "./volumes.js";
 
 export interface NsState extends EngineState {
@@ -90,6 +90,8 @@ export class NsEngine implements Engine {
       // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
       const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
       if (spec.diskMb) state.diskMb = spec.diskMb;
+      // Fork: the snapshot's writable layer, moved into this sandbox's uid range.
+      if (spec.from) await this.timed("fork copy", () => copyLayer(join(spec.from!.dir, "upper"), join(layer, "upper"), spec.from!.base, base));
       return await this.boot(spec, state, layer);
     } catch (e) {
       await this.destroy(spec.id, state).catch(() => {});
@@ -194,6 +196,22 @@ export class NsEngine implements Engine {
       await this.teardown(spec.id, next, true).catch(() => {});
       throw e;
     }
+  }
+
+  async snapshot(id: string, state: EngineState, dir: string): Promise<{ base: number }> {
+    const p = nsPaths(this.env, id);
+    const st = state as NsState;
+    const layer = st.diskMb ? join(p.data, "disk") : p.data;
+    if (!existsSync(join(layer, "upper"))) throw new Error(`sandbox ${id} has no writable layer to snapshot (a stopped disk_mb sandbox: start it first)`);
+    // Frozen while copied (unless stopped or already paused): a consistent copy.
+    const running = typeof st.cgroup === "string" && st.pid > 0 && !isFrozen(st.cgroup) && (await this.alive(id, state));
+    if (running) await freeze(st.cgroup!);
+    try {
+      await copyLayer(join(layer, "upper"), join(dir, "upper"), st.base, st.base);
+    } finally {
+      if (running) await thaw(st.cgroup!);
+    }
+    return { base: st.base };
   }
 
   async pause(_id: string, state: EngineState): Promise<void> {

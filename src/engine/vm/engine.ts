@@ -69,6 +69,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) throw new Error(`image ${spec.image} is not built for the vm engine (no ${f}); run: bhatti image build`);
     }
     if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} already exists`);
+    if (spec.from) throw new Error(`vm engine: ${this.cannot("snapshot", spec.id, {})}`);
 
     const state: VmState = { pid: 0, accel: avail.accel, image: spec.image };
     let drive: Drive | undefined;
@@ -155,6 +156,9 @@ export class VmEngine implements Engine {
     if (op === "stop" || op === "start") {
       return "vm engine: a vm sandbox's writable layer lives in guest memory (a tmpfs overlay), so stopping it would lose its files, and memory snapshots (QEMU migration to a file) are not implemented yet; use pause/resume";
     }
+    if (op === "snapshot") {
+      return "vm engine: a vm sandbox's files live in guest memory, so a snapshot needs a memory snapshot (QEMU migration to a file), which is not implemented yet";
+    }
     if (!existsSync(vmPaths(this.env, id).qmp)) return "vm engine: the sandbox was created before pause support (its QEMU has no control socket); recreate it to pause it";
     return null;
   }
@@ -165,6 +169,10 @@ export class VmEngine implements Engine {
 
   async start(spec: CreateSpec, _state: EngineState): Promise<RunningSandbox> {
     throw new Error(`sandbox ${spec.id}: ${this.cannot("start", spec.id, {})}`);
+  }
+
+  async snapshot(id: string, _state: EngineState, _dir: string): Promise<{ base: number }> {
+    throw new Error(`sandbox ${id}: ${this.cannot("snapshot", id, {})}`);
   }
 
   /** Stops the VM's vCPUs (QMP `stop`): guest memory stays, nothing runs. */
