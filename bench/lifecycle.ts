@@ -1,7 +1,8 @@
 // bench/lifecycle: pause, resume (warm wake), stop, start (cold wake) through the
 // real daemon's HTTP API, per engine, beside the create time of the same run.
 // Run: bench/lifecycle [--engine ns|vm|both] [--runs N]   (build first: npm run build)
-// Snapshot, restore and fork are not implemented (see docs/lifecycle.md): no rows.
+// ns also: snapshot, restore (create from a snapshot) and fork (create from a running
+// sandbox). vm: pause/resume only (see docs/lifecycle.md).
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { rmSync } from "node:fs";
@@ -70,6 +71,18 @@ async function benchEngine(engine: "ns" | "vm", runs: number): Promise<void> {
         add("start (cold wake)", await timed(() => must(a, "POST", `/sandboxes/${n}/start`, 200)));
         await must(a, "POST", `/sandboxes/${n}/stop`, 200);
         add("start + exec true", await timed(async () => { await must(a, "POST", `/sandboxes/${n}/start`, 200); await execTrue(a, n); }));
+      }
+      // Snapshot and fork (restore = a fork from a snapshot): one slot is freed for the forks.
+      await must(a, "DELETE", `/sandboxes/${names.pop()}`, 204);
+      const src = names[0];
+      await must(a, "POST", `/sandboxes/${src}/exec`, 200, { cmd: ["/bin/sh", "-c", "head -c 8388608 /dev/urandom > /home/lohar/blob"] });
+      for (let i = 0; i < runs; i++) {
+        add("snapshot (8 MiB written)", await timed(() => must(a, "POST", `/sandboxes/${src}/snapshots`, 201, { name: `s${i}` })));
+        add("restore (create from snapshot)", await timed(() => must(a, "POST", "/sandboxes", 201, { name: "f", from: `s${i}` })));
+        await must(a, "DELETE", "/sandboxes/f", 204);
+        add("fork (create from a running sandbox)", await timed(() => must(a, "POST", "/sandboxes", 201, { name: "f", from: src })));
+        await must(a, "DELETE", "/sandboxes/f", 204);
+        await must(a, "DELETE", `/snapshots/s${i}`, 204);
       }
     }
     const ref = "create (→ running)";
