@@ -12,6 +12,8 @@ export interface EngineEnv {
   imagesDir: string; // <data_dir>/images
   /** This daemon instance's id (state.db meta instance_id): scopes host-global names (cgroups) to it. */
   instance?: string;
+  /** The daemon's age public key: memory snapshots are encrypted to it (issue 14); <dataDir>/age.key decrypts them. */
+  ageRecipient?: string;
 }
 
 /** A volume the sandbox holds (issue 14): an ext4 image mounted at path inside. */
@@ -53,6 +55,8 @@ export type LifecycleOp = "stop" | "start" | "pause" | "resume" | "snapshot";
 
 export interface Engine {
   readonly name: EngineName;
+  /** start() restores the sandbox's memory (its env, secrets and agent token as they were) instead of booting it. */
+  readonly restoresMemory?: boolean;
   /** Can this engine run on this host? Cached after the first probe. */
   available(): Promise<Availability>;
   /** Boot a sandbox. Resolves once lohar has consumed the config drive and the drive is gone (unmounted, detached, deleted). */

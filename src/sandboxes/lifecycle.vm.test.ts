@@ -3,7 +3,9 @@
 // daemon restart keeping it paused, and stop/start refused with the reason.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { scanTree } from "../testing/scan.js";
+import { runtimeDirFor } from "../util/paths.js";
 import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
 import { sh, IMAGES_DIR, RECOVERED, removeLeftovers, waitForOutput } from "../testing/sandbox-api.js";
 
@@ -11,12 +13,13 @@ const start = (dataDir?: string) => startDaemon({ dataDir, args: ["--engine", "v
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuTicks = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" "); return Number(f[11]) + Number(f[12]); };
 
-test("[vm] pause stops the vCPUs and keeps memory; a request wakes it; a restart keeps it paused; stop is refused with its reason", { timeout: 300_000 }, async () => {
+test("[vm] pause stops the vCPUs; a request wakes it; stop saves memory age-encrypted and start restores it; a restart keeps it paused", { timeout: 300_000 }, async () => {
   let d: Daemon = await start();
   const dataDir = d.dataDir;
   const k = createUser(dataDir, "vera");
   try {
-    const c = await api(d, "POST", "/sandboxes", { key: k, body: { name: "v" } });
+    assert.equal((await api(d, "POST", "/secrets", { key: k, body: { name: "S", value: "vm-secret-value-91c" } })).status, 201);
+    const c = await api(d, "POST", "/sandboxes", { key: k, body: { name: "v", secrets: ["S"] } });
     assert.equal(c.status, 201, c.text);
     await sh(d, k, "v", "echo in-ram > /home/lohar/f");
     const pa = await api(d, "POST", "/sandboxes/v/pause", { key: k });
@@ -34,10 +37,25 @@ test("[vm] pause stops the vCPUs and keeps memory; a request wakes it; a restart
     assert.equal((await sh(d, k, "v", "cat /home/lohar/f")).stdout, "in-ram\n");
     assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "running");
 
+    // Cold: the VM's memory goes to an age-encrypted file and QEMU ends; start restores it.
+    await sh(d, k, "v", "echo memory-marker-4f2a > /home/lohar/m");
     const st = await api(d, "POST", "/sandboxes/v/stop", { key: k });
-    assert.equal(st.status, 400);
-    assert.match(st.json.error, /vm engine: a vm sandbox's writable layer lives in guest memory/);
-    assert.equal((await api(d, "GET", "/sandboxes/v", { key: k })).json.status, "running", "a refused stop changes nothing");
+    assert.equal(st.status, 200, st.text);
+    assert.equal(st.json.status, "stopped");
+    let gone = false;
+    for (let i = 0; i < 50 && !gone; i++) { try { process.kill(pid, 0); await sleep(100); } catch { gone = true; } }
+    assert.ok(gone, "QEMU has ended: its memory is released");
+    const memFile = readdirSync(`${dataDir}/sandboxes`).map((x) => `${dataDir}/sandboxes/${x}/memory.age`).find((f) => existsSync(f));
+    assert.ok(memFile, "a memory snapshot exists");
+    assert.equal(readFileSync(memFile).subarray(0, 21).toString(), "age-encryption.org/v1", "it is age-encrypted");
+    for (const v of ["vm-secret-value-91c", "memory-marker-4f2a"]) {
+      assert.deepEqual([...scanTree(dataDir, v), ...scanTree(runtimeDirFor(dataDir), v)], [], `no plaintext of ${v} on disk`);
+    }
+    assert.equal((await api(d, "POST", "/sandboxes/v/exec", { key: k, body: { cmd: ["true"] } })).status, 409, "a user's stop is not undone by a request");
+    const sa = await api(d, "POST", "/sandboxes/v/start", { key: k });
+    assert.equal(sa.status, 200, sa.text);
+    assert.equal((await sh(d, k, "v", 'cat /home/lohar/f /home/lohar/m; echo "$S"')).stdout, "in-ram\nmemory-marker-4f2a\nvm-secret-value-91c\n");
+    assert.ok(!existsSync(memFile), "the spent snapshot is removed");
     const sn = await api(d, "POST", "/sandboxes/v/snapshots", { key: k, body: { name: "vs" } });
     assert.equal(sn.status, 400);
     assert.match(sn.json.error, /vm engine: a vm sandbox's files live in guest memory, so a snapshot needs a memory snapshot/);

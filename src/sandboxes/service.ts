@@ -294,6 +294,7 @@ export class SandboxService {
 
   private async doStop(r: Row, idle: "cold" | null): Promise<void> {
     if (r.status !== "running" && r.status !== "paused" && r.status !== "unreachable") throw cannotNow(r.name, "stop", r.status);
+    await this.flushVolumes(r); // vm: the guest's dirty pages reach its volumes before its memory is put away
     if (!this.setStatus(r.id, r.status, "stopping")) throw cannotNow(r.name, "stop", this.row(r.id)?.status ?? "gone");
     const s = this.live.get(r.id);
     this.live.delete(r.id);
@@ -342,11 +343,12 @@ export class SandboxService {
       this.admission?.check(this.db, r.cpus, r.memory_mb);
       if (!this.setStatus(r.id, "stopped", "starting")) throw cannotNow(r.name, "start", this.row(r.id)?.status ?? "gone");
     }).immediate();
-    const token = randomBytes(32).toString("hex");
-    const config: ConfigDrive = { sandbox_id: r.id, hostname: r.name, token, env: { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+    const engine = this.engines.get(r.engine);
+    // An engine that restores memory (vm) brings back the guest's env and agent token as they were.
+    const token = engine.restoresMemory && r.token_encrypted ? await this.keyring.decrypt(r.token_encrypted) : randomBytes(32).toString("hex");
+    const config: ConfigDrive = { sandbox_id: r.id, hostname: r.name, token, env: engine.restoresMemory ? {} : { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token);
-    const engine = this.engines.get(r.engine);
     const state = r.engine_state ? JSON.parse(r.engine_state) : {};
     let running: RunningSandbox;
     try {

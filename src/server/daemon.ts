@@ -117,7 +117,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     }
     if (foreign) log(`runtime dir ${runtimeDir} holds sandboxes of another bhatti instance (${foreign}), not of this state.db: they are left alone`);
     cleanUpAfterDeadDaemons(runtimeDir, log);
-    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id }, opts.engine);
+    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id, ageRecipient: keyring.recipient }, opts.engine);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db, paths.images, opts.image);

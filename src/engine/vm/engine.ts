@@ -3,7 +3,8 @@
 // RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import type { Socket } from "node:net";
-import { closeSync, fchownSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fchownSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { finishRestore, incomingArgs, saveMemory } from "./memsnap.js";
 import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
 import { qmp } from "./qmp.js";
@@ -21,6 +22,8 @@ export interface VmState extends EngineState {
   pid: number;
   accel: Accel;
   image: string;
+  configSize?: number; // bytes of the config drive (a restore attaches a blank one of this size)
+  memory?: string; // while stopped: the age-encrypted memory snapshot
 }
 
 export interface VmOptions {
@@ -33,6 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class VmEngine implements Engine {
   readonly name = "vm" as const;
+  readonly restoresMemory = true;
   private availability?: Promise<Availability>;
   private runtimeReady?: Promise<void>;
 
@@ -82,6 +86,7 @@ export class VmEngine implements Engine {
       for (const v of volumes) await unshiftVolume(p.sb, v.file);
       if (volumes.length) spec.config.volumes = volumes.map((v) => ({ serial: v.serial, path: v.path, ro: v.ro }));
       drive = await buildConfigDrive(p.sb, spec.config);
+      state.configSize = fstatSync(drive.fd).size;
       const args = qemuArgs({ volumes,
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
@@ -153,9 +158,10 @@ export class VmEngine implements Engine {
   }
 
   cannot(op: LifecycleOp, id: string, _state: EngineState): string | null {
-    if (op === "stop" || op === "start") {
-      return "vm engine: a vm sandbox's writable layer lives in guest memory (a tmpfs overlay), so stopping it would lose its files, and memory snapshots (QEMU migration to a file) are not implemented yet; use pause/resume";
+    if ((op === "stop" || op === "start") && !this.env.ageRecipient) {
+      return "vm engine: stopping a VM keeps its memory in an encrypted snapshot, and this engine was given no daemon key to encrypt it with";
     }
+    if (op === "start") return null;
     if (op === "snapshot") {
       return "vm engine: a vm sandbox's files live in guest memory, so a snapshot needs a memory snapshot (QEMU migration to a file), which is not implemented yet";
     }
@@ -163,12 +169,72 @@ export class VmEngine implements Engine {
     return null;
   }
 
-  async stop(id: string, _state: EngineState): Promise<EngineState> {
-    throw new Error(`sandbox ${id}: ${this.cannot("stop", id, {})}`);
+  /**
+   * Cold: the VM's state (its memory: the writable layer lives there) goes to
+   * <data>/sandboxes/<id>/memory.age, encrypted by age on its way out; QEMU
+   * then ends and its runtime dir goes. Idempotent.
+   */
+  async stop(id: string, state: EngineState): Promise<EngineState> {
+    const why = this.cannot("stop", id, state);
+    const st = state as VmState;
+    const p = vmPaths(this.env, id);
+    const file = join(p.data, "memory.age");
+    if (!isOurQemu(Number(st.pid), id, p.socket)) {
+      if (st.memory && existsSync(st.memory)) return { ...st, pid: 0 }; // already stopped
+      throw new Error(`sandbox ${id}: its QEMU is gone, nothing to keep`);
+    }
+    if (why) throw new Error(`sandbox ${id}: ${why}`);
+    mkdirSync(p.data, { recursive: true, mode: 0o700 });
+    rmSync(file, { force: true });
+    await saveMemory(p.qmp, file, this.env.ageRecipient!);
+    await stopProcess(Number(st.pid));
+    rmSync(p.sb, { recursive: true, force: true });
+    return { ...st, pid: 0, memory: file };
   }
 
-  async start(spec: CreateSpec, _state: EngineState): Promise<RunningSandbox> {
-    throw new Error(`sandbox ${spec.id}: ${this.cannot("start", spec.id, {})}`);
+  /** Restores a stopped VM from its memory snapshot (spec.config is not used: the guest's memory holds its env and token). */
+  async start(spec: CreateSpec, state: EngineState): Promise<RunningSandbox> {
+    const avail = await this.available();
+    if (!avail.ok || !avail.accel) throw new Error(`vm engine unavailable: ${avail.reason}`);
+    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir);
+    await this.runtimeReady;
+    const st = state as VmState;
+    const p = vmPaths(this.env, spec.id);
+    const img = imagePaths(this.env, spec.image);
+    if (!st.memory || !existsSync(st.memory)) throw new Error(`sandbox ${spec.id} has no memory snapshot to start from`);
+    if (st.accel !== avail.accel) throw new Error(`sandbox ${spec.id} was stopped under ${st.accel} and this host now runs ${avail.accel}`);
+    if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} is still running (its runtime dir exists)`);
+    const next: VmState = { ...st, pid: 0 };
+    mkdirSync(p.sb, { recursive: true, mode: 0o700 });
+    // The same machine as at create: a blank drive where the config drive was (the guest no longer reads it).
+    const blank = join(p.sb, "blank.img");
+    const fd = openSync(blank, "w+", 0o600);
+    try {
+      ftruncateSync(fd, st.configSize ?? 4 << 20);
+      unlinkSync(blank);
+      const volumes = (spec.volumes ?? []).map((v, i) => ({ file: v.file, serial: `bhatti-vol${i}`, ro: v.ro }));
+      const args = [...qemuArgs({
+        volumes, id: spec.id, accel: st.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
+        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
+      }), ...incomingArgs(st.memory, join(this.env.dataDir, "age.key"))];
+      const qemu = spawnQemu(args, p.qemuLog, fd);
+      next.pid = qemu.pid;
+      let died: string | null = null;
+      void qemu.exited.then((why) => { died = why; });
+      await finishRestore(p.qmp, this.opts.bootTimeoutMs ?? 120_000).catch((e: Error) => { throw new Error(`${died ? `QEMU ${died}: ` : ""}${e.message}${tails(p)}`); });
+      const agent = await this.reconnect(p, spec.config.token, qemu.pid);
+      if (!agent) throw new Error(`the restored VM's agent does not answer${tails(p)}`);
+      rmSync(st.memory, { force: true }); // live again: the snapshot is spent
+      delete next.memory;
+      return { id: spec.id, engine: "vm", state: next, agent };
+    } catch (e) {
+      if (next.pid) await stopProcess(next.pid).catch(() => {});
+      rmSync(p.sb, { recursive: true, force: true });
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async snapshot(id: string, _state: EngineState, _dir: string): Promise<{ base: number }> {
