@@ -64,14 +64,16 @@ async function benchEngine(engine: "ns" | "vm", runs: number): Promise<void> {
       await must(a, "POST", `/sandboxes/${n0}/pause`, 200);
       add("exec true from paused (wake on exec)", await timed(() => execTrue(a, n0)));
     }
+    // vm: a stop writes the VM's memory (age-encrypted) and a start restores it: fewer rounds under TCG.
+    const cycles = engine === "vm" ? Math.min(runs, 3) : runs;
+    for (let i = 0; i < cycles; i++) {
+      const n = names[i % names.length];
+      add("stop", await timed(() => must(a, "POST", `/sandboxes/${n}/stop`, 200)));
+      add("start (cold wake)", await timed(() => must(a, "POST", `/sandboxes/${n}/start`, 200)));
+      await must(a, "POST", `/sandboxes/${n}/stop`, 200);
+      add("start + exec true", await timed(async () => { await must(a, "POST", `/sandboxes/${n}/start`, 200); await execTrue(a, n); }));
+    }
     if (engine === "ns") {
-      for (let i = 0; i < runs; i++) {
-        const n = names[i % names.length];
-        add("stop", await timed(() => must(a, "POST", `/sandboxes/${n}/stop`, 200)));
-        add("start (cold wake)", await timed(() => must(a, "POST", `/sandboxes/${n}/start`, 200)));
-        await must(a, "POST", `/sandboxes/${n}/stop`, 200);
-        add("start + exec true", await timed(async () => { await must(a, "POST", `/sandboxes/${n}/start`, 200); await execTrue(a, n); }));
-      }
       // Snapshot and fork (restore = a fork from a snapshot): one slot is freed for the forks.
       await must(a, "DELETE", `/sandboxes/${names.pop()}`, 204);
       const src = names[0];
@@ -90,7 +92,7 @@ async function benchEngine(engine: "ns" | "vm", runs: number): Promise<void> {
       name, samples: s.sort((x, y) => x - y),
       ...(name === ref ? {} : { ref: name.startsWith("exec true from") ? "exec true (running)" : ref }),
       ...(name === "resume (warm wake)" && engine === "ns" ? { target: "≤ 5 ms" } : {}),
-      ...(name === "start (cold wake)" && engine === "ns" ? { target: "≤ create" } : {}),
+      ...(name === "start (cold wake)" ? { target: engine === "ns" ? "≤ create" : "≤ 0.5× create" } : {}),
     }));
     printTable(`lifecycle, engine ${engine} (${machine()})`, out);
   } finally {
