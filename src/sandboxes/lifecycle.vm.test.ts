@@ -77,3 +77,30 @@ test("[vm] pause stops the vCPUs; a request wakes it; stop saves memory age-encr
     await removeLeftovers((dir) => start(dir), dataDir, k, cleanup);
   }
 });
+
+test("[vm] idle policy: warm (vCPUs stopped), then cold (memory saved), a request wakes it from either", { timeout: 300_000 }, async () => {
+  const d = await startDaemon({ args: ["--engine", "vm", "--rate-limit", "0", "--idle-warm-seconds", "1", "--idle-cold-minutes", "0.15"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+  const k = createUser(d.dataDir, "ivy");
+  const status = async () => (await api(d, "GET", "/sandboxes/iv", { key: k })).json.status as string;
+  const until = async (want: string, ms: number) => {
+    const deadline = Date.now() + ms;
+    while ((await status()) !== want) {
+      if (Date.now() > deadline) throw new Error(`not ${want} within ${ms} ms (${await status()})`);
+      await sleep(200);
+    }
+  };
+  try {
+    assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "iv" } })).status, 201);
+    await sh(d, k, "iv", "echo idle-vm > /home/lohar/z");
+    await until("paused", 10_000);
+    assert.equal((await sh(d, k, "iv", "cat /home/lohar/z")).stdout, "idle-vm\n", "wake on exec from warm");
+    await until("stopped", 60_000);
+    assert.equal((await api(d, "GET", "/sandboxes/iv", { key: k })).json.idle, "cold");
+    assert.equal((await sh(d, k, "iv", "cat /home/lohar/z")).stdout, "idle-vm\n", "wake on exec from cold (memory restored)");
+    assert.equal(await status(), "running");
+    assert.equal((await api(d, "DELETE", "/sandboxes/iv", { key: k })).status, 204);
+  } finally {
+    await d.stop();
+    cleanup(d.dataDir);
+  }
+});
