@@ -237,6 +237,14 @@ export class SandboxService {
     this.lastActive.set(id, Date.now());
   }
 
+  /**
+   * Hook for traffic that does not go through ready() (port proxy, attached
+   * sessions): counts as activity, so the idle policy leaves the sandbox hot.
+   */
+  markActive(sandboxId: string): void {
+    this.touch(sandboxId);
+  }
+
   /** Runs f after any lifecycle step already under way for this sandbox. */
   private serial<T>(id: string, f: () => Promise<T>): Promise<T> {
     const prev = this.transitions.get(id) ?? Promise.resolve();
