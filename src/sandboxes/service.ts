@@ -654,6 +654,9 @@ export class SandboxService {
           sum[outcome]++;
         }),
       ]);
+      // Rolled-back creates and finished deletes remove their writable layers in the
+      // background: wait for them, so "recovered" means nothing of them is left.
+      await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch(() => {})));
     } finally {
       for (const r of toReattach) this.pending.delete(r.id);
     }
