@@ -1,9 +1,9 @@
 // Boot: read the config drive, take the drive away, apply files and hostname,
 // start the optional init command. Returns what lohar keeps in memory.
-import { mkdirSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname as currentHostname } from "node:os";
 import { spawn } from "node:child_process";
-import { GUEST } from "../protocol/agent.js";
+import { GUEST, type ConfigVolume } from "../protocol/agent.js";
 import type { Args } from "./args.js";
 import { readConfig, writeConfigFile } from "./config.js";
 import { mountSecretsDir, writeSecretFiles } from "./secret-files.js";
@@ -56,8 +56,40 @@ export async function boot(args: Args): Promise<Sandbox> {
     }
   }
   await Promise.all([unmounted, named]);
+  if (args.vm && Array.isArray(c.volumes)) await mountVolumes(c.volumes);
   if (c.init) startInit(c.init, sandbox.env);
   return sandbox;
+}
+
+/**
+ * life (issue 14), vm: mounts each volume disk (found by its virtio serial in
+ * /sys/block) at its path. A volume that cannot be mounted is logged and
+ * skipped: the sandbox still boots (its path is then an empty directory).
+ */
+async function mountVolumes(vols: ConfigVolume[]): Promise<void> {
+  const serials = new Map<string, string>();
+  try {
+    for (const dev of readdirSync("/sys/block")) {
+      try { serials.set(readFileSync(`/sys/block/${dev}/serial`, "utf8").trim(), dev); } catch { /* no serial */ }
+    }
+  } catch { /* no sysfs */ }
+  for (const v of vols) {
+    if (!v || typeof v.serial !== "string" || !/^[a-z0-9-]{1,20}$/.test(v.serial) || typeof v.path !== "string" || !v.path.startsWith("/") || v.path.includes("\0")) {
+      log("volume entry malformed, skipped");
+      continue;
+    }
+    const dev = serials.get(v.serial);
+    if (!dev) {
+      log(`volume disk ${v.serial} not found`);
+      continue;
+    }
+    try {
+      mkdirSync(v.path, { recursive: true });
+      await run("/bin/mount", ["-t", "ext4", "-o", v.ro === true ? "ro,nosuid,nodev" : "nosuid,nodev", `/dev/${dev}`, v.path]);
+    } catch (e) {
+      log(`volume ${v.serial} not mounted at ${JSON.stringify(v.path)}: ${errText(e)}`);
+    }
+  }
 }
 
 /** Real root (vm) can write the UTS name directly; a user-namespace root (ns) cannot, so fall back to busybox. */

@@ -21,6 +21,9 @@ export const CreateSandboxRequest = Type.Object({
   secrets: Type.Optional(Type.Union([SecretRefs, Type.Null()], { errorMessage: "secrets must be an array of secret names or {name, path, mode} objects" })),
   redact: Type.Optional(Type.Boolean({ errorMessage: "redact must be true or false", description: "replace this sandbox's secret values in all exec output with [REDACTED:NAME]" })),
   files: Type.Optional(Type.Union([Type.Array(ConfigFileSpec), Type.Null()], { errorMessage: "files must be an array of {path, content, mode}" })),
+  keep_hot: Type.Optional(Type.Boolean({ errorMessage: "keep_hot must be true or false", description: "never paused or stopped by the idle policy" })),
+  volumes: Type.Optional(Type.Array(Type.Union([Type.String(), Type.Object({ name: Type.String(), path: Type.String(), ro: Type.Optional(Type.Boolean()) })]), { errorMessage: "volumes must be an array of NAME:/path[:ro] or {name, path, ro}" })),
+  from: Type.Optional(Type.String({ minLength: 1, errorMessage: "from must be a snapshot or sandbox name", description: "fork: a snapshot's name, or a sandbox's (snapshotted now)" })),
   init: Type.Optional(Type.Union([Type.String({ maxLength: 65536, pattern: "^[^\\u0000]*$" }), Type.Null()], { errorMessage: "init must be a string without NUL, at most 65536 characters" })),
 }, { $id: "CreateSandboxRequest" });
 export type CreateSandboxRequest = Static<typeof CreateSandboxRequest>;
@@ -33,12 +36,15 @@ export const Sandbox = Type.Object({
   cpus: Type.Integer(),
   memory_mb: Type.Integer(),
   disk_mb: Type.Union([Type.Integer(), Type.Null()], { description: "writable-layer limit, MiB (null: made before limits existed)" }),
-  status: Type.Union(["creating", "running", "unreachable", "dead", "deleting", "lost"].map((s) => Type.Literal(s))),
+  status: Type.Union(["creating", "running", "unreachable", "dead", "deleting", "lost", "paused", "stopping", "stopped", "starting"].map((s) => Type.Literal(s))),
   env: Type.Array(Type.String(), { description: "names only" }),
   secrets: Type.Array(Type.String(), { description: "names only" }),
   secret_files: Type.Array(SecretFile, { description: "secrets delivered as files (names, paths, modes; never values)" }),
   secret_versions: Type.Record(Type.String(), Type.Integer(), { description: "the version of each secret the sandbox received" }),
   redact: Type.Boolean(),
+  keep_hot: Type.Boolean(),
+  idle: Type.Union([Type.Literal("warm"), Type.Literal("cold"), Type.Null()], { description: "set when the idle policy (not a user) paused or stopped it" }),
+  volumes: Type.Array(Type.Object({ name: Type.String(), path: Type.String(), ro: Type.Boolean() })),
   template_id: Type.Union([Type.String(), Type.Null()]),
   created_at: Timestamp,
 }, { $id: "Sandbox" });

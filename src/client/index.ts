@@ -28,6 +28,10 @@ export { ExecSocket, type ExecChunk, type ExecExit } from "./ws-exec.js";
 export type { RetryOptions } from "./retry.js";
 /** The former name of BhattiError. */
 export { BhattiError as ApiError } from "./errors.js";
+/** issue 14: persistent per-user storage. */
+export interface Volume { name: string; size_mb: number; attached_to: string | null; created_at: string }
+/** issue 14: a filesystem snapshot. */
+export interface Snapshot { name: string; sandbox: string; engine: string; image: string; cpus: number; memory_mb: number; created_at: string }
 
 export interface ClientOptions {
   url: string;
@@ -138,8 +142,17 @@ export class BhattiClient {
   // ---- sandboxes ----
   createSandbox(spec: CreateSandbox): Promise<CreatedSandbox> { return this.request("POST", "/sandboxes", spec); }
   listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
-  getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${enc(ref)}`); }
-  destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${enc(ref)}`); }
+  getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
+  destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }
+  /** stop/start/pause/resume (issue 14); answers with the sandbox's new view. */
+  lifecycle(ref: string, op: "stop" | "start" | "pause" | "resume"): Promise<Sandbox> { return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/${op}`); }
+  createVolume(name: string, sizeMb: number): Promise<Volume> { return this.request("POST", "/volumes", { name, size_mb: sizeMb }); }
+  listVolumes(): Promise<Volume[]> { return this.request("GET", "/volumes"); }
+  deleteVolume(name: string): Promise<void> { return this.request("DELETE", `/volumes/${encodeURIComponent(name)}`); }
+  createSnapshot(ref: string, name?: string): Promise<Snapshot> { return this.request("POST", `/sandboxes/${encodeURIComponent(ref)}/snapshots`, name ? { name } : {}); }
+  listSnapshots(): Promise<Snapshot[]> { return this.request("GET", "/snapshots"); }
+  deleteSnapshot(name: string): Promise<void> { return this.request("DELETE", `/snapshots/${encodeURIComponent(name)}`); }
+  setKeepHot(ref: string, keepHot: boolean): Promise<Sandbox> { return this.request("PUT", `/sandboxes/${encodeURIComponent(ref)}/keep-hot`, { keep_hot: keepHot }); }
 
   // ---- exec ----
   /** Runs a command and returns its whole output (each stream capped at max_output_bytes, default 16 MiB). Not retried. */

@@ -420,6 +420,10 @@ const ERROR_MARK = Buffer.concat([Buffer.from([FrameKind.Control, 0, 0, 0, 0]), 
 export class AgentClient extends EventEmitter {
   private readonly decoder = new FrameDecoder();
   private readonly streams = new Map<number, StreamHandler>();
+  /** Open exec/file streams: a sandbox with any is in use (the idle policy leaves it hot). */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
   private nextId = 1;
   private _closed = false;
   private _hello: Hello | null = null;

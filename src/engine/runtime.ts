@@ -164,10 +164,13 @@ export function slotBase(slot: number): number {
  * Reserves a free slot by creating /run/bhatti/uid-slots/<n> with O_EXCL, so
  * several daemons on one host never hand out the same id range.
  */
-export function allocateUidSlot(owner: string): UidSlot {
+export function allocateUidSlot(owner: string, prefer?: number): UidSlot {
   mkdirSync(UID_SLOTS_DIR, { recursive: true, mode: 0o755 });
   const taken = new Set(readdirSync(UID_SLOTS_DIR));
-  for (let slot = 0; slot < MAX_SLOTS; slot++) {
+  // prefer: a stopped sandbox's former slot, tried first (its files then need no re-owning).
+  const order = prefer !== undefined && prefer >= 0 && prefer < MAX_SLOTS ? [prefer] : [];
+  for (let slot = 0; slot < MAX_SLOTS; slot++) if (slot !== prefer) order.push(slot);
+  for (const slot of order) {
     if (taken.has(String(slot))) continue;
     let fd: number;
     try {

@@ -233,6 +233,8 @@ export interface ConfigDrive {
   files: ConfigFile[];
   init?: string; // optional boot command, run once as uid 1000 via /bin/sh -c
   secret_files?: SecretFileConfig[]; // secret files (below)
+  // life (issue 14), vm engine only: volumes (virtio-blk disks, found by their serial) lohar mounts at boot.
+  volumes?: ConfigVolume[];
 }
 
 // ---- secret files (sec, issue 13) ----
@@ -246,6 +248,9 @@ export interface SecretFileConfig {
   value: string; // the plaintext (UTF-8); like env secrets it exists only on the config drive and in memory
 }
 export const SECRETS_DIR = "/run/bhatti/secrets";
+
+/** life (issue 14): a volume disk for lohar to mount (vm). serial: [a-z0-9-], path: absolute. */
+export interface ConfigVolume { serial: string; path: string; ro: boolean }
 
 // Where things live inside the guest.
 export const GUEST = {

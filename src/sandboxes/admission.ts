@@ -7,7 +7,7 @@
 //   a tenth stays for the host, the daemon and the page cache);
 // - cpus: sum of cpus <= overcommitCpus x host CPUs (default 4: a cpu limit is
 //   a ceiling, not a reservation, so oversubscription only slows sandboxes).
-// Sandboxes in any state but `dead` count. The check runs inside the same
+// Sandboxes in any state but `dead`, `lost` and `stopped` (holds no memory or cpu) count. The check runs inside the same
 // immediate transaction as the per-user quota check and the INSERT, so two
 // concurrent creates cannot both pass it. It counts this daemon's sandboxes
 // only: two daemons on one host each admit up to the whole host.
@@ -46,7 +46,7 @@ export class Admission {
    * Other users' usage is not disclosed: only the rule and the request.
    */
   check(db: DB, cpus: number, memoryMb: number): void {
-    const used = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE status NOT IN ('dead', 'lost')").get() as { n: number; c: number; m: number };
+    const used = db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE status NOT IN ('dead', 'lost', 'stopped')").get() as { n: number; c: number; m: number };
     const full = (rule: string) => new UserError(503, `host capacity reached: ${rule}; try again later`, { "Retry-After": RETRY_AFTER_S });
     if (used.n + 1 > this.opts.maxSandboxes) throw full(`at most ${this.opts.maxSandboxes} sandboxes run on this host (serve --max-sandboxes)`);
     if (memoryMb > this.memoryMb) throw new UserError(409, `memory_mb ${memoryMb} is more than this host admits for all sandboxes together (${this.memoryMb} MiB)`, {}, "too_large_for_host");

@@ -10,7 +10,7 @@ import type { SecretService } from "../secrets/service.js";
 import type { Keyring } from "../secrets/keyring.js";
 import type { User } from "../users/service.js";
 import type { AgentClient } from "../engine/agent-client.js";
-import type { EngineName, RunningSandbox } from "../engine/types.js";
+import type { EngineName, LifecycleOp, RunningSandbox } from "../engine/types.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
@@ -24,6 +24,10 @@ import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
 import { secretInjection } from "./secret-events.js";
 import { SandboxRedactors } from "./redactors.js";
 import { Redactor } from "../secrets/redact.js";
+import { type BootConfig, type IdlePolicy, NO_IDLE, cannotNow, idleStep, parseBoot } from "./lifecycle.js";
+import type { AttachedVolume, VolumeService } from "../volumes/service.js";
+import { validateVolumeMounts } from "../volumes/validate.js";
+import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
 
 /**
  * A sandbox's status:
@@ -35,8 +39,12 @@ import { Redactor } from "../secrets/redact.js";
  * - deleting: a DELETE is under way; a crash here is finished at the next start.
  * - lost: the row came with a copy of state.db from another data dir; the sandbox
  *   belongs to that other daemon and this one touches nothing of it. DELETE removes the row only.
+ * - paused: its processes are frozen in memory (warm); a daemon restart keeps it paused.
+ * - stopping / starting: a stop or start is under way; a crash here is finished
+ *   (stopping) or undone (starting) at the next start: both end `stopped`.
+ * - stopped: no process runs; its writable layer is kept; start boots it again.
  */
-export type SandboxStatus = "creating" | "running" | "unreachable" | "dead" | "deleting" | "lost";
+export type SandboxStatus = "creating" | "running" | "unreachable" | "dead" | "deleting" | "lost" | "paused" | "stopping" | "starting" | "stopped";
 
 /** How often live sandboxes are checked (their agent connection closing triggers a check at once), and unreachable ones retried. */
 const CHECK_MS = 1000;
@@ -60,6 +68,9 @@ export interface SandboxView {
   redact: boolean; // exec output has this sandbox's secret values redacted
   template_id: string | null;
   created_at: string;
+  keep_hot: boolean;
+  idle: string | null; // "warm" / "cold" when the idle policy paused or stopped it
+  volumes: { name: string; path: string; ro: boolean }[];
 }
 
 interface Row {
@@ -67,12 +78,15 @@ interface Row {
   env_keys: string; secret_names: string; template_id: string | null; status: string;
   token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
   secret_files: string; secret_versions: string; redact: number; redact_encrypted: Buffer | null;
+  boot_encrypted: Buffer | null; keep_hot: number; idle: string | null; volumes: string | null;
 }
 
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, disk_mb: r.disk_mb, status: r.status,
   env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), secret_files: JSON.parse(r.secret_files),
   secret_versions: JSON.parse(r.secret_versions), redact: r.redact === 1, template_id: r.template_id, created_at: r.created_at,
+  keep_hot: r.keep_hot === 1, idle: r.idle,
+  volumes: (r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : []).map((v) => ({ name: v.name, path: v.path, ro: v.ro })),
 });
 
 export class SandboxService {
@@ -100,6 +114,7 @@ export class SandboxService {
   }
 
   async create(user: User, body: Record<string, unknown>): Promise<{ sandbox: SandboxView; warnings: string[] }> {
+    if (body.from !== undefined && body.from !== null) return this.fork(user, body);
     const warnings: string[] = [];
     const name = validateName(body.name);
     const engine = this.engines.pick(body.engine);
@@ -112,6 +127,11 @@ export class SandboxService {
     let files = validateFiles(body.files);
     const requestEnv = validateEnv(body.env);
     const init = validateOptionalString(body.init, "init");
+    if (body.keep_hot !== undefined && typeof body.keep_hot !== "boolean") throw new UserError(400, "keep_hot must be a boolean");
+    const keepHot = body.keep_hot === true;
+    const volumeMounts = validateVolumeMounts(body.volumes);
+    if (volumeMounts.length && !this.volumes) throw new UserError(400, "volumes are not available on this daemon");
+    let attached: AttachedVolume[] = [];
     let templateId: string | null = null;
     let templateName = "";
 
@@ -158,6 +178,10 @@ export class SandboxService {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now,
           JSON.stringify(secretFiles), JSON.stringify(resolved.versions), redact ? 1 : 0);
+      if (volumeMounts.length) {
+        attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
+        this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
+      }
     }).immediate();
 
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
@@ -174,9 +198,11 @@ export class SandboxService {
     }
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
+    const boot: BootConfig = { env, ...(init ? { init } : {}) };
+    const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, ...(attached.length ? { volumes: attached } : {}), config });
     } catch (e) {
       this.redactors.forget(id);
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
@@ -186,6 +212,7 @@ export class SandboxService {
         const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
         if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
       })();
+      this.volumes?.release(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`, {}, "sandbox_failed");
     } finally {
@@ -194,8 +221,9 @@ export class SandboxService {
       config.secret_files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ? WHERE id = ?")
-      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, id);
+    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
+      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, await bootBlob, keepHot ? 1 : 0, id);
+    this.touch(id);
     this.attach(running);
     this.db.transaction(() => {
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
@@ -250,6 +278,11 @@ export class SandboxService {
     return red;
   }
 
+  /** Like open(), after waking a paused (warm) or idle-stopped sandbox (ready()). */
+  async openReady(user: User, ref: string): Promise<SandboxHandle> {
+    return new SandboxHandle(await this.ready(user, ref));
+  }
+
   /** Exec and file operations in a running sandbox (404/409/503 as agent() when it is not reachable). */
   open(user: User, ref: string): SandboxHandle {
     return new SandboxHandle(this.agent(user, ref));
@@ -260,12 +293,388 @@ export class SandboxService {
     if (r.status === "lost") {
       // Another daemon's sandbox: forget the row, touch nothing on the host.
       this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'lost'").run(r.id);
+      this.volumes?.release(r.id);
       recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id, lost: true });
       return;
     }
     if (this.pending.has(r.id)) throw reattaching(r.name);
     await this.destroyRow(r);
     recordEvent(this.db, "sandbox.destroyed", user.name, r.name, { id: r.id });
+  }
+
+  // ---- lifecycle (issue 14): stop/start, pause/resume, idle policy ----
+
+  /** Idle policy (serve --idle-warm-seconds / --idle-cold-minutes); off by default. */
+  idlePolicy: IdlePolicy = NO_IDLE;
+  /** Volumes (issue 14); unset: creates with volumes are refused. */
+  volumes?: VolumeService;
+  private readonly lastActive = new Map<string, number>();
+  private readonly transitions = new Map<string, Promise<unknown>>(); // one lifecycle step per sandbox at a time
+
+  /** Records API activity on a sandbox (the idle policy counts from the last one). */
+  private touch(id: string): void {
+    this.lastActive.set(id, Date.now());
+  }
+
+  /**
+   * Hook for traffic that does not go through ready() (port proxy, attached
+   * sessions): counts as activity, so the idle policy leaves the sandbox hot.
+   */
+  markActive(sandboxId: string): void {
+    this.touch(sandboxId);
+  }
+
+  /** Runs f after any lifecycle step already under way for this sandbox. */
+  private serial<T>(id: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.transitions.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(f);
+    const tail = next.catch(() => {});
+    this.transitions.set(id, tail);
+    void tail.then(() => { if (this.transitions.get(id) === tail) this.transitions.delete(id); });
+    return next;
+  }
+
+  /** 400 naming the reason when the engine cannot do op for this sandbox on this host. */
+  private requireEngine(r: Row, op: LifecycleOp): void {
+    const why = this.engines.get(r.engine).cannot(op, r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+    if (why) throw new UserError(400, `cannot ${op} sandbox ${JSON.stringify(r.name)}: ${why}`);
+  }
+
+  /**
+   * The agent of a sandbox, woken first if the idle policy (or a pause) put it
+   * to sleep: any request wakes a warm sandbox, and a cold one the idle policy
+   * stopped. A sandbox a user stopped stays stopped (409).
+   */
+  async ready(user: User, ref: string): Promise<AgentClient> {
+    const r = this.find(user, ref);
+    this.touch(r.id);
+    if (r.status === "paused" || r.status === "stopping" || r.status === "starting" || (r.status === "stopped" && r.idle === "cold")) {
+      await this.serial(r.id, () => this.wake(r.id));
+    }
+    return this.agent(user, ref);
+  }
+
+  /** Back to running from paused or idle-stopped (whatever it is once earlier steps are done). */
+  private async wake(id: string): Promise<void> {
+    const r = this.row(id);
+    if (!r) return;
+    if (r.status === "paused") await this.doResume(r);
+    else if (r.status === "stopped" && r.idle === "cold") await this.doStart(r);
+  }
+
+  async stop(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (r0.status === "lost" || r0.status === "dead" || r0.status === "deleting" || r0.status === "creating") throw cannotNow(r0.name, "stop", r0.status);
+    this.requireEngine(r0, "stop");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "stopped") {
+        if (r) this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id); // a user's stop: no request wakes it
+        return;
+      }
+      await this.doStop(r, null);
+    });
+    recordEvent(this.db, "sandbox.stopped", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doStop(r: Row, idle: "cold" | null): Promise<void> {
+    if (r.status !== "running" && r.status !== "paused" && r.status !== "unreachable") throw cannotNow(r.name, "stop", r.status);
+    await this.flushVolumes(r); // vm: the guest's dirty pages reach its volumes before its memory is put away
+    if (!this.setStatus(r.id, r.status, "stopping")) throw cannotNow(r.name, "stop", this.row(r.id)?.status ?? "gone");
+    const s = this.live.get(r.id);
+    this.live.delete(r.id);
+    s?.agent.close();
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    let kept;
+    try {
+      kept = await this.engines.get(r.engine).stop(r.id, state);
+    } catch (e) {
+      // Left `stopping`: the next daemon start finishes it.
+      this.log(`sandbox ${r.id} (${r.name}): stop failed: ${(e as Error).message}`);
+      throw new UserError(500, `stopping sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
+    }
+    this.db.prepare("UPDATE sandboxes SET status = 'stopped', engine_state = ?, idle = ? WHERE id = ? AND status = 'stopping'").run(JSON.stringify(kept), idle, r.id);
+    this.log(`sandbox ${r.id} (${r.name}): stopped${idle ? " (idle)" : ""}`);
+  }
+
+  async start(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (r0.status === "running") return view(r0);
+    this.requireEngine(r0, "start");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r) throw notFound(`sandbox ${JSON.stringify(ref)} not found`);
+      if (r.status === "running") return;
+      if (r.status === "paused") return this.doResume(r);
+      await this.doStart(r);
+    });
+    recordEvent(this.db, "sandbox.started", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  /**
+   * Boots a stopped sandbox: a new token, and a config drive built from the
+   * current values of its secrets (a rotated secret takes effect here) plus
+   * its recorded plain env.
+   */
+  private async doStart(r: Row): Promise<void> {
+    if (r.status !== "stopped") throw cannotNow(r.name, "start", r.status);
+    const owner = this.db.prepare("SELECT id, name FROM users WHERE id = ?").get(r.user_id) as { id: number; name: string } | undefined;
+    if (!owner) throw notFound(`sandbox ${JSON.stringify(r.name)} not found`);
+    const boot: BootConfig = r.boot_encrypted ? parseBoot(await this.keyring.decrypt(r.boot_encrypted)) : { env: {} };
+    const secretNames = JSON.parse(r.secret_names) as string[];
+    const plain = await this.secrets.resolveForSandbox(owner as User, secretNames);
+    this.db.transaction(() => {
+      this.admission?.check(this.db, r.cpus, r.memory_mb);
+      if (!this.setStatus(r.id, "stopped", "starting")) throw cannotNow(r.name, "start", this.row(r.id)?.status ?? "gone");
+    }).immediate();
+    const engine = this.engines.get(r.engine);
+    // An engine that restores memory (vm) brings back the guest's env and agent token as they were.
+    const token = engine.restoresMemory && r.token_encrypted ? await this.keyring.decrypt(r.token_encrypted) : randomBytes(32).toString("hex");
+    const config: ConfigDrive = { sandbox_id: r.id, hostname: r.name, token, env: engine.restoresMemory ? {} : { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+    plain.clear();
+    const tokenBlob = this.keyring.encrypt(token);
+    const state = r.engine_state ? JSON.parse(r.engine_state) : {};
+    let running: RunningSandbox;
+    try {
+      const volumes = r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : [];
+      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, ...(volumes.length ? { volumes } : {}), config }, state);
+    } catch (e) {
+      this.setStatus(r.id, "starting", "stopped");
+      this.log(`sandbox ${r.id} (${r.name}) failed to start on ${r.engine}: ${(e as Error).message}`);
+      throw new UserError(500, `sandbox ${JSON.stringify(r.name)} failed to start on engine ${r.engine} (the daemon log has details)`);
+    } finally {
+      config.env = {};
+    }
+    if (!this.setStatus(r.id, "starting", "running", JSON.stringify(running.state))) {
+      running.agent.close();
+      return;
+    }
+    this.db.prepare("UPDATE sandboxes SET token_encrypted = ?, idle = NULL WHERE id = ?").run(await tokenBlob, r.id);
+    this.attach(running);
+    this.touch(r.id);
+  }
+
+  async pause(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (r0.status !== "running" && r0.status !== "paused") throw cannotNow(r0.name, "pause", r0.status);
+    this.requireEngine(r0, "pause");
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "paused") return;
+      await this.doPause(r, null);
+    });
+    recordEvent(this.db, "sandbox.paused", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doPause(r: Row, idle: "warm" | null): Promise<void> {
+    if (r.status !== "running") throw cannotNow(r.name, "pause", r.status);
+    const s = this.live.get(r.id);
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    await this.engines.get(r.engine).pause(r.id, state);
+    if (!this.setStatus(r.id, "running", "paused")) {
+      await this.engines.get(r.engine).resume(r.id, state).catch(() => {});
+      throw cannotNow(r.name, "pause", this.row(r.id)?.status ?? "gone");
+    }
+    this.db.prepare("UPDATE sandboxes SET idle = ? WHERE id = ?").run(idle, r.id);
+  }
+
+  async resume(user: User, ref: string): Promise<SandboxView> {
+    const r0 = this.find(user, ref);
+    if (r0.status !== "running" && r0.status !== "paused") throw cannotNow(r0.name, "resume", r0.status);
+    this.touch(r0.id);
+    await this.serial(r0.id, async () => {
+      const r = this.row(r0.id);
+      if (!r || r.status === "running") return;
+      await this.doResume(r);
+    });
+    recordEvent(this.db, "sandbox.resumed", user.name, r0.name, { id: r0.id });
+    return view(this.find(user, ref));
+  }
+
+  private async doResume(r: Row): Promise<void> {
+    if (r.status !== "paused") throw cannotNow(r.name, "resume", r.status);
+    const s = this.live.get(r.id);
+    const state = s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+    await this.engines.get(r.engine).resume(r.id, state);
+    this.touch(r.id);
+    if (s && !s.agent.closed) {
+      if (this.setStatus(r.id, "paused", "running")) this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id);
+      return;
+    }
+    // Paused across a daemon restart: no agent connection yet. Reattach it as a running sandbox.
+    this.live.delete(r.id);
+    if (!this.setStatus(r.id, "paused", "running")) return;
+    this.db.prepare("UPDATE sandboxes SET idle = NULL WHERE id = ?").run(r.id);
+    const outcome = await this.tryReattach({ ...r, status: "running", idle: null });
+    if (outcome !== "reattached") throw new UserError(503, `sandbox ${JSON.stringify(r.name)} was resumed but its agent does not answer yet (status ${outcome}); retry in a moment`, { "Retry-After": "1" });
+  }
+
+  /** One pass of the idle policy: idle running sandboxes go warm, idle warm ones go cold (where the engine can stop). */
+  private async idleTick(): Promise<void> {
+    const { warmMs, coldMs } = this.idlePolicy;
+    if (!warmMs && !coldMs) return;
+    const now = Date.now();
+    const rows = this.db.prepare("SELECT * FROM sandboxes WHERE status IN ('running', 'paused') AND keep_hot = 0").all() as Row[];
+    for (const r of rows) {
+      if (this.stopping || this.transitions.has(r.id) || this.pending.has(r.id)) continue;
+      const s = this.live.get(r.id);
+      if (s && s.agent.activeStreams > 0) this.touch(r.id); // an exec, file transfer or session is open: in use
+      if (!this.lastActive.has(r.id)) this.touch(r.id); // first seen (e.g. after a restart): counts from now
+      const step = idleStep(r.status, now - this.lastActive.get(r.id)!, this.idlePolicy, false);
+      if (!step) continue;
+      if (step === "warm") {
+        if (r.status === "running" && (!s || s.agent.closed)) continue; // unreachable-ish: leave to the reconciler
+        if (this.engines.get(r.engine).cannot("pause", r.id, r.engine_state ? JSON.parse(r.engine_state) : {})) continue;
+        void this.serial(r.id, async () => {
+          const cur = this.row(r.id);
+          if (cur?.status !== "running" || Date.now() - (this.lastActive.get(r.id) ?? 0) < warmMs) return;
+          await this.doPause(cur, "warm");
+          this.log(`sandbox ${r.id} (${r.name}): warm (paused after ${Math.round(warmMs / 1000)} s idle)`);
+        }).catch((e: Error) => this.log(`sandbox ${r.id}: idle pause failed: ${e.message}`));
+      } else {
+        if (r.idle !== "warm") continue; // a user's pause stays a pause
+        if (this.engines.get(r.engine).cannot("stop", r.id, r.engine_state ? JSON.parse(r.engine_state) : {})) continue;
+        void this.serial(r.id, async () => {
+          const cur = this.row(r.id);
+          if (cur?.status !== "paused" || cur.idle !== "warm" || Date.now() - (this.lastActive.get(r.id) ?? 0) < coldMs) return;
+          await this.doStop(cur, "cold");
+        }).catch((e: Error) => this.log(`sandbox ${r.id}: idle stop failed: ${e.message}`));
+      }
+    }
+  }
+
+  /** Sets keep_hot (never paused or stopped by the idle policy). */
+  setKeepHot(user: User, ref: string, keepHot: boolean): SandboxView {
+    const r = this.find(user, ref);
+    this.db.prepare("UPDATE sandboxes SET keep_hot = ? WHERE id = ?").run(keepHot ? 1 : 0, r.id);
+    return view(this.find(user, ref));
+  }
+
+  // ---- snapshots and fork (issue 14) ----
+
+  /** Filesystem snapshots; unset: snapshot and fork requests are refused. */
+  snapshots?: SnapshotService;
+
+  /** Snapshot of a sandbox's writable layer (frozen while copied). */
+  async snapshot(user: User, ref: string, body: Record<string, unknown>, internalName?: string): Promise<SnapshotView> {
+    if (!this.snapshots) throw new UserError(400, "snapshots are not available on this daemon");
+    const r0 = this.find(user, ref);
+    if (this.pending.has(r0.id)) throw reattaching(r0.name);
+    if (!["running", "paused", "stopped"].includes(r0.status)) throw cannotNow(r0.name, "be snapshotted", r0.status);
+    this.requireEngine(r0, "snapshot");
+    const name = internalName ?? (body.name === undefined || body.name === null ? `${r0.name}-${new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-")}` : validateName(body.name, "snapshot name"));
+    const snaps = this.snapshots;
+    const { id, dir } = snaps.reserve(user, name);
+    try {
+      return await this.serial(r0.id, async () => {
+        const r = this.row(r0.id);
+        if (!r || !["running", "paused", "stopped"].includes(r.status)) throw cannotNow(r0.name, "be snapshotted", r?.status ?? "gone");
+        const state = this.live.get(r.id)?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {});
+        let base: number;
+        try {
+          ({ base } = await this.engines.get(r.engine).snapshot(r.id, state, dir));
+        } catch (e) {
+          this.log(`sandbox ${r.id} (${r.name}): snapshot failed: ${(e as Error).message}`);
+          throw new UserError(500, `snapshot of sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
+        }
+        return snaps.record(user, {
+          id, name, sandbox: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb,
+          disk_mb: typeof state.diskMb === "number" ? state.diskMb : null, base, boot_encrypted: r.boot_encrypted, secret_names: r.secret_names,
+        });
+      });
+    } catch (e) {
+      await snaps.discard(id).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * create with `from`: a new sandbox (new id, name, token, hostname) whose
+   * writable layer is a copy of a snapshot's (by snapshot name) or of a
+   * sandbox's (by name or id: snapshotted now, frozen while copied). It takes
+   * the source's image, size, plain env and secret names; secret values are
+   * resolved again from the owner's store now, never copied.
+   * cpus, memory_mb, keep_hot and volumes may be given; nothing else.
+   */
+  async fork(user: User, body: Record<string, unknown>): Promise<{ sandbox: SandboxView; warnings: string[] }> {
+    if (!this.snapshots) throw new UserError(400, "snapshots are not available on this daemon");
+    const extra = ["template", "image", "env", "secrets", "files", "init", "disk_mb"].filter((k) => body[k] !== undefined && body[k] !== null);
+    if (extra.length) throw new UserError(400, `create with from takes the source's ${extra.join(", ")}: leave ${extra.length === 1 ? "it" : "them"} out`);
+    if (typeof body.from !== "string" || !body.from) throw new UserError(400, "from must be the name of a snapshot or of a sandbox");
+    const name = validateName(body.name);
+    if (body.keep_hot !== undefined && typeof body.keep_hot !== "boolean") throw new UserError(400, "keep_hot must be a boolean");
+    const volumeMounts = validateVolumeMounts(body.volumes);
+    if (volumeMounts.length && !this.volumes) throw new UserError(400, "volumes are not available on this daemon");
+
+    // The source: a recorded snapshot, else a sandbox snapshotted now into a temporary one.
+    let snap = this.snapshots.get(user, body.from);
+    let temp: string | undefined;
+    if (!snap) {
+      const src = this.byRef.get(user.id, body.from, body.from) as Row | undefined;
+      if (!src) throw notFound(`no snapshot or sandbox named ${JSON.stringify(body.from)}`);
+      const tmpName = `.fork-${randomBytes(6).toString("hex")}`;
+      await this.snapshot(user, src.id, {}, tmpName); // a name no user can give: never clashes, never listed
+      snap = this.snapshots.get(user, tmpName)!;
+      temp = tmpName;
+    }
+    try {
+      const engine = this.engines.pick(body.engine ?? snap.engine);
+      if (engine.name !== snap.engine) throw new UserError(400, `snapshot ${JSON.stringify(body.from)} is of engine ${snap.engine}; a fork runs on the same engine`);
+      requireImage(this.engines.env.imagesDir, snap.image);
+      const cpus = body.cpus !== undefined ? validateCpus(body.cpus) : snap.cpus;
+      const memory_mb = body.memory_mb !== undefined ? validateMemory(body.memory_mb) : snap.memory_mb;
+      const boot: BootConfig = snap.boot_encrypted ? parseBoot(await this.keyring.decrypt(snap.boot_encrypted)) : { env: {} };
+      const secretNames = JSON.parse(snap.secret_names) as string[];
+      const plain = await this.secrets.resolveForSandbox(user, secretNames);
+      const id = "sb" + randomBytes(8).toString("hex");
+      const token = randomBytes(32).toString("hex");
+      let attached: AttachedVolume[] = [];
+      this.db.transaction(() => {
+        const used = this.db.prepare("SELECT COUNT(*) AS n, COALESCE(SUM(cpus), 0) AS c, COALESCE(SUM(memory_mb), 0) AS m FROM sandboxes WHERE user_id = ? AND status NOT IN ('dead', 'lost')").get(user.id) as { n: number; c: number; m: number };
+        if (used.n + 1 > user.max_sandboxes) throw new UserError(403, `quota exceeded: at most ${user.max_sandboxes} sandboxes (you have ${used.n})`);
+        if (used.c + cpus > user.max_cpus) throw new UserError(403, `quota exceeded: at most ${user.max_cpus} cpus in total (${used.c} in use, ${cpus} requested)`);
+        if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
+        if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
+        this.admission?.check(this.db, cpus, memory_mb);
+        this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, keep_hot)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'creating', ?, ?)`)
+          .run(id, user.id, name, engine.name, snap!.image, cpus, memory_mb, JSON.stringify(Object.keys(boot.env).sort()), snap!.secret_names, new Date().toISOString(), body.keep_hot === true ? 1 : 0);
+        if (volumeMounts.length) {
+          attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
+          this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
+        }
+      }).immediate();
+      const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+      plain.clear();
+      const tokenBlob = this.keyring.encrypt(token);
+      let running: RunningSandbox;
+      try {
+        running = await engine.create({
+          id, name, image: snap.image, cpus, memoryMb: memory_mb, ...(snap.disk_mb ? { diskMb: snap.disk_mb } : {}),
+          ...(attached.length ? { volumes: attached } : {}), from: { dir: this.snapshots.dir(snap.id), base: snap.base }, config,
+        });
+      } catch (e) {
+        this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+        this.volumes?.release(id);
+        this.log(`sandbox ${id} (fork of ${snap.sandbox}) failed to start on ${engine.name}: ${(e as Error).message}`);
+        throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
+      } finally {
+        config.env = {};
+      }
+      this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, boot_encrypted = ? WHERE id = ?")
+        .run(JSON.stringify(running.state), await tokenBlob, snap.boot_encrypted, id);
+      this.attach(running);
+      this.touch(id);
+      recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, from: temp ? snap.sandbox : snap.name });
+      return { sandbox: view(this.row(id)!), warnings: [] };
+    } finally {
+      if (temp) await this.snapshots.delete(user, temp).catch(() => {});
+    }
   }
 
   /**
@@ -287,6 +696,7 @@ export class SandboxService {
           // A create the client never saw succeed: undo it entirely.
           if (await this.engineDestroy(r, "rolling back an interrupted create")) {
             this.db.prepare("DELETE FROM sandboxes WHERE id = ? AND status = 'creating'").run(r.id);
+            this.volumes?.release(r.id);
             recordEvent(this.db, "sandbox.create_rolled_back", null, r.name, { id: r.id });
             this.log(`sandbox ${r.id} (${r.name}): an interrupted create was rolled back`);
             sum.rolledBack++;
@@ -295,10 +705,27 @@ export class SandboxService {
         ...rows.filter((r) => r.status === "deleting").map(async (r) => {
           if (await this.engineDestroy(r, "finishing an interrupted delete")) {
             this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+            this.volumes?.release(r.id);
             recordEvent(this.db, "sandbox.destroyed", null, r.name, { id: r.id, finished_after_restart: true });
             this.log(`sandbox ${r.id} (${r.name}): an interrupted delete was finished`);
             sum.deleted++;
           }
+        }),
+        // A stop cut short: finish it. A start cut short: undo it. Both end stopped (writable layer kept).
+        ...rows.filter((r) => r.status === "stopping" || r.status === "starting").map(async (r) => {
+          try {
+            const kept = await this.engines.get(r.engine).stop(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+            this.setStatus(r.id, r.status, "stopped", JSON.stringify(kept));
+            this.log(`sandbox ${r.id} (${r.name}): an interrupted ${r.status === "stopping" ? "stop was finished" : "start was undone"}`);
+          } catch (e) {
+            this.log(`sandbox ${r.id}: finishing an interrupted ${r.status} failed (retried at the next start): ${(e as Error).message}`);
+          }
+        }),
+        // Paused sandboxes stay paused (frozen, no agent connection until resumed) if they still exist.
+        ...rows.filter((r) => r.status === "paused").map(async (r) => {
+          const state = r.engine_state ? JSON.parse(r.engine_state) : {};
+          const alive = await this.engines.get(r.engine).alive(r.id, state).catch(() => true);
+          if (!alive) await this.markDead(r, "its processes are gone");
         }),
         ...toReattach.map(async (r) => {
           const outcome = await this.tryReattach(r);
@@ -306,6 +733,9 @@ export class SandboxService {
           sum[outcome]++;
         }),
       ]);
+      // Rolled-back creates and finished deletes remove their writable layers in the
+      // background: wait for them, so "recovered" means nothing of them is left.
+      await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch(() => {})));
     } finally {
       for (const r of toReattach) this.pending.delete(r.id);
     }
@@ -341,6 +771,7 @@ export class SandboxService {
 
   private async reconcile(): Promise<void> {
     if (this.stopping) return;
+    await this.idleTick();
     await Promise.all([...this.live.values()].map((s) => this.check(s)));
     const now = Date.now();
     const stuck = this.db.prepare("SELECT * FROM sandboxes WHERE status = 'unreachable'").all() as Row[];
@@ -414,7 +845,7 @@ export class SandboxService {
   }
 
   private async markDead(r: Row, why: string): Promise<void> {
-    if (!this.setStatus(r.id, "running", "dead")) return;
+    if (!this.setStatus(r.id, r.status === "paused" ? "paused" : "running", "dead")) return;
     this.redactors.forget(r.id);
     recordEvent(this.db, "sandbox.dead", null, r.name, { id: r.id });
     this.log(`sandbox ${r.id} (${r.name}): dead (${why}); removing its leftovers`);
@@ -477,7 +908,22 @@ export class SandboxService {
     });
   }
 
+  /**
+   * vm sandboxes with volumes: the guest's page cache is written out (sync in
+   * the guest) before QEMU is killed, so what was written reaches the volume.
+   * Best effort, bounded by a few seconds (a paused or silent guest keeps
+   * what its filesystem committed, at most ext4's 5 s commit interval behind).
+   */
+  private async flushVolumes(r: Row): Promise<void> {
+    if (r.engine !== "vm" || !r.volumes || r.volumes === "[]" || r.status !== "running") return;
+    const s = this.live.get(r.id);
+    if (!s || s.agent.closed) return;
+    const e = s.agent.exec({ cmd: ["/bin/sync"], timeout_ms: 5000 });
+    await Promise.race([e.done.catch(() => {}), new Promise((res) => setTimeout(res, 6000).unref())]);
+  }
+
   private async destroyRow(r: Row): Promise<void> {
+    await this.flushVolumes(r);
     // Written first: a crash from here on is finished at the next start, not brought back.
     this.db.prepare("UPDATE sandboxes SET status = 'deleting' WHERE id = ?").run(r.id);
     const s = this.live.get(r.id);
@@ -486,6 +932,7 @@ export class SandboxService {
     await this.engines.get(r.engine).destroy(r.id, s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {}));
     this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
     this.redactors.forget(r.id);
+    this.volumes?.release(r.id);
   }
 
   private row(id: string): Row | undefined {

@@ -17,6 +17,11 @@ import { Engines, type EngineChoice } from "../sandboxes/engines.js";
 import { SandboxService } from "../sandboxes/service.js";
 import { TemplateService } from "../sandboxes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { lifecycleRoutes } from "./routes/lifecycle.js";
+import { volumeRoutes } from "./routes/volumes.js";
+import { VolumeService } from "../volumes/service.js";
+import { snapshotRoutes } from "./routes/snapshots.js";
+import { SnapshotService } from "../snapshots/service.js";
 import { imageRoutes } from "./routes/images.js";
 import { meRoutes } from "./routes/me.js";
 import { archiveRoutes } from "./routes/archive.js";
@@ -53,6 +58,8 @@ export interface ServeOptions {
   overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
   overcommitCpus?: number; // default DEFAULT_OVERCOMMIT_CPUS
   eventsRetentionDays?: number; // default DEFAULT_EVENTS_RETENTION_DAYS
+  idleWarmSeconds?: number; // idle policy (issue 14): pause after this long without API activity; unset: never
+  idleColdMinutes?: number; // ...and stop (where the engine can) after this long; unset: never
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -123,7 +130,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     }
     if (foreign) log(`runtime dir ${runtimeDir} holds sandboxes of another bhatti instance (${foreign}), not of this state.db: they are left alone`);
     cleanUpAfterDeadDaemons(runtimeDir, log);
-    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id }, opts.engine);
+    engines = new Engines({ dataDir, runtimeDir, imagesDir: paths.images, instance: instance.id, ageRecipient: keyring.recipient }, opts.engine);
     const chosen = await engines.init();
     log(`engine: ${chosen} (${JSON.stringify(engines.describe().engines)})`);
     const templates = new TemplateService(db, paths.images, opts.image);
@@ -131,10 +138,16 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
+    sandboxes.idlePolicy = { warmMs: Math.round((opts.idleWarmSeconds ?? 0) * 1000), coldMs: Math.round((opts.idleColdMinutes ?? 0) * 60_000) };
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     metaRoutes(app.router, () => ({ status: "ok", version: VERSION, ...engines.describe() }));
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
+    lifecycleRoutes(app.router, sandboxes);
+    sandboxes.volumes = new VolumeService(db, dataDir);
+    volumeRoutes(app.router, sandboxes.volumes);
+    sandboxes.snapshots = new SnapshotService(db, dataDir);
+    snapshotRoutes(app.router, sandboxes, sandboxes.snapshots);
     imageRoutes(app.router, paths.images, templates.defaultImage);
     meRoutes(app.router, db);
     archiveRoutes(app.router, sandboxes, app.streams);

@@ -48,7 +48,7 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
           throw e;
         }
         const user = app.admit(req, query);
-        const sb = sandboxes.open(user, params.id);
+        const sb = await sandboxes.openReady(user, params.id); // a paused (warm) or idle-stopped sandbox is woken first
         // Redaction: the sandbox's own setting, or ?redact=1 on the URL (the first message comes too late to decrypt before output flows).
         const redactQ = query.get("redact");
         // Resolved before the upgrade: the handlers are in place before the first message can arrive.

@@ -20,7 +20,10 @@ export type EventType =
   | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
   | "template.created" | "template.deleted" | "template.used"
   | "user.updated" // cli: quota change by `bhatti user update`
-  | "sandbox.shared" | "sandbox.share_revoked"; // sess: web terminal links issued and revoked (never the token)
+  | "sandbox.shared" | "sandbox.share_revoked" // sess: web terminal links issued and revoked (never the token)
+  // life (issue 14)
+  | "sandbox.stopped" | "sandbox.started" | "sandbox.paused" | "sandbox.resumed" | "volume.created" | "volume.deleted"
+  | "snapshot.created" | "snapshot.deleted";
 
 export type EventResult = "ok" | "error" | "denied";
 

@@ -107,4 +107,45 @@ export const migrations: Migration[] = [
       ALTER TABLE sandboxes ADD COLUMN disk_mb INTEGER;
     `,
   },
+  {
+    // life (issue 14): stop/start, pause/resume, idle policy.
+    version: 7,
+    name: "sandbox lifecycle: boot config, keep_hot, idle, volumes, snapshots",
+    sql: `
+      -- age-encrypted JSON {env, init}: the plain env and init a start needs to build the
+      -- config drive again. Secret values are never here: start resolves the names again.
+      ALTER TABLE sandboxes ADD COLUMN boot_encrypted BLOB;
+      ALTER TABLE sandboxes ADD COLUMN keep_hot INTEGER NOT NULL DEFAULT 0;
+      -- NULL, or 'warm' / 'cold' when the idle policy (not a user) paused or stopped it: a request then wakes it.
+      ALTER TABLE sandboxes ADD COLUMN idle TEXT;
+      -- JSON [{id, name, path, ro}]: the volumes the sandbox holds (mounted again at each start).
+      ALTER TABLE sandboxes ADD COLUMN volumes TEXT;
+      CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        size_mb INTEGER NOT NULL,
+        attached_to TEXT,   -- the one sandbox id holding it (any state), or NULL
+        vm_written INTEGER NOT NULL DEFAULT 0, -- a guest kernel wrote it: the host never mounts it (ns)
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+      );
+      CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sandbox TEXT NOT NULL,      -- the source sandbox's name when taken
+        engine TEXT NOT NULL,
+        image TEXT NOT NULL,
+        cpus INTEGER NOT NULL,
+        memory_mb INTEGER NOT NULL,
+        disk_mb INTEGER,
+        base INTEGER NOT NULL,      -- uid range base its files' ids are in
+        boot_encrypted BLOB,        -- the source's plain env/init, age-encrypted
+        secret_names TEXT NOT NULL, -- JSON array of NAMES; a fork resolves them again
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name)
+      );
+    `,
+  },
 ];

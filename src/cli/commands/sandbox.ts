@@ -27,6 +27,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 interface CreateOpts {
   name?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[]; file?: string[]; template?: string; redact?: boolean;
   image?: string; disk?: string; init?: string; engine?: string; url?: string; token?: string; json?: boolean;
+  keepHot?: boolean; volume?: string[]; from?: string;
 }
 
 export function registerCreate(cmd: Command): void {
@@ -42,7 +43,10 @@ export function registerCreate(cmd: Command): void {
     .option("--image <name>", "guest image (default: the daemon's default, see `bhatti image list`)")
     .option("--disk <mb>", "size limit of the writable layer in MiB")
     .option("--init <cmd>", "shell command run once at boot")
-    .option("--engine <ns|vm>", "isolation engine (default: the daemon's)"))
+    .option("--engine <ns|vm>", "isolation engine (default: the daemon's)")
+    .option("--keep-hot", "never pause or stop this sandbox when idle")
+    .addOption(repeatable("--volume <NAME:/PATH[:ro]>", "mount your volume NAME at /PATH (repeatable)"))
+    .option("--from <snapshot|sandbox>", "fork: start from a snapshot or another sandbox's filesystem"))
     .action(run(async (o: CreateOpts) => {
       const spec: CreateSandbox = {
         name: o.name!,
@@ -57,6 +61,9 @@ export function registerCreate(cmd: Command): void {
         ...(o.disk ? { disk_mb: intOption("disk", o.disk, 0) } : {}),
         ...(o.init ? { init: o.init } : {}),
         ...(o.engine ? { engine: o.engine } : {}),
+        ...(o.keepHot ? { keep_hot: true } : {}),
+        ...(o.volume ? { volumes: o.volume } : {}),
+        ...(o.from ? { from: o.from } : {}),
       };
       const sb = await withProgress(`creating sandbox ${spec.name}`, () => clientFrom(o).createSandbox(spec));
       for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -70,7 +77,7 @@ export function registerList(cmd: Command): void {
   clientOptions(cmd).action(run(async (o: { url?: string; token?: string; json?: boolean }) => {
     const list = await clientFrom(o).listSandboxes();
     if (o.json) printJson(list);
-    else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "DISK_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.status, s.cpus, s.memory_mb, s.disk_mb ?? "-", s.created_at]));
+    else printTable(["NAME", "ID", "ENGINE", "STATUS", "CPUS", "MEMORY_MB", "DISK_MB", "CREATED"], list.map((s) => [s.name, s.id, s.engine, s.idle ? `${s.status} (idle)` : s.status, s.cpus, s.memory_mb, s.disk_mb ?? "-", s.created_at]));
     return 0;
   }));
 }

@@ -15,7 +15,7 @@ function positive(v: string | undefined, flag: string, integer: boolean): number
 
 interface ServeOpts {
   dataDir?: string; listen?: string; engine?: string; rateLimit?: string; maxConnections?: string; maxConnectionsPerUser?: string;
-  authTimeout?: string; maxSandboxes?: string; overcommitMemory?: string; overcommitCpus?: string; image?: string; eventsRetentionDays?: string;
+  authTimeout?: string; maxSandboxes?: string; overcommitMemory?: string; overcommitCpus?: string; image?: string; eventsRetentionDays?: string; idleWarmSeconds?: string; idleColdMinutes?: string;
 }
 
 export function register(cmd: Command): void {
@@ -31,6 +31,8 @@ export function register(cmd: Command): void {
     .option("--overcommit-memory <f>", "factor of host memory sandboxes may reserve")
     .option("--overcommit-cpus <f>", "factor of host CPUs sandboxes may reserve")
     .option("--image <name>", "default image of sandboxes and templates that name none (default: $BHATTI_IMAGE)")
+    .option("--idle-warm-seconds <s>", "pause sandboxes after this many seconds without API activity (default: never)")
+    .option("--idle-cold-minutes <m>", "stop (vm: save memory of) sandboxes after this many idle minutes (default: never)")
     .option("--events-retention-days <n>", "days the audit trail keeps events (default: $BHATTI_EVENTS_RETENTION_DAYS or 90)")
     .action(run(serveAction));
 }
@@ -44,6 +46,7 @@ async function serveAction(o: ServeOpts): Promise<number> {
     "data-dir": o.dataDir, listen: o.listen, engine: o.engine, "rate-limit": o.rateLimit, "max-connections": o.maxConnections,
     "max-connections-per-user": o.maxConnectionsPerUser, "auth-timeout": o.authTimeout, "max-sandboxes": o.maxSandboxes,
     "overcommit-memory": o.overcommitMemory, "overcommit-cpus": o.overcommitCpus, image: o.image, "events-retention-days": o.eventsRetentionDays,
+    "idle-warm-seconds": o.idleWarmSeconds, "idle-cold-minutes": o.idleColdMinutes,
   };
   const image = values.image ?? process.env.BHATTI_IMAGE;
   if (image !== undefined && !NAME_RE.test(image)) throw new UsageError(`--image must be an image name (${NAME_RE.source})`);
@@ -79,6 +82,8 @@ async function serveAction(o: ServeOpts): Promise<number> {
       maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
       overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
       overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
+      idleWarmSeconds: positive(values["idle-warm-seconds"], "--idle-warm-seconds", false),
+      idleColdMinutes: positive(values["idle-cold-minutes"], "--idle-cold-minutes", false),
       eventsRetentionDays: positive(values["events-retention-days"] ?? process.env.BHATTI_EVENTS_RETENTION_DAYS, "--events-retention-days", true),
     });
   } catch (e) {

@@ -27,6 +27,7 @@ export interface BundleSpec {
   cgroup: string; // cgroupsPath (see cgroupsPath)
   cpus: number;
   memoryMb: number;
+  volumes?: { source: string; destination: string; ro: boolean }[]; // host mount points of volumes (issue 14)
 }
 
 /**
@@ -72,6 +73,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: SECRETS_DIR, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", "mode=0711", "size=16m"] },
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+      ...(b.volumes ?? []).map((v) => ({ destination: v.destination, type: "bind", source: v.source, options: ["bind", "nosuid", "nodev", v.ro ? "ro" : "rw"] })),
     ],
     linux: {
       uidMappings: idmap,

@@ -28,6 +28,23 @@ export async function mountDisk(data: string, mb: number): Promise<string> {
   return mnt;
 }
 
+/** Mounts the existing disk of a stopped sandbox's data dir `data` again (start); returns the mount point. */
+export async function remountDisk(data: string): Promise<string> {
+  const img = join(data, DISK_FILE);
+  const mnt = join(data, DISK_MOUNT);
+  if (!existsSync(img)) throw new Error(`the sandbox's disk ${img} is missing`);
+  mkdirSync(mnt, { recursive: true, mode: 0o700 });
+  if (!isMounted(mnt)) await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt]);
+  return mnt;
+}
+
+/** Unmounts the disk of data dir `data` (if any) and keeps its image (stop); the overlay on it must be gone. */
+export async function unmountDisk(data: string): Promise<void> {
+  const mnt = join(data, DISK_MOUNT);
+  await unmountIfMounted(mnt);
+  if (isMounted(mnt)) throw new Error(`could not unmount ${mnt}`);
+}
+
 /** Unmounts the disk of data dir `data` (if any) and deletes its image; the overlay on it must be gone. */
 export async function releaseDisk(data: string): Promise<void> {
   const mnt = join(data, DISK_MOUNT);

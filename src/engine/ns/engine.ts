@@ -4,7 +4,7 @@ import { chownSync, closeSync, existsSync, watch, type FSWatcher, mkdirSync, rea
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AgentClient } from "../agent-client.js";
-import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
+import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configMountPath, destroyConfigDrive, type Drive } from "../configdrive.js";
 import {
   allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted,
@@ -16,7 +16,10 @@ import { Runc } from "./runc.js";
 import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
-import { mountDisk, releaseDisk } from "./disk.js";
+import { mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
+import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
+import { copyLayer, reown } from "../reown.js";
+import { mountVolumes, unmountVolumes } from "./volumes.js";
 
 export interface NsState extends EngineState {
   slot: number;
@@ -82,23 +85,39 @@ export class NsEngine implements Engine {
 
     const { slot, base } = allocateUidSlot(this.owner(spec.id));
     const state: NsState = { slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
+    try {
+      mkdirSync(p.data, { recursive: true, mode: 0o700 });
+      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
+      const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
+      if (spec.diskMb) state.diskMb = spec.diskMb;
+      // Fork: the snapshot's writable layer, moved into this sandbox's uid range.
+      if (spec.from) await this.timed("fork copy", () => copyLayer(join(spec.from!.dir, "upper"), join(layer, "upper"), spec.from!.base, base));
+      return await this.boot(spec, state, layer);
+    } catch (e) {
+      await this.destroy(spec.id, state).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
+   * Boots lohar on the writable layer at `layer` (create and start): runtime
+   * dir, root overlay, config drive, runc, then the agent's hello. On failure
+   * the caller undoes what it made (create: destroy; start: stop).
+   */
+  private async boot(spec: CreateSpec, state: NsState, layer: string): Promise<RunningSandbox> {
+    const p = nsPaths(this.env, spec.id);
+    const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
+    const base = state.base;
     let drive: Drive | undefined;
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
       mkdirSync(p.bundle, { mode: 0o700 });
       mkdirSync(p.agentDir, { mode: 0o700 });
-      mkdirSync(p.data, { recursive: true, mode: 0o700 });
-      if (spec.diskMb) state.diskMb = spec.diskMb;
       // The slow steps are independent: run them side by side. The drive is a
       // nameless file: nothing of it is visible on the host (see Runc.start).
-      // disk_mb: the writable layer on a size-limited filesystem of its own
-      // (disk.ts), made and mounted just before the overlay goes on it.
       const [rootfs, built, agentDir] = await Promise.allSettled([
-        (async () => {
-          const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
-          await this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers));
-        })(),
+        this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
         this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
         // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
         // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
@@ -108,9 +127,10 @@ export class NsEngine implements Engine {
       for (const r of [rootfs, built, agentDir]) if (r.status === "rejected") throw r.reason;
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
+      const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base)) : [];
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb,
+        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes,
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
@@ -140,9 +160,70 @@ export class NsEngine implements Engine {
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
       drive?.discard();
-      await this.destroy(spec.id, state).catch(() => {});
       throw e;
     }
+  }
+
+  cannot(op: LifecycleOp, id: string, state: EngineState): string | null {
+    if (op !== "pause" && op !== "resume") return null;
+    if (typeof state.cgroup !== "string") return "ns engine: the sandbox was created before per-instance cgroups and cannot be paused; stop and start it first";
+    if (!hostHasFreezer()) return "ns engine: this host has no cgroup freezer for the sandbox (neither the cgroup v1 freezer nor cgroup v2 cgroup.freeze)";
+    return null;
+  }
+
+  async stop(id: string, state: EngineState): Promise<EngineState> {
+    await this.teardown(id, state, true);
+    const { pid: _pid, ...kept } = state as NsState;
+    return { ...kept, pid: 0 };
+  }
+
+  async start(spec: CreateSpec, state: EngineState): Promise<RunningSandbox> {
+    const avail = await this.available();
+    if (!avail.ok) throw new Error(`ns engine unavailable: ${avail.reason}`);
+    await this.ready();
+    const p = nsPaths(this.env, spec.id);
+    const old = state as NsState;
+    if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} is still running (its runtime dir exists)`);
+    if (!existsSync(p.data)) throw new Error(`sandbox ${spec.id} has no writable layer to start from (${p.data} is gone)`);
+    const { slot, base } = allocateUidSlot(this.owner(spec.id), typeof old.slot === "number" ? old.slot : undefined);
+    const next: NsState = { ...old, slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
+    try {
+      const layer = old.diskMb ? await this.timed("disk", () => remountDisk(p.data)) : p.data;
+      // The slot was taken meanwhile: move the files into the new id range.
+      if (typeof old.base === "number" && old.base !== base) await this.timed("reown", () => reown(join(layer, "upper"), old.base, base));
+      return await this.boot(spec, next, layer);
+    } catch (e) {
+      await this.teardown(spec.id, next, true).catch(() => {});
+      throw e;
+    }
+  }
+
+  async snapshot(id: string, state: EngineState, dir: string): Promise<{ base: number }> {
+    const p = nsPaths(this.env, id);
+    const st = state as NsState;
+    const layer = st.diskMb ? join(p.data, "disk") : p.data;
+    if (!existsSync(join(layer, "upper"))) throw new Error(`sandbox ${id} has no writable layer to snapshot (a stopped disk_mb sandbox: start it first)`);
+    // Frozen while copied (unless stopped or already paused): a consistent copy.
+    const running = typeof st.cgroup === "string" && st.pid > 0 && !isFrozen(st.cgroup) && (await this.alive(id, state));
+    if (running) await freeze(st.cgroup!);
+    try {
+      await copyLayer(join(layer, "upper"), join(dir, "upper"), st.base, st.base);
+    } finally {
+      if (running) await thaw(st.cgroup!);
+    }
+    return { base: st.base };
+  }
+
+  async pause(_id: string, state: EngineState): Promise<void> {
+    await freeze(String(state.cgroup));
+  }
+
+  async resume(_id: string, state: EngineState): Promise<void> {
+    await thaw(String(state.cgroup));
+  }
+
+  async paused(_id: string, state: EngineState): Promise<boolean> {
+    return typeof state.cgroup === "string" && isFrozen(state.cgroup);
   }
 
   /**
@@ -193,6 +274,11 @@ export class NsEngine implements Engine {
   async reattach(id: string, state: EngineState, token: string): Promise<RunningSandbox | null> {
     const p = nsPaths(this.env, id);
     const st = await this.runc.state(id);
+    // Frozen while its row said running (a pause cut short by a crash): it is alive; thaw it.
+    if (st?.status === "paused" && typeof state.cgroup === "string") {
+      await thaw(state.cgroup);
+      st.status = "running";
+    }
     if (!st || st.status !== "running") {
       await this.destroy(id, state);
       return null;
@@ -247,6 +333,11 @@ export class NsEngine implements Engine {
   }
 
   async destroy(id: string, state: EngineState): Promise<void> {
+    await this.teardown(id, state, false);
+  }
+
+  /** destroy (keepData false) or stop (keepData true: the writable layer and its disk image stay). */
+  private async teardown(id: string, state: EngineState, keepData: boolean): Promise<void> {
     const p = nsPaths(this.env, id);
     const errors: string[] = [];
     const step = async (what: string, f: () => unknown) => {
@@ -256,6 +347,8 @@ export class NsEngine implements Engine {
         errors.push(`${what}: ${(e as Error).message}`);
       }
     };
+    // A frozen sandbox cannot die: thaw it first (SIGKILL is queued, not delivered, while frozen).
+    if (typeof state.cgroup === "string" && isFrozen(state.cgroup)) await step("thaw", () => thaw(state.cgroup as string));
     await step("kill", () => killSandbox(id, state));
     // Independent once nothing runs in the sandbox any more.
     await Promise.all([
@@ -264,12 +357,16 @@ export class NsEngine implements Engine {
       step("agent dir", () => unmountIfMounted(p.agentDir)),
       step("config drive", () => destroyConfigDrive(p.sb)),
     ]);
-    await step("disk", () => releaseDisk(p.data)); // after the overlay on it is gone
-    await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
-    await step("sandbox dir", () => this.discard(p.data));
+    // After the overlay on it is gone.
+    if (keepData) await step("disk", () => unmountDisk(p.data));
+    else await step("disk", () => releaseDisk(p.data));
+    // Never remove the runtime dir over a mounted volume: rm would empty the volume.
+    const volumesOff = await step("volumes", () => unmountVolumes(p.sb)).then(() => !errors.some((e) => e.startsWith("volumes:")));
+    if (volumesOff) await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
+    if (!keepData) await step("sandbox dir", () => this.discard(p.data));
     if (typeof state.base === "number" && !errors.length) await step("layers", () => dropStaleLayers(this.layers, state.base as number));
     await step("uid slot", () => this.freeSlots(id, state));
-    if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+    if (errors.length) throw new Error(`${keepData ? "stop" : "destroy"} ${id}: ${errors.join("; ")}`);
   }
 
   /** Waits for background removals of destroyed sandboxes' writable layers. */

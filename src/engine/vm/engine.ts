@@ -3,11 +3,16 @@
 // RAM), the config drive is /dev/vdb (read-only), and lohar talks to the host
 // over a virtio-serial port that QEMU exposes as a unix socket.
 import type { Socket } from "node:net";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, fchownSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { finishRestore, incomingArgs, saveMemory } from "./memsnap.js";
 import { AgentClient } from "../agent-client.js";
-import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, RunningSandbox } from "../types.js";
+import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
+import { qmp } from "./qmp.js";
+import { join } from "node:path";
+import { reown } from "../reown.js";
+import { setVolumeBase, volumeBase } from "../../volumes/image.js";
 import { buildConfigDrive, CHILD_DRIVE_PATH, destroyConfigDrive, type Drive } from "../configdrive.js";
-import { ensureRuntimeDir, run, sandboxDirsWith, tryConnect } from "../runtime.js";
+import { ensureRuntimeDir, isMounted, run, sandboxDirsWith, tryConnect, unmountIfMounted } from "../runtime.js";
 import { accelCacheFile, probeAccelCached } from "./accel.js";
 import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
@@ -17,6 +22,8 @@ export interface VmState extends EngineState {
   pid: number;
   accel: Accel;
   image: string;
+  configSize?: number; // bytes of the config drive (a restore attaches a blank one of this size)
+  memory?: string; // while stopped: the age-encrypted memory snapshot
 }
 
 export interface VmOptions {
@@ -29,6 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class VmEngine implements Engine {
   readonly name = "vm" as const;
+  readonly restoresMemory = true;
   private availability?: Promise<Availability>;
   private runtimeReady?: Promise<void>;
 
@@ -65,6 +73,7 @@ export class VmEngine implements Engine {
       if (!existsSync(f)) throw new Error(`image ${spec.image} is not built for the vm engine (no ${f}); run: bhatti image build`);
     }
     if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} already exists`);
+    if (spec.from) throw new Error(`vm engine: ${this.cannot("snapshot", spec.id, {})}`);
 
     const state: VmState = { pid: 0, accel: avail.accel, image: spec.image };
     let drive: Drive | undefined;
@@ -72,10 +81,15 @@ export class VmEngine implements Engine {
       mkdirSync(p.sb, { recursive: true, mode: 0o700 });
       // A nameless file: QEMU gets it as its fd 3 and opens /proc/self/fd/3. If
       // this daemon dies now, QEMU is the only holder and the next start stops it.
+      // Volumes: ids back to the guest's own (an ns sandbox may have shifted them), then one disk each.
+      const volumes = (spec.volumes ?? []).map((v, i) => ({ file: v.file, serial: `bhatti-vol${i}`, ro: v.ro, path: v.path }));
+      for (const v of volumes) await unshiftVolume(p.sb, v.file);
+      if (volumes.length) spec.config.volumes = volumes.map((v) => ({ serial: v.serial, path: v.path, ro: v.ro }));
       drive = await buildConfigDrive(p.sb, spec.config);
-      const args = qemuArgs({
+      state.configSize = fstatSync(drive.fd).size;
+      const args = qemuArgs({ volumes,
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
-        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, consoleLog: p.console,
+        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
         cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
       });
       const qemu = spawnQemu(args, p.qemuLog, drive.fd);
@@ -143,6 +157,113 @@ export class VmEngine implements Engine {
     return isOurQemu(Number(state.pid), id, vmPaths(this.env, id).socket);
   }
 
+  cannot(op: LifecycleOp, id: string, _state: EngineState): string | null {
+    if ((op === "stop" || op === "start") && !this.env.ageRecipient) {
+      return "vm engine: stopping a VM keeps its memory in an encrypted snapshot, and this engine was given no daemon key to encrypt it with";
+    }
+    if (op === "start") return null;
+    if (op === "snapshot") {
+      return "vm engine: a vm sandbox's files live in guest memory, so a snapshot needs a memory snapshot (QEMU migration to a file), which is not implemented yet";
+    }
+    if (!existsSync(vmPaths(this.env, id).qmp)) return "vm engine: the sandbox was created before pause support (its QEMU has no control socket); recreate it to pause it";
+    return null;
+  }
+
+  /**
+   * Cold: the VM's state (its memory: the writable layer lives there) goes to
+   * <data>/sandboxes/<id>/memory.age, encrypted by age on its way out; QEMU
+   * then ends and its runtime dir goes. Idempotent.
+   */
+  async stop(id: string, state: EngineState): Promise<EngineState> {
+    const why = this.cannot("stop", id, state);
+    const st = state as VmState;
+    const p = vmPaths(this.env, id);
+    const file = join(p.data, "memory.age");
+    if (!isOurQemu(Number(st.pid), id, p.socket)) {
+      if (st.memory && existsSync(st.memory)) return { ...st, pid: 0 }; // already stopped
+      throw new Error(`sandbox ${id}: its QEMU is gone, nothing to keep`);
+    }
+    if (why) throw new Error(`sandbox ${id}: ${why}`);
+    mkdirSync(p.data, { recursive: true, mode: 0o700 });
+    rmSync(file, { force: true });
+    await saveMemory(p.qmp, file, this.env.ageRecipient!);
+    await stopProcess(Number(st.pid));
+    rmSync(p.sb, { recursive: true, force: true });
+    return { ...st, pid: 0, memory: file };
+  }
+
+  /** Restores a stopped VM from its memory snapshot (spec.config is not used: the guest's memory holds its env and token). */
+  async start(spec: CreateSpec, state: EngineState): Promise<RunningSandbox> {
+    const avail = await this.available();
+    if (!avail.ok || !avail.accel) throw new Error(`vm engine unavailable: ${avail.reason}`);
+    this.runtimeReady ??= ensureRuntimeDir(this.env.runtimeDir, this.env.dataDir);
+    await this.runtimeReady;
+    const st = state as VmState;
+    const p = vmPaths(this.env, spec.id);
+    const img = imagePaths(this.env, spec.image);
+    if (!st.memory || !existsSync(st.memory)) throw new Error(`sandbox ${spec.id} has no memory snapshot to start from`);
+    if (st.accel !== avail.accel) throw new Error(`sandbox ${spec.id} was stopped under ${st.accel} and this host now runs ${avail.accel}`);
+    if (existsSync(p.sb)) throw new Error(`sandbox ${spec.id} is still running (its runtime dir exists)`);
+    const next: VmState = { ...st, pid: 0 };
+    mkdirSync(p.sb, { recursive: true, mode: 0o700 });
+    // The same machine as at create: a blank drive where the config drive was (the guest no longer reads it).
+    const blank = join(p.sb, "blank.img");
+    const fd = openSync(blank, "w+", 0o600);
+    try {
+      ftruncateSync(fd, st.configSize ?? 4 << 20);
+      unlinkSync(blank);
+      const volumes = (spec.volumes ?? []).map((v, i) => ({ file: v.file, serial: `bhatti-vol${i}`, ro: v.ro }));
+      const args = [...qemuArgs({
+        volumes, id: spec.id, accel: st.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
+        configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
+      }), ...incomingArgs(st.memory, join(this.env.dataDir, "age.key"))];
+      const qemu = spawnQemu(args, p.qemuLog, fd);
+      next.pid = qemu.pid;
+      let died: string | null = null;
+      void qemu.exited.then((why) => { died = why; });
+      await finishRestore(p.qmp, this.opts.bootTimeoutMs ?? 120_000).catch((e: Error) => { throw new Error(`${died ? `QEMU ${died}: ` : ""}${e.message}${tails(p)}`); });
+      const agent = await this.reconnect(p, spec.config.token, qemu.pid);
+      if (!agent) throw new Error(`the restored VM's agent does not answer${tails(p)}`);
+      rmSync(st.memory, { force: true }); // live again: the snapshot is spent
+      delete next.memory;
+      return { id: spec.id, engine: "vm", state: next, agent };
+    } catch (e) {
+      if (next.pid) await stopProcess(next.pid).catch(() => {});
+      rmSync(p.sb, { recursive: true, force: true });
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async snapshot(id: string, _state: EngineState, _dir: string): Promise<{ base: number }> {
+    throw new Error(`sandbox ${id}: ${this.cannot("snapshot", id, {})}`);
+  }
+
+  /** Stops the VM's vCPUs (QMP `stop`): guest memory stays, nothing runs. */
+  async pause(id: string, _state: EngineState): Promise<void> {
+    await qmp(this.qmpOf(id), "stop");
+  }
+
+  /** Starts the vCPUs again (QMP `cont`). */
+  async resume(id: string, _state: EngineState): Promise<void> {
+    await qmp(this.qmpOf(id), "cont");
+  }
+
+  async paused(id: string, _state: EngineState): Promise<boolean> {
+    const p = vmPaths(this.env, id);
+    if (!existsSync(p.qmp)) return false;
+    const st = (await qmp(p.qmp, "query-status")) as { status?: string; running?: boolean };
+    return st.running === false;
+  }
+
+  private qmpOf(id: string): string {
+    const p = vmPaths(this.env, id);
+    if (!existsSync(p.qmp)) throw new Error(`sandbox ${id} was created before pause support (QEMU has no control socket); recreate it to pause it`);
+    return p.qmp;
+  }
+
   async sweep(): Promise<void> {
     // Nothing persistent: a vm sandbox's writable layer lives in guest RAM.
   }
@@ -194,6 +315,40 @@ export class VmEngine implements Engine {
     await step("runtime dir", () => rmSync(p.sb, { recursive: true, force: true }));
     await step("sandbox dir", () => rmSync(p.data, { recursive: true, force: true }));
     if (errors.length) throw new Error(`destroy ${id}: ${errors.join("; ")}`);
+  }
+}
+
+/** Moves a volume's files back to unshifted ids (as the guest sees them) if an ns sandbox left them shifted. */
+async function unshiftVolume(sb: string, file: string): Promise<void> {
+  // A volume whose last holder was killed has a journal to replay: a guest that
+  // attaches it read-only cannot, so the host does it first (e2fsck -p: replay, preen).
+  // A guest wrote this image: e2fsck reads it as nobody (never as root), through
+  // an fd we opened. Reopening /proc/self/fd/3 checks the inode's owner, so the
+  // image belongs to nobody meanwhile; its directory (0700 root) keeps others out.
+  const fd = openSync(file, "r+");
+  let fsck;
+  try {
+    fchownSync(fd, 65534, 65534);
+    fsck = await run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs", "--", "e2fsck", "-p", "/proc/self/fd/3"], { allowFail: true, fds: [fd], timeoutMs: 120_000 });
+  } finally {
+    fchownSync(fd, 0, 0);
+    closeSync(fd);
+  }
+  if (fsck.code >= 4) throw new Error(`volume ${file}: e2fsck -p exited ${fsck.code}: ${fsck.stdout.trim().split("\n").pop() ?? ""}`);
+  const from = volumeBase(file);
+  if (from === 0) return;
+  const mnt = join(sb, "vol-unshift");
+  mkdirSync(mnt, { mode: 0o700 });
+  try {
+    await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", file, mnt]);
+    try {
+      reown(mnt, from, 0);
+      setVolumeBase(file, 0);
+    } finally {
+      await unmountIfMounted(mnt);
+    }
+  } finally {
+    if (!isMounted(mnt)) rmSync(mnt, { recursive: true, force: true });
   }
 }
 

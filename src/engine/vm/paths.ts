@@ -11,6 +11,7 @@ export interface VmPaths {
   socket: string; // virtio-serial agent port (QEMU listens)
   console: string; // guest serial console: kernel and initramfs messages
   qemuLog: string; // QEMU's own stdout/stderr
+  qmp: string; // QMP control socket (pause/resume)
   data: string; // <dataDir>/sandboxes/<id> (unused by vm; removed by destroy if present)
 }
 
@@ -29,6 +30,7 @@ export function vmPaths(env: EngineEnv, id: string): VmPaths {
     socket: join(sb, "agent.sock"),
     console: join(sb, "console.log"),
     qemuLog: join(sb, "qemu.log"),
+    qmp: join(sb, "qmp.sock"),
     data: join(env.dataDir, "sandboxes", id),
   };
 }

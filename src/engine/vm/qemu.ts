@@ -15,6 +15,8 @@ export interface QemuSpec {
   rootfs: string; // rootfs.ext4, attached read-only (/dev/vda)
   configDrive?: string; // config.ext4, attached read-only (/dev/vdb)
   agentSocket?: string; // unix socket QEMU listens on for the virtio-serial agent port
+  qmpSocket?: string; // unix socket QEMU listens on for QMP (pause/resume)
+  volumes?: { file: string; serial: string; ro: boolean }[]; // extra virtio-blk disks (issue 14)
   consoleLog: string; // guest serial console (kernel messages, init errors)
   cpus: number;
   memoryMb: number;
@@ -88,5 +90,12 @@ export function qemuArgs(spec: QemuSpec): string[] {
       "-device", `virtserialport,chardev=agent,name=${GUEST.virtioPortName}`,
     );
   }
+  for (const [i, v] of (spec.volumes ?? []).entries()) {
+    args.push(
+      "-drive", `id=vol${i},file=${v.file},format=raw,if=none${v.ro ? ",readonly=on" : ""}`,
+      "-device", `virtio-blk-device,drive=vol${i},serial=${v.serial}`,
+    );
+  }
+  if (spec.qmpSocket) args.push("-qmp", `unix:${spec.qmpSocket},server=on,wait=off`);
   return args;
 }

@@ -89,7 +89,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   });
 
   router.route(ROUTES.exec, async (ctx) => {
-    const sb = sandboxes.open(ctx.user, ctx.params.id);
+    const sb = await sandboxes.openReady(ctx.user, ctx.params.id);
     const spec = execSpec(ctx.body as ExecRequest);
     const redactor = await sandboxes.redactor(ctx.user, ctx.params.id, spec.redact);
     const outRed = redactor?.stream();
@@ -152,7 +152,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
   router.route(ROUTES.execWebSocket, () => { throw new UserError(426, "send Upgrade: websocket", {}, "upgrade_required"); });
 
   router.route(ROUTES.readFile, async (ctx) => {
-    const sb = sandboxes.open(ctx.user, ctx.params.id);
+    const sb = await sandboxes.openReady(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     if (ctx.query.get("ls") === "true") return sb.list(path);
     const file = await sb.openFile(path);
@@ -171,7 +171,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.route(ROUTES.statFile, async (ctx) => {
-    const sb = sandboxes.open(ctx.user, ctx.params.id);
+    const sb = await sandboxes.openReady(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const st = await sb.stat(path);
     ctx.res.writeHead(200, {
@@ -182,7 +182,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, templat
     return HANDLED;
   });
   router.route(ROUTES.writeFile, async (ctx) => {
-    const sb = sandboxes.open(ctx.user, ctx.params.id);
+    const sb = await sandboxes.openReady(ctx.user, ctx.params.id);
     const path = filePath(ctx);
     const modeQ = ctx.query.get("mode");
     if (modeQ !== null && !/^[0-7]{3,4}$/.test(modeQ)) throw badRequest("mode must be octal, e.g. 0644");
