@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   forbidden: "The sandbox refused the file operation (permission denied, read-only, or /proc and /sys).",
   quota_exceeded: "The caller's quota (sandboxes, cpus or memory) would be exceeded.",
   route_not_found: "No route has this path.",
+  not_found: "The object named in the path does not exist (the message names it; another user's objects are not found either).",
   method_not_allowed: "The path exists but not with this method (see the Allow header).",
   sandbox_not_found: "No sandbox of the caller's has this id or name (another user's sandboxes are not found either).",
   template_not_found: "No template of the caller's has this id or name.",
@@ -49,7 +50,7 @@ export function codeForStatus(status: number): ErrorCode {
     case 400: return "invalid_request";
     case 401: return "unauthorized";
     case 403: return "forbidden";
-    case 404: return "route_not_found";
+    case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 409: return "conflict";
     case 413: return "payload_too_large";

@@ -59,7 +59,7 @@ export class Router {
       return { route: r, params };
     }
     if (pathKnown) throw new UserError(405, `method ${method} not allowed on ${path}`, { Allow: [...new Set(allowed)].join(", ") });
-    throw new UserError(404, `no route for ${method} ${path}`);
+    throw new UserError(404, `no route for ${method} ${path}`, {}, "route_not_found");
   }
 
   private hasExplicitHead(path: string): boolean {

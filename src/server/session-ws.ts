@@ -37,7 +37,7 @@ export function sessionWebSocket(app: App, sandboxes: SandboxService, log: (l: s
     try {
       const { path, query } = parseTarget(req.url);
       const m = SESSION_WS_RE.exec(path);
-      if (!m) throw new UserError(404, `no route for GET ${path}`);
+      if (!m) throw new UserError(404, `no route for GET ${path}`, {}, "route_not_found");
       const user = app.admit(req, query);
       let ref: string;
       try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }

@@ -22,7 +22,7 @@ export function shareWebSocket(app: App, sandboxes: SandboxService, tokens: Shar
     socket.on("error", () => socket.destroy());
     try {
       const { path } = parseTarget(req.url);
-      if (path !== SHARE_WS_PATH) throw new UserError(404, `no route for GET ${path}`);
+      if (path !== SHARE_WS_PATH) throw new UserError(404, `no route for GET ${path}`, {}, "route_not_found");
       wss.handleUpgrade(req, socket, head, (ws) => {
         ws.on("error", () => { setTimeout(() => ws.terminate(), 1000).unref(); });
         const refuse = () => {

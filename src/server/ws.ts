@@ -41,10 +41,10 @@ export function execWebSocket(app: App, sandboxes: SandboxService, log: (l: stri
         let params: Record<string, string>;
         try {
           const m = app.router.match("GET", path);
-          if (!m.route.spec?.websocket) throw new UserError(404, `no route for GET ${path}`);
+          if (!m.route.spec?.websocket) throw new UserError(404, `no route for GET ${path}`, {}, "route_not_found");
           params = m.params;
         } catch (e) {
-          if (e instanceof UserError && e.status === 405) throw new UserError(404, `no route for GET ${path}`);
+          if (e instanceof UserError && e.status === 405) throw new UserError(404, `no route for GET ${path}`, {}, "route_not_found");
           throw e;
         }
         const user = app.admit(req, query);

@@ -13,5 +13,5 @@ export class UserError extends Error {
 }
 
 export const badRequest = (msg: string) => new UserError(400, msg, {}, "invalid_request");
-export const notFound = (msg: string, code: ErrorCode = "route_not_found") => new UserError(404, msg, {}, code);
+export const notFound = (msg: string, code: ErrorCode = "not_found") => new UserError(404, msg, {}, code);
 export const conflict = (msg: string, code: ErrorCode = "conflict") => new UserError(409, msg, {}, code);

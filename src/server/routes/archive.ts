@@ -9,6 +9,7 @@
 //   A body over MAX_ARCHIVE_BYTES is refused (413) — before anything reaches
 //   the sandbox when Content-Length says so.
 // Both flow under lohar's per-stream credit, like the files routes.
+import { contract } from "../../api/routes-more.js";
 import { pipeline } from "node:stream/promises";
 import type { Router, Ctx } from "../http.js";
 import { bodyChunks, bodyTooLarge, declaresTooMuch } from "../http.js";
@@ -45,7 +46,7 @@ function renameParam(ctx: Ctx): string | undefined {
 }
 
 export function archiveRoutes(router: Router, sandboxes: SandboxService, streams: OpenStreams): void {
-  router.add("GET", "/sandboxes/:id/archive", async (ctx) => {
+  router.route(contract("GET", "/sandboxes/:id/archive"), async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const path = checkFilePath(ctx.query.get("path"));
     const tar = await archiveCall(() => agent.openArchive(path));
@@ -62,7 +63,7 @@ export function archiveRoutes(router: Router, sandboxes: SandboxService, streams
     return HANDLED;
   });
 
-  router.add("PUT", "/sandboxes/:id/archive", async (ctx) => {
+  router.route(contract("PUT", "/sandboxes/:id/archive"), async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const path = checkFilePath(ctx.query.get("path"));
     const rename = renameParam(ctx);

@@ -1,6 +1,7 @@
 // GET /events: the caller's own audit trail (filters since/type/limit, a
 // cursor, and ?follow=1 for a stream of JSON lines). Operators read everyone's
 // with `bhatti admin events` on the local database.
+import { contract } from "../../api/routes-more.js";
 import type { Router } from "../http.js";
 import { HANDLED } from "../reply.js";
 import { UserError } from "../../util/errors.js";
@@ -15,7 +16,7 @@ export const MAX_FOLLOWERS_PER_USER = 4;
 
 export function eventRoutes(router: Router, db: DB, streams: OpenStreams): void {
   const followers = new Map<number, number>();
-  router.add("GET", "/events", async ({ req, res, query, user }) => {
+  router.route(contract("GET", "/events"), async ({ req, res, query, user }) => {
     const f = parseEventFilter((k) => query.get(k));
     // Owner: by id, and never from before the user existed (a deleted user's id can be given to a new user).
     const q = { ...f, userId: user.id, notBefore: user.created_at };

@@ -2,6 +2,7 @@
 // logs (the scrollback, or with follow=true the scrollback then live output).
 // A sandbox of another user is a 404 (SandboxService.agent); a session id
 // lohar does not know is a 404 too, with the same words for every id.
+import { contract } from "../../api/routes-more.js";
 import type { Router } from "../http.js";
 import { readJson } from "../http.js";
 import { Reply, HANDLED } from "../reply.js";
@@ -34,13 +35,13 @@ async function agentCall<T>(f: () => Promise<T>): Promise<T> {
 }
 
 export function sessionRoutes(router: Router, sandboxes: SandboxService, streams: OpenStreams): void {
-  router.add("GET", "/sandboxes/:id/sessions", async ({ user, params }) => {
+  router.route(contract("GET", "/sandboxes/:id/sessions"), async ({ user, params }) => {
     const agent = sandboxes.agent(user, params.id);
     return agentCall(() => listSessions(agent));
   });
 
   // A background command (`bhatti exec --detach`): pipes unless tty is true; env is ignored as for POST exec.
-  router.add("POST", "/sandboxes/:id/sessions", async ({ req, user, params }) => {
+  router.route(contract("POST", "/sandboxes/:id/sessions"), async ({ req, user, params }) => {
     const agent = sandboxes.agent(user, params.id);
     const body = await readJson(req);
     if (body.cmd === undefined) throw badRequest("cmd must be a non-empty array of strings without NUL");
@@ -48,7 +49,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
     return new Reply(201, await agentCall(() => startDetached(agent, spec)));
   });
 
-  router.add("GET", "/sandboxes/:id/sessions/:sid", async ({ user, params }) => {
+  router.route(contract("GET", "/sandboxes/:id/sessions/:sid"), async ({ user, params }) => {
     const agent = sandboxes.agent(user, params.id);
     const id = sessionId(params.sid);
     const s = (await agentCall(() => listSessions(agent))).find((x) => x.id === id);
@@ -57,7 +58,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
   });
 
   // Kill: the signal (default SIGKILL) goes to the session's process group.
-  router.add("DELETE", "/sandboxes/:id/sessions/:sid", async ({ user, params, query }) => {
+  router.route(contract("DELETE", "/sandboxes/:id/sessions/:sid"), async ({ user, params, query }) => {
     const agent = sandboxes.agent(user, params.id);
     const id = sessionId(params.sid);
     const signal = query.get("signal") ?? "SIGKILL";
@@ -66,7 +67,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
   });
 
   // Output as bytes, acknowledged to lohar as the response flushes it: a slow reader slows the session.
-  router.add("GET", "/sandboxes/:id/sessions/:sid/logs", async (ctx) => {
+  router.route(contract("GET", "/sandboxes/:id/sessions/:sid/logs"), async (ctx) => {
     const agent = sandboxes.agent(ctx.user, ctx.params.id);
     const id = sessionId(ctx.params.sid);
     const follow = ctx.query.get("follow");

@@ -2,6 +2,7 @@
 // revoke one-time tokens (share.ts); GET /share/ serves the page, its script
 // and xterm.js from node_modules (no CDN), under a strict CSP. The page reads
 // the token from its URL fragment and exchanges it over GET /share/ws.
+import { contract } from "../../api/routes-more.js";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -31,7 +32,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 };
 
 export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: ShareTokens, db: DB): void {
-  router.add("POST", "/sandboxes/:id/share", async ({ req, user, params }) => {
+  router.route(contract("POST", "/sandboxes/:id/share"), async ({ req, user, params }) => {
     const sb = sandboxes.get(user, params.id);
     sandboxes.agent(user, sb.id); // running, or the error says why
     const body = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && !req.headers["transfer-encoding"]) ? {} : await readJson(req);
@@ -41,7 +42,7 @@ export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: S
     recordEvent(db, "sandbox.shared", user.name, sb.name, { expires_at: t.expires_at });
     return new Reply(201, { sandbox: sb.name, path: `/share/#${t.token}`, token: t.token, expires_at: t.expires_at });
   });
-  router.add("DELETE", "/sandboxes/:id/share", ({ user, params }) => {
+  router.route(contract("DELETE", "/sandboxes/:id/share"), ({ user, params }) => {
     const sb = sandboxes.get(user, params.id);
     const r = tokens.revoke(sb.id);
     recordEvent(db, "sandbox.share_revoked", user.name, sb.name, r);
@@ -49,13 +50,13 @@ export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: S
   });
   for (const [path, a] of Object.entries(ASSETS)) {
     const body = readFileSync(a.file);
-    router.add("GET", path, ({ res }) => {
+    router.route(contract("GET", path), ({ res }) => {
       res.writeHead(200, {
         "Content-Type": a.type, "Content-Length": body.length, "Content-Security-Policy": SHARE_CSP,
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
       });
       res.end(body);
       return HANDLED;
-    }, { public: true });
+    });
   }
 }
