@@ -41,12 +41,17 @@ export const SecretNames = Type.Array(Type.String({ pattern: ENV_NAME_PATTERN, e
 /** A secret delivered as a file on a tmpfs in the sandbox (src/sandboxes/secret-files.ts checks path and mode). */
 export const SecretFileRef = Type.Object({
   name: Type.String({ pattern: ENV_NAME_PATTERN, errorMessage: "a secret file's name must be a secret name (^[A-Za-z_][A-Za-z0-9_]{0,255}$)" }),
-  path: Type.String({ pattern: "^/", maxLength: 4096, errorMessage: "a secret file's path must be absolute" }),
+  path: Type.String({ pattern: "^/", maxLength: 4096, errorMessage: "a secret file's path must be an absolute path" }),
   mode: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: "octal permission mode, default 0400" })),
 }, { errorMessage: "a secret is a name or {name, path, mode}" });
 
-/** Secrets of a sandbox or template: names (env variables) or files. */
-export const SecretRefs = Type.Array(Type.Union([Type.String({ pattern: ENV_NAME_PATTERN }), SecretFileRef]), {
+/**
+ * Secrets of a sandbox or template: names (env variables) or files
+ * (SecretFileRef). Items are checked by src/sandboxes/secret-files.ts, whose
+ * messages name each rule (path under /proc, .., modes...), so the schema
+ * documents their shape without checking it first.
+ */
+export const SecretRefs = Type.Array(Type.Unknown({ description: "a secret name (string), or a SecretFileRef {name, path, mode}" }), {
   errorMessage: "secrets must be an array of secret names or {name, path, mode} objects",
 });
 

@@ -23,7 +23,7 @@ export const CreateSandboxRequest = Type.Object({
   files: Type.Optional(Type.Union([Type.Array(ConfigFileSpec), Type.Null()], { errorMessage: "files must be an array of {path, content, mode}" })),
   keep_hot: Type.Optional(Type.Boolean({ errorMessage: "keep_hot must be true or false", description: "never paused or stopped by the idle policy" })),
   volumes: Type.Optional(Type.Array(Type.Union([Type.String(), Type.Object({ name: Type.String(), path: Type.String(), ro: Type.Optional(Type.Boolean()) })]), { errorMessage: "volumes must be an array of NAME:/path[:ro] or {name, path, ro}" })),
-  from: Type.Optional(Type.String({ minLength: 1, errorMessage: "from must be a snapshot or sandbox name", description: "fork: a snapshot's name, or a sandbox's (snapshotted now)" })),
+  from: Type.Optional(Type.String({ minLength: 1, errorMessage: "from must be the name of a snapshot or sandbox", description: "fork: a snapshot's name, or a sandbox's (snapshotted now)" })),
   init: Type.Optional(Type.Union([Type.String({ maxLength: 65536, pattern: "^[^\\u0000]*$" }), Type.Null()], { errorMessage: "init must be a string without NUL, at most 65536 characters" })),
 }, { $id: "CreateSandboxRequest" });
 export type CreateSandboxRequest = Static<typeof CreateSandboxRequest>;

@@ -1,7 +1,7 @@
 // Test harness: a real daemon process on a free port with a temp data dir, and
 // the real CLI binary. Used by the test suites; not part of the product.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -101,6 +101,14 @@ export async function api(d: { url: string }, method: string, path: string, opts
 }
 
 export function cleanup(dir: string): void {
+  // A test that failed half way can leave a sandbox's disk mounted in its data
+  // dir: detach such mounts (deepest first) so that the removal itself works.
+  const prefix = resolve(dir) + "/";
+  let mounts: string[] = [];
+  try {
+    mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" ")[4]).filter((m): m is string => !!m && m.startsWith(prefix));
+  } catch { /* no /proc: nothing to detach */ }
+  for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync("umount", ["-l", m]);
   rmSync(dir, { recursive: true, force: true });
 }
 

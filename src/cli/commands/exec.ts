@@ -40,7 +40,7 @@ export function register(cmd: Command): void {
       if (o.json) return buffered(client, ref, argv, o, timeout);
       return streamed(await client.execWebSocket(ref, {
         cmd: argv, ...(o.env ? { env: parseEnv(o.env) } : {}), ...(o.cwd ? { cwd: o.cwd } : {}),
-        ...(o.tty ? { tty: true, rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } : {}),
+        ...(o.tty ? { tty: true, rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : {}),
       }, { redact: !!o.redact }), o, timeout);
     }));
 }

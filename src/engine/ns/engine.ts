@@ -7,7 +7,7 @@ import { AgentClient } from "../agent-client.js";
 import type { Availability, CreateSpec, Engine, EngineEnv, EngineState, LifecycleOp, RunningSandbox } from "../types.js";
 import { buildConfigDrive, configMountPath, destroyConfigDrive, type Drive } from "../configdrive.js";
 import {
-  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted,
+  allocateUidSlot, ensureRuntimeDir, freeUidSlot, loopDevicesUnder, run, UID_SLOTS_DIR, tryConnect, sandboxDirsWith, unmountIfMounted, isMounted,
 } from "../runtime.js";
 import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
@@ -16,7 +16,7 @@ import { Runc } from "./runc.js";
 import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
-import { mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
+import { DISK_MOUNT, mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
 import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
 import { copyLayer, reown } from "../reown.js";
 import { mountVolumes, unmountVolumes } from "./volumes.js";
@@ -201,15 +201,21 @@ export class NsEngine implements Engine {
   async snapshot(id: string, state: EngineState, dir: string): Promise<{ base: number }> {
     const p = nsPaths(this.env, id);
     const st = state as NsState;
-    const layer = st.diskMb ? join(p.data, "disk") : p.data;
-    if (!existsSync(join(layer, "upper"))) throw new Error(`sandbox ${id} has no writable layer to snapshot (a stopped disk_mb sandbox: start it first)`);
-    // Frozen while copied (unless stopped or already paused): a consistent copy.
-    const running = typeof st.cgroup === "string" && st.pid > 0 && !isFrozen(st.cgroup) && (await this.alive(id, state));
-    if (running) await freeze(st.cgroup!);
+    // A stopped sandbox's disk is not mounted: mount it for the copy, and unmount it after.
+    const mountedHere = !!st.diskMb && !isMounted(join(p.data, DISK_MOUNT));
+    const layer = st.diskMb ? await remountDisk(p.data) : p.data;
     try {
-      await copyLayer(join(layer, "upper"), join(dir, "upper"), st.base, st.base);
+      if (!existsSync(join(layer, "upper"))) throw new Error(`sandbox ${id} has no writable layer to snapshot`);
+      // Frozen while copied (unless stopped or already paused): a consistent copy.
+      const running = typeof st.cgroup === "string" && st.pid > 0 && !isFrozen(st.cgroup) && (await this.alive(id, state));
+      if (running) await freeze(st.cgroup!);
+      try {
+        await copyLayer(join(layer, "upper"), join(dir, "upper"), st.base, st.base);
+      } finally {
+        if (running) await thaw(st.cgroup!);
+      }
     } finally {
-      if (running) await thaw(st.cgroup!);
+      if (mountedHere) await unmountDisk(p.data);
     }
     return { base: st.base };
   }
