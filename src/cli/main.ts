@@ -13,6 +13,7 @@ import { fileCommand } from "./commands/file.js";
 import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
+import { netCommand } from "./commands/net.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   destroy: destroyCommand,
   template: templateCommand,
   file: fileCommand,
+  net: netCommand,
 };
 
 const HELP = `bhatti — sandboxes with a write-only secret store
@@ -52,6 +54,7 @@ client commands (talk to the daemon's API):
   exec SB [--env K=V]... [-t] -- CMD...         run a command (streams, exit code forwarded)
   file read|write|ls SB PATH                    files in a sandbox, as its user
   template create|list|delete                   presets with pre-configured secret names
+  net show SB | net set SB --egress E [--allow-host H]... [--allow-cidr C]...   egress policy
 
 global flags: --url URL  --token KEY  --json  --data-dir DIR
 `;

@@ -12,7 +12,10 @@ export interface CreateSandbox {
   files?: { path: string; content: string; mode?: number }[]; template?: string; init?: string; engine?: string;
   image?: string; // default "minimal"; a template's image wins
   disk_mb?: number; // size limit of the writable layer, MiB
+  network?: NetworkSpec;
 }
+/** A sandbox's egress policy (docs/networking.md). */
+export interface NetworkSpec { egress?: "public" | "deny" | "none"; allow_hosts?: string[]; allow_cidrs?: string[] }
 export interface ImageSummary {
   name: string; aliases: string[]; default: boolean; built_at: string; build_ms: number; inputs_hash: string;
   engines: string[]; size_bytes: number; rootfs: { files: number; bytes: number }; packages: number;
@@ -87,6 +90,7 @@ export class BhattiClient {
   deleteSecret(name: string): Promise<void> { return this.request("DELETE", `/secrets/${encodeURIComponent(name)}`); }
 
   createSandbox(spec: CreateSandbox): Promise<Sandbox> { return this.request("POST", "/sandboxes", spec); }
+  setNetwork(ref: string, network: NetworkSpec): Promise<Sandbox> { return this.request("PATCH", `/sandboxes/${encodeURIComponent(ref)}`, { network }); }
   listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }

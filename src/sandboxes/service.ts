@@ -16,6 +16,8 @@ import type { Engines } from "./engines.js";
 import { DEFAULTS, type TemplateService } from "./templates.js";
 import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
+import type { NetManager } from "../net/egress.js";
+import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -48,18 +50,22 @@ export interface SandboxView {
   env: string[]; // names only
   secrets: string[]; // names only
   template_id: string | null;
+  network: NetworkPolicy;
   created_at: string;
 }
 
 interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
-  token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
+  token_encrypted: Buffer | null; engine_state: string | null; created_at: string; network: string | null;
 }
+
+const NO_NETWORK: NetworkPolicy = { egress: "none", allow_hosts: [], allow_cidrs: [] };
+const policyOf = (r: Row): NetworkPolicy => (r.network ? JSON.parse(r.network) as NetworkPolicy : NO_NETWORK);
 
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, status: r.status,
-  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, created_at: r.created_at,
+  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), template_id: r.template_id, network: policyOf(r), created_at: r.created_at,
 });
 
 export class SandboxService {
@@ -72,6 +78,10 @@ export class SandboxService {
   private timer?: NodeJS.Timeout;
   /** False when the runtime dir carries another daemon instance's mark: orphans found there are not provably ours. */
   ownRuntime = true;
+  /** Sandbox networking (src/net); none: every sandbox has loopback only. */
+  net?: NetManager;
+  /** The policy of a sandbox whose create names none (serve --default-egress). */
+  defaultNetwork: NetworkPolicy = { egress: "public", allow_hosts: [], allow_cidrs: [] };
 
   constructor(
     private readonly db: DB,
@@ -117,6 +127,11 @@ export class SandboxService {
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     const diskMb = body.disk_mb === undefined || body.disk_mb === null ? undefined : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
+    const network = validateNetwork(body.network, this.defaultNetwork);
+    if (network.egress !== "none") {
+      if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
+      if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);
+    }
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
     const t0 = performance.now();
@@ -133,9 +148,9 @@ export class SandboxService {
       if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
       if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
       this.admission?.check(this.db, cpus, memory_mb);
-      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?)`)
-        .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now);
+      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, network)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?)`)
+        .run(id, user.id, name, engine.name, image, cpus, memory_mb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now, JSON.stringify(network));
     }).immediate();
 
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
@@ -143,9 +158,13 @@ export class SandboxService {
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token); // overlaps the boot
     let running: RunningSandbox;
+    // Networking is set up while the engine prepares the rest (egress none: nothing to do, the fast path).
+    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network);
+    link?.catch(() => {}); // awaited by the engine; a failure fails the create below
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, ...(diskMb ? { diskMb } : {}), config, ...(link ? { network: link } : {}) });
     } catch (e) {
+      if (link) await link.then(() => {}, () => {}).then(() => this.net!.release(id)).catch((err: Error) => this.log(`sandbox ${id}: removing its network failed: ${err.message}`));
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`);
@@ -205,6 +224,11 @@ export class SandboxService {
     sum.lost = rows.filter((r) => r.status === "lost").length;
     const toReattach = rows.filter((r) => r.status === "running" || r.status === "unreachable");
     for (const r of toReattach) this.pending.add(r.id);
+    // Live sandboxes' network rules come back first (the nft table is recreated with this daemon's ports).
+    if (this.net) {
+      await Promise.all(toReattach.filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
+        .catch((e: Error) => this.log(`sandbox ${r.id}: restoring its network failed: ${e.message}`))));
+    }
     try {
       await Promise.all((["ns", "vm"] as const).map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
       await Promise.all([
@@ -235,6 +259,10 @@ export class SandboxService {
       for (const r of toReattach) this.pending.delete(r.id);
     }
     if (this.stopping) return sum;
+    if (this.net) {
+      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting')").all() as { id: string }[]).map((r) => r.id));
+      await this.net.sweep(keep).then((n) => { if (n) this.log(`removed ${n} network leftover(s) of sandboxes that are gone`); }, (e: Error) => this.log(`sweeping network leftovers failed: ${e.message}`));
+    }
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
     if (!this.ownRuntime) {
       this.log("the runtime dir is marked by another daemon instance: sandboxes found there without a row are left alone");
@@ -358,6 +386,7 @@ export class SandboxService {
   private async engineDestroy(r: Row, what: string): Promise<boolean> {
     try {
       await this.engines.get(r.engine).destroy(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+      await this.net?.release(r.id);
       return true;
     } catch (e) {
       this.log(`sandbox ${r.id}: ${what} failed (retried at the next start): ${(e as Error).message}`);
@@ -372,6 +401,7 @@ export class SandboxService {
         this.live.delete(id);
         s.agent.close();
         await this.engines.get(s.engine).destroy(id, s.state).catch(() => {});
+        await this.net?.release(id).catch(() => {});
         this.log(`sandbox ${id}: destroyed (its owner was deleted)`);
       }
     }
@@ -408,7 +438,28 @@ export class SandboxService {
     this.live.delete(r.id);
     s?.agent.close();
     await this.engines.get(r.engine).destroy(r.id, s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {}));
+    await this.net?.release(r.id);
     this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
+  }
+
+  /** PATCH /sandboxes/:id {network}: a running sandbox's new egress policy, applied to its new connections at once. */
+  async setNetwork(user: User, ref: string, body: Record<string, unknown>): Promise<SandboxView> {
+    const r = this.find(user, ref);
+    for (const k of Object.keys(body)) if (k !== "network") throw new UserError(400, `unknown field ${JSON.stringify(k.slice(0, 40))}: only network can be changed`);
+    const before = policyOf(r);
+    const after = validateNetwork(body.network, before);
+    if ((before.egress === "none") !== (after.egress === "none")) {
+      throw new UserError(400, `network.egress cannot change between none and ${before.egress === "none" ? after.egress : before.egress} on a sandbox: it ${before.egress === "none" ? "has no network device" : "has its network device"} for life; create a new sandbox`);
+    }
+    if (r.status !== "running" && after.egress !== "none") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (after.egress !== "none") await this.net!.setPolicy(r.id, after);
+    this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
+    recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
+    return view(this.row(r.id)!);
+  }
+
+  private userName(r: Row): string {
+    return (this.db.prepare("SELECT name FROM users WHERE id = ?").get(r.user_id) as { name: string } | undefined)?.name ?? "";
   }
 
   private row(id: string): Row | undefined {

@@ -28,6 +28,10 @@ import { planCapacity } from "../engine/ns/limits.js";
 import { Admission, DEFAULT_OVERCOMMIT_CPUS, DEFAULT_OVERCOMMIT_MEMORY } from "../sandboxes/admission.js";
 import { claimInstance } from "../store/instance.js";
 import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
+import { NetManager } from "../net/egress.js";
+import { parseUpstream } from "../net/upstream.js";
+import { networkRoutes } from "./routes/network.js";
+import type { Egress } from "../net/policy.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -41,6 +45,11 @@ export interface ServeOptions {
   maxSandboxes?: number; // host-wide; default computed from host limits (src/engine/ns/limits.ts)
   overcommitMemory?: number; // default DEFAULT_OVERCOMMIT_MEMORY
   overcommitCpus?: number; // default DEFAULT_OVERCOMMIT_CPUS
+  // networking (docs/networking.md)
+  dnsUpstream?: string; // IPV4[:PORT]; default the host's first nameserver
+  netPool?: string; // CIDR of sandbox addresses; default DEFAULT_POOL
+  privateCidrs?: string[]; // more ranges denied unless a sandbox's allow_cidrs names them
+  defaultEgress?: Egress; // policy of sandboxes that name none (default public)
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -118,10 +127,23 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
+    sandboxes.defaultNetwork = { egress: opts.defaultEgress ?? "public", allow_hosts: [], allow_cidrs: [] };
+    try {
+      sandboxes.net = new NetManager(db, log, {
+        instance: instance.id, runtimeDir, pool: opts.netPool, privateCidrs: opts.privateCidrs,
+        ...(opts.dnsUpstream ? { upstream: parseUpstream(opts.dnsUpstream) } : {}),
+      });
+      await sandboxes.net.checkPool();
+    } catch (e) {
+      sandboxes.net = undefined;
+      if (opts.dnsUpstream || opts.netPool || opts.privateCidrs?.length) throw e; // an operator's own setting is wrong: say so
+      log(`networking unavailable (sandboxes get loopback only): ${(e as Error).message}`);
+    }
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
+    networkRoutes(app.router, sandboxes);
     imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();
@@ -185,6 +207,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     gate.close();
     await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
+    await sandboxes.net?.close().catch((e: Error) => log(`closing the network listeners: ${e.message}`));
     // A reattach still under way ends by its own timeout; it no longer writes once detachAll ran.
     // (The losing timer is unref'd: a pending one would keep the process alive until the deadline.)
     await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);

@@ -7,7 +7,9 @@ export type EventType =
   | "key.rotated"
   | "sandbox.created" | "sandbox.destroyed" | "sandbox.dead"
   | "sandbox.unreachable" | "sandbox.reattached" | "sandbox.create_rolled_back" | "sandbox.lost" | "daemon.instance"
-  | "template.created" | "template.deleted";
+  | "template.created" | "template.deleted"
+  // networking (issue 10): denials, never payloads
+  | "net.denied" | "dns.denied" | "dns.rebinding" | "net.policy_changed" | "net.events_suppressed";
 
 export function recordEvent(db: DB, type: EventType, userName: string | null, subject: string | null, detail?: Record<string, unknown>): void {
   db.prepare("INSERT INTO events (at, type, user_name, subject, detail) VALUES (?, ?, ?, ?, ?)")

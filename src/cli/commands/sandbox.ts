@@ -4,8 +4,9 @@ import { parse, intOption, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import type { CreateSandbox } from "../../client/index.js";
+import { NET_OPTIONS, networkSpec } from "./net.js";
 
-const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--json]";
+const CREATE_USAGE = "bhatti create --name N [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--file LOCAL:GUEST[:MODE]]... [--template T] [--image NAME] [--disk MB] [--init CMD] [--engine ns|vm] [--egress public|deny|none] [--allow-host H]... [--allow-cidr C]... [--json]";
 
 export const SPEC_OPTIONS = {
   name: { type: "string" },
@@ -33,7 +34,7 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 }
 
 export async function createCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" } }, { usage: CREATE_USAGE });
+  const { values } = parse(argv, { ...SPEC_OPTIONS, file: { type: "string", multiple: true }, template: { type: "string" }, image: { type: "string" }, disk: { type: "string" }, init: { type: "string" }, ...NET_OPTIONS }, { usage: CREATE_USAGE });
   if (!values.name) throw new UsageError(`--name is required\nusage: ${CREATE_USAGE}`);
   const spec: CreateSandbox = {
     name: values.name,
@@ -47,6 +48,7 @@ export async function createCommand(argv: string[]): Promise<number> {
     ...(values.disk ? { disk_mb: intOption("disk", values.disk, 0) } : {}),
     ...(values.init ? { init: values.init } : {}),
     ...(values.engine ? { engine: values.engine } : {}),
+    ...(networkSpec(values) ? { network: networkSpec(values) } : {}),
   };
   const sb = await clientFrom(values).createSandbox(spec);
   for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);

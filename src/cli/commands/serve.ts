@@ -7,7 +7,8 @@ import { canonicalImage, NAME_RE } from "../../image/names.js";
 
 const USAGE = "bhatti serve [--data-dir DIR] [--listen HOST:PORT] [--engine ns|vm|auto] [--rate-limit N]\n" +
   "      [--max-connections N] [--max-connections-per-user N] [--auth-timeout SECONDS]\n" +
-  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]";
+  "      [--max-sandboxes N] [--overcommit-memory F] [--overcommit-cpus F] [--image NAME]\n" +
+  "      [--default-egress public|deny|none] [--dns-upstream IPV4[:PORT]] [--net-pool CIDR] [--private-cidr CIDR]...";
 
 /** A positive number flag (integer if asked), or undefined when absent. */
 function positive(v: string | undefined, flag: string, integer: boolean): number | undefined {
@@ -29,7 +30,13 @@ export async function serveCommand(argv: string[]): Promise<number> {
     "overcommit-memory": { type: "string" },
     "overcommit-cpus": { type: "string" },
     image: { type: "string" }, // default image of sandboxes and templates that name none
+    "default-egress": { type: "string" },
+    "dns-upstream": { type: "string" },
+    "net-pool": { type: "string" },
+    "private-cidr": { type: "string", multiple: true },
   }, { usage: USAGE });
+  const defaultEgress = values["default-egress"];
+  if (defaultEgress !== undefined && !["public", "deny", "none"].includes(defaultEgress)) throw new UsageError(`--default-egress must be public, deny or none\nusage: ${USAGE}`);
   const image = values.image ?? process.env.BHATTI_IMAGE;
   if (image !== undefined && !NAME_RE.test(image)) throw new UsageError(`--image must be an image name (${NAME_RE.source})\nusage: ${USAGE}`);
   const limits = {
@@ -64,6 +71,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
       maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
       overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
       overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
+      ...(defaultEgress ? { defaultEgress: defaultEgress as "public" | "deny" | "none" } : {}),
+      ...(values["dns-upstream"] ? { dnsUpstream: values["dns-upstream"] } : {}),
+      ...(values["net-pool"] ? { netPool: values["net-pool"] } : {}),
+      ...(values["private-cidr"] ? { privateCidrs: values["private-cidr"] } : {}),
     });
   } catch (e) {
     if (!stopping) throw e;

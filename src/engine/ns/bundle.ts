@@ -27,6 +27,7 @@ export interface BundleSpec {
   cgroup: string; // cgroupsPath (see cgroupsPath)
   cpus: number;
   memoryMb: number;
+  resolvConf?: string; // host file bind-mounted read-only at /etc/resolv.conf (on tmpfs, never the image)
 }
 
 /**
@@ -70,6 +71,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755", `size=${tmpfs.run}k`] },
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+      ...(b.resolvConf ? [{ destination: "/etc/resolv.conf", type: "bind", source: b.resolvConf, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }] : []),
     ],
     linux: {
       uidMappings: idmap,
