@@ -14,6 +14,7 @@ import { imageCommand } from "./commands/image.js";
 import { infoCommand } from "./commands/info.js";
 import { adminCommand } from "./commands/admin.js";
 import { netCommand } from "./commands/net.js";
+import { forwardCommand, portsCommand } from "./commands/ports.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -34,6 +35,8 @@ const COMMANDS: Record<string, Command> = {
   template: templateCommand,
   file: fileCommand,
   net: netCommand,
+  ports: portsCommand,
+  forward: forwardCommand,
 };
 
 const HELP = `bhatti — sandboxes with a write-only secret store
@@ -55,6 +58,7 @@ client commands (talk to the daemon's API):
   file read|write|ls SB PATH                    files in a sandbox, as its user
   template create|list|delete                   presets with pre-configured secret names
   net show SB | net set SB --egress E [--allow-host H]... [--allow-cidr C]...   egress policy
+  ports SB | forward SB GUEST_PORT [LOCAL_PORT]  listening ports; a local port to a sandbox port
 
 global flags: --url URL  --token KEY  --json  --data-dir DIR
 `;

@@ -91,6 +91,7 @@ export class BhattiClient {
 
   createSandbox(spec: CreateSandbox): Promise<Sandbox> { return this.request("POST", "/sandboxes", spec); }
   setNetwork(ref: string, network: NetworkSpec): Promise<Sandbox> { return this.request("PATCH", `/sandboxes/${encodeURIComponent(ref)}`, { network }); }
+  listPorts(ref: string): Promise<{ port: number; address: string; family: 4 | 6 }[]> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}/ports`); }
   listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }

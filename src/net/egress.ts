@@ -177,6 +177,11 @@ export class NetManager implements Egress {
     if (errors.length) this.log(`sandbox ${id}: removing its network rules: ${errors.join("; ")}`);
   }
 
+  /** The sandbox's address, if it has a network on this daemon. */
+  addressOf(id: string): string | undefined {
+    return this.byId.get(id)?.address;
+  }
+
   /** A running sandbox's new policy; its new connections and DNS queries follow it at once. */
   async setPolicy(id: string, policy: NetworkPolicy): Promise<void> {
     const sb = this.byId.get(id);

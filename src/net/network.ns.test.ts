@@ -8,9 +8,10 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { connect } from "node:net";
 import Database from "better-sqlite3";
-import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
+import { api, BIN, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
 import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
 import { LEASES_DIR } from "./leases.js";
@@ -71,7 +72,10 @@ after(async () => {
   try {
     for (const k of [key, bob].filter(Boolean)) {
       const list = (await api(d, "GET", "/sandboxes", { key: k })).json ?? [];
-      for (const s of list) await api(d, "DELETE", `/sandboxes/${s.id}`, { key: k });
+      for (const s of list) {
+        const r = await api(d, "DELETE", `/sandboxes/${s.id}`, { key: k });
+        if (r.status !== 204) process.stderr.write(`cleanup: DELETE ${s.name}: ${r.status} ${r.text}\n${d.output().split("\n").slice(-30).join("\n")}\n`);
+      }
     }
   } finally {
     await d?.stop();
@@ -187,6 +191,53 @@ test("a live policy change applies to new connections within a second; none has 
   const ifs = await sh("off", "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ls /etc/resolv.conf 2>&1");
   assert.match(ifs.out, /^lo$/m);
   assert.doesNotMatch(ifs.out, /eth0/);
+});
+
+test("ports, the preview proxy (HTTP and WebSocket upgrades) and forward reach a sandbox's port, for its owner only", async () => {
+  const srv = `require("http").createServer((q,r)=>r.end(JSON.stringify({path:q.url,auth:q.headers.authorization||null}))).on("upgrade",(q,s)=>{s.write("HTTP/1.1 101 Switching Protocols\\r\\nupgrade: echo\\r\\nconnection: upgrade\\r\\n\\r\\n");s.pipe(s)}).listen(8080)`;
+  await sh("pub", `(/opt/bhatti/node -e '${srv}' >/dev/null 2>&1 &); for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ':1F90 ' /proc/net/tcp /proc/net/tcp6 2>/dev/null && break; sleep 0.2; done`);
+  const ports = await api(d, "GET", "/sandboxes/pub/ports", { key });
+  assert.equal(ports.status, 200, ports.text + d.output().split("\n").filter((l) => /internal error/.test(l)).join("\n"));
+  assert.ok(ports.json.some((p: { port: number }) => p.port === 8080), ports.text);
+  const pc = cli(["ports", "pub", "--url", d.url, "--token", key]);
+  assert.match(pc.stdout, /^8080\s/m, pc.stderr);
+  const r = await api(d, "GET", "/sandboxes/pub/proxy/8080/hello?x=1", { key });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { path: "/hello?x=1", auth: null }, "the API key never reaches the sandbox");
+  assert.equal((await api(d, "POST", "/sandboxes/pub/proxy/8080/p", { key, body: { a: 1 } })).status, 200);
+  assert.equal((await api(d, "GET", "/sandboxes/pub/proxy/8080/", { key: bob })).status, 404);
+  assert.equal((await api(d, "GET", "/sandboxes/pub/proxy/8080/")).status, 401);
+  const closed = await api(d, "GET", "/sandboxes/pub/proxy/8081/", { key });
+  assert.equal(closed.status, 502);
+  await create("off2", { egress: "none" });
+  assert.equal((await api(d, "GET", "/sandboxes/off2/proxy/8080/", { key })).status, 409);
+  assert.equal((await api(d, "DELETE", "/sandboxes/off2", { key })).status, 204);
+  // a WebSocket-style upgrade through the proxy
+  const u = new URL(d.url);
+  const echoed = await new Promise<string>((resolve, reject) => {
+    const s = connect(Number(u.port), u.hostname, () => s.write(`GET /sandboxes/pub/proxy/8080/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n`));
+    let got = "";
+    s.on("data", (b) => { got += b; if (got.includes("\r\n\r\n") && !got.includes("ping")) s.write("ping"); if (got.endsWith("ping")) { s.destroy(); resolve(got); } });
+    s.on("error", reject);
+    setTimeout(() => { s.destroy(); reject(new Error(`no echo: ${got}`)); }, 10_000);
+  });
+  assert.match(echoed, /^HTTP\/1\.1 101/);
+  // bhatti forward: a local port on this machine
+  const fwd = spawn(BIN, ["forward", "pub", "8080", "0", "--url", d.url, "--token", key], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const localPort = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      fwd.stdout.on("data", (b) => { out += b; const m = /127\.0\.0\.1:(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+      fwd.once("exit", (c) => reject(new Error(`forward exited ${c}`)));
+    });
+    const body = await (await fetch(`http://127.0.0.1:${localPort}/via-forward`)).json();
+    assert.deepEqual(body, { path: "/via-forward", auth: null });
+  } finally {
+    fwd.kill("SIGTERM");
+  }
+  const other = cli(["forward", "pub", "8080", "0", "--url", d.url, "--token", bob]);
+  assert.notEqual(other.code, 0);
+  assert.match(other.stderr, /not found/);
 });
 
 test("destroy, restart and crash leave no veth, lease, rule or row behind; a restart keeps live sandboxes' networking", async () => {

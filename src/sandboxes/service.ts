@@ -18,6 +18,7 @@ import type { Admission } from "./admission.js";
 import { requireImage } from "./images.js";
 import type { NetManager } from "../net/egress.js";
 import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
+import { listeningPorts, type ListeningPort } from "../net/ports.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString, validateSecretNames } from "./validate.js";
 
 /**
@@ -456,6 +457,24 @@ export class SandboxService {
     this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
     recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
     return view(this.row(r.id)!);
+  }
+
+  /** Where the daemon reaches a running, networked sandbox's ports (its address on its veth). */
+  peer(user: User, ref: string): { id: string; name: string; address: string } {
+    const r = this.find(user, ref);
+    if (r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    const address = this.net?.addressOf(r.id);
+    if (!address) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} has no network (egress none): its ports cannot be reached; create it with egress public or deny`);
+    return { id: r.id, name: r.name, address };
+  }
+
+  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host). */
+  ports(user: User, ref: string): ListeningPort[] {
+    const r = this.find(user, ref);
+    const s = this.live.get(r.id);
+    if (!s || r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (s.engine !== "ns" || typeof s.state.pid !== "number") throw new UserError(400, `listing ports is not supported on engine ${s.engine} yet`);
+    return listeningPorts(s.state.pid);
   }
 
   private userName(r: Row): string {

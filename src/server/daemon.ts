@@ -31,6 +31,7 @@ import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
 import { NetManager } from "../net/egress.js";
 import { parseUpstream } from "../net/upstream.js";
 import { networkRoutes } from "./routes/network.js";
+import { portsRoutes, portUpgrades, proxyRequests } from "./routes/ports.js";
 import type { Egress } from "../net/policy.js";
 
 export interface ServeOptions {
@@ -144,6 +145,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     secretRoutes(app.router, secrets);
     sandboxRoutes(app.router, sandboxes, templates, app.streams);
     networkRoutes(app.router, sandboxes);
+    portsRoutes(app.router, sandboxes);
     imageRoutes(app.router, paths.images, templates.defaultImage);
   } catch (e) {
     db.close();
@@ -154,9 +156,13 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   reaper.unref();
 
   const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
-  const tcp = createServer(timeouts, app.listener);
-  const unix = createServer(timeouts, app.listener);
-  const upgrade = execWebSocket(app, sandboxes, log);
+  const proxied = proxyRequests(app, sandboxes); // /sandboxes/:id/proxy/:port/* streams, outside the JSON router
+  const listener: typeof app.listener = (req, res) => { if (!proxied(req, res)) app.listener(req, res); };
+  const tcp = createServer(timeouts, listener);
+  const unix = createServer(timeouts, listener);
+  const exec = execWebSocket(app, sandboxes, log);
+  const ports = portUpgrades(app, sandboxes);
+  const upgrade: typeof exec = (req, socket, head) => { if (!ports(req, socket, head)) exec(req, socket, head); };
   for (const server of [tcp, unix]) {
     server.on("upgrade", upgrade);
     gate.attach(server);
