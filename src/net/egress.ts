@@ -10,8 +10,8 @@ import type { DB } from "../store/db.js";
 import { recordEvent, type EventType } from "../store/events.js";
 import { HARD_DENIED, PRIVATE, inCidr, parseCidr, type Cidr } from "./cidr.js";
 import { DnsServer } from "./dns.js";
-import { dropLease, leasesOf, takeLease } from "./leases.js";
-import { createVeth, moveIntoSandbox, removeVeth } from "./netns.js";
+import { dropLease, leaseAgeMs, leasesOf, takeLease } from "./leases.js";
+import { createVeth, linksMatching, moveIntoSandbox, removeVeth } from "./netns.js";
 import { deleteTable, dynLine, nft, policyLines, sandboxLines, tableText, type Ports } from "./nft.js";
 import { addressAllowed, hostAllowed, type NetworkPolicy } from "./policy.js";
 import { EgressProxy } from "./proxy.js";
@@ -207,6 +207,14 @@ export class NetManager implements Egress {
       const id = owner.slice(this.owner.length);
       if (!live.has(id)) { await removeVeth(ifnameFor(gateway)); dropLease(gateway, owner); n++; }
     }
+    // Any daemon's: a lease whose veth is gone (its sandbox died with its daemon), a bhatti veth with no lease.
+    const links = new Set(await linksMatching(/^bh[0-9a-f]{8}$/));
+    const leased = new Set<string>();
+    for (const [gateway, owner] of leasesOf("")) {
+      leased.add(ifnameFor(gateway));
+      if (!links.has(ifnameFor(gateway)) && leaseAgeMs(gateway) > 60_000) { dropLease(gateway, owner); n++; }
+    }
+    for (const l of links) if (!leased.has(l)) { await removeVeth(l); n++; }
     return n;
   }
 

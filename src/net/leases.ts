@@ -3,7 +3,7 @@
 // /run/bhatti/net-leases/<gateway> made with O_EXCL, so daemons on one host
 // sharing a pool never hand out the same addresses; the daemon also records
 // it in state.db (net_leases) so a restart finds it again.
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { cidrSize, formatIPv4, type Cidr } from "./cidr.js";
 
@@ -53,4 +53,9 @@ export function leasesOf(prefix: string): [string, string][] {
     } catch { /* gone */ }
   }
   return out;
+}
+
+/** How long ago a lease was taken (Infinity if it is gone). */
+export function leaseAgeMs(gateway: string): number {
+  try { return Date.now() - statSync(join(LEASES_DIR, gateway)).mtimeMs; } catch { return Infinity; }
 }
