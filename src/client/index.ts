@@ -22,6 +22,7 @@ export interface ImageSummary {
 }
 export interface Template {
   id: string; name: string; image: string; cpus: number; memory_mb: number; env: Record<string, string>; secrets: string[]; created_at: string;
+  network?: NetworkSpec | null;
 }
 export interface ExecResult {
   exit_code: number; stdout?: string; stderr?: string; stdout_base64?: string; stderr_base64?: string;

@@ -193,6 +193,24 @@ test("a live policy change applies to new connections within a second; none has 
   assert.doesNotMatch(ifs.out, /eth0/);
 });
 
+test("templates carry a policy; a create's own network fields go on top", async () => {
+  const t = cli(["template", "create", "--name", "locked", "--egress", "deny", "--allow-host", "api.bhatti.test", "--url", d.url, "--token", key, "--json"]);
+  assert.equal(t.code, 0, t.stderr);
+  assert.deepEqual(JSON.parse(t.stdout).network, { egress: "deny", allow_hosts: ["api.bhatti.test"], allow_cidrs: [] });
+  const a = await api(d, "POST", "/sandboxes", { key, body: { name: "fromtpl", template: "locked" } });
+  assert.equal(a.status, 201, a.text);
+  assert.deepEqual(a.json.network, { egress: "deny", allow_hosts: ["api.bhatti.test"], allow_cidrs: [] });
+  assert.match(await resolves("fromtpl", "other.bhatti.test"), /NXDOMAIN|can't find/i);
+  assert.equal((await api(d, "DELETE", "/sandboxes/fromtpl", { key })).status, 204);
+  const b = await api(d, "POST", "/sandboxes", { key, body: { name: "fromtpl2", template: "locked", network: { egress: "none" }, memory_mb: 256 } });
+  assert.equal(b.status, 400, "none with the template's allow-list is refused, naming the rule");
+  const c = await api(d, "POST", "/sandboxes", { key, body: { name: "fromtpl3", template: "locked", network: { egress: "none", allow_hosts: [] } } });
+  assert.equal(c.status, 201, c.text);
+  assert.equal(c.json.network.egress, "none");
+  assert.equal((await api(d, "DELETE", "/sandboxes/fromtpl3", { key })).status, 204);
+  assert.equal((await api(d, "POST", "/templates", { key, body: { name: "bad", network: { egress: "sometimes" } } })).status, 400);
+});
+
 test("ports, the preview proxy (HTTP and WebSocket upgrades) and forward reach a sandbox's port, for its owner only", async () => {
   const srv = `require("http").createServer((q,r)=>r.end(JSON.stringify({path:q.url,auth:q.headers.authorization||null}))).on("upgrade",(q,s)=>{s.write("HTTP/1.1 101 Switching Protocols\\r\\nupgrade: echo\\r\\nconnection: upgrade\\r\\n\\r\\n");s.pipe(s)}).listen(8080)`;
   await sh("pub", `(/opt/bhatti/node -e '${srv}' >/dev/null 2>&1 &); for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ':1F90 ' /proc/net/tcp /proc/net/tcp6 2>/dev/null && break; sleep 0.2; done`);

@@ -109,10 +109,12 @@ export class SandboxService {
     const requestEnv = validateEnv(body.env);
     const init = validateOptionalString(body.init, "init");
     let templateId: string | null = null;
+    let templateNetwork: NetworkPolicy | null = null;
 
     if (body.template !== undefined && body.template !== null) {
       const t = this.templates.resolve(user, body.template);
       templateId = t.id;
+      templateNetwork = t.network;
       ({ image, cpus, memory_mb } = t);
       // Like its secrets, a template's image wins over the request's.
       if (body.image !== undefined && body.image !== null && body.image !== t.image) warnings.push(`template ${t.name}: the request's image was dropped; the template's image ${t.image} is used`);
@@ -128,7 +130,8 @@ export class SandboxService {
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     const diskMb = body.disk_mb === undefined || body.disk_mb === null ? undefined : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
-    const network = validateNetwork(body.network, this.defaultNetwork);
+    // A template's policy is the base (the daemon's default if it names none); the request's fields go on top.
+    const network = validateNetwork(body.network, templateNetwork ?? this.defaultNetwork);
     if (network.egress !== "none") {
       if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
       if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);

@@ -7,6 +7,7 @@ import type { Caller } from "../secrets/service.js";
 import { DEFAULT_IMAGE } from "../image/names.js";
 import { requireImage } from "./images.js";
 import { validateCpus, validateEnv, validateMemory, validateName, validateSecretNames } from "./validate.js";
+import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 
 export interface Template {
   id: string;
@@ -16,12 +17,13 @@ export interface Template {
   memory_mb: number;
   env: Record<string, string>;
   secrets: string[];
+  network: NetworkPolicy | null; // null: sandboxes made from it get the daemon's default
   created_at: string;
 }
 
-interface Row { id: string; name: string; image: string; cpus: number; memory_mb: number; env: string; secrets: string; created_at: string }
+interface Row { id: string; name: string; image: string; cpus: number; memory_mb: number; env: string; secrets: string; network: string | null; created_at: string }
 
-const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets) });
+const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets), network: r.network ? JSON.parse(r.network) as NetworkPolicy : null });
 
 export const DEFAULTS = { image: DEFAULT_IMAGE, cpus: 1, memory_mb: 512 };
 
@@ -41,23 +43,24 @@ export class TemplateService {
     const env = validateEnv(body.env);
     // Secret names are checked when a sandbox is created from the template, in the requesting user's store.
     const secrets = validateSecretNames(body.secrets);
-    const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, created_at: new Date().toISOString() };
+    const network = body.network === undefined || body.network === null ? null : validateNetwork(body.network, { egress: "public", allow_hosts: [], allow_cidrs: [] });
+    const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, network, created_at: new Date().toISOString() };
     this.db.transaction(() => {
       if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`);
-      this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), t.created_at);
+      this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, network, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), network ? JSON.stringify(network) : null, t.created_at);
       recordEvent(this.db, "template.created", user.name, name);
     })();
     return t;
   }
 
   list(user: Caller): Template[] {
-    return (this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, created_at FROM templates WHERE user_id = ? ORDER BY name").all(user.id) as Row[]).map(toTemplate);
+    return (this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, network, created_at FROM templates WHERE user_id = ? ORDER BY name").all(user.id) as Row[]).map(toTemplate);
   }
 
   /** By id or name, the caller's own only. */
   find(user: Caller, ref: string): Template | undefined {
-    const r = this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, created_at FROM templates WHERE user_id = ? AND (id = ? OR name = ?)").get(user.id, ref, ref) as Row | undefined;
+    const r = this.db.prepare("SELECT id, name, image, cpus, memory_mb, env, secrets, network, created_at FROM templates WHERE user_id = ? AND (id = ? OR name = ?)").get(user.id, ref, ref) as Row | undefined;
     return r && toTemplate(r);
   }
 

@@ -78,6 +78,7 @@ export const migrations: Migration[] = [
     name: "net: sandbox network policy, address leases (issue 10)",
     sql: `
       ALTER TABLE sandboxes ADD COLUMN network TEXT; -- JSON {egress, allow_hosts, allow_cidrs}; NULL: made before networking (none)
+      ALTER TABLE templates ADD COLUMN network TEXT; -- JSON policy of sandboxes made from it; NULL: the daemon's default
       CREATE TABLE net_leases (
         sandbox_id TEXT PRIMARY KEY,
         gateway TEXT NOT NULL,   -- the host end of the sandbox's veth

@@ -3,8 +3,9 @@ import { parse, intOption, UsageError } from "../args.js";
 import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
+import { NET_OPTIONS, networkSpec } from "./net.js";
 
-const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... | list | delete T  [--json]";
+const USAGE = "bhatti template create --name N [--image minimal] [--cpus 1] [--memory 512] [--env K=V]... [--secret NAME]... [--egress E] [--allow-host H]... [--allow-cidr C]... | list | delete T  [--json]";
 
 export async function templateCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -12,7 +13,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
     case "create": {
       const { values } = parse(rest, {
         name: { type: "string" }, image: { type: "string" }, cpus: { type: "string" }, memory: { type: "string" },
-        env: { type: "string", multiple: true }, secret: { type: "string", multiple: true },
+        env: { type: "string", multiple: true }, secret: { type: "string", multiple: true }, ...NET_OPTIONS,
       }, { usage: USAGE });
       if (!values.name) throw new UsageError(`--name is required\nusage: ${USAGE}`);
       const t = await clientFrom(values).createTemplate({
@@ -22,6 +23,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
         ...(values.memory ? { memory_mb: intOption("memory", values.memory, 512) } : {}),
         ...(values.env ? { env: parseEnv(values.env, USAGE) } : {}),
         ...(values.secret ? { secrets: values.secret } : {}),
+        ...(networkSpec(values) ? { network: networkSpec(values) } : {}),
       });
       if (values.json) printJson(t);
       else process.stdout.write(`created template ${t.name} (${t.id})\n`);
