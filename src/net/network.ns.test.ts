@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import { connect } from "node:net";
 import Database from "better-sqlite3";
-import { api, BIN, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
+import { api, BIN, cleanup, cli, createUser, startDaemon, tempDir, type Daemon } from "../testing/harness.js";
 import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
 import { LEASES_DIR } from "./leases.js";
@@ -81,6 +81,21 @@ after(async () => {
     await d?.stop();
     await net?.close();
     if (d) cleanup(d.dataDir);
+  }
+});
+
+test("a pool over the host's own network is refused at start, naming the clash; the test internet avoids it too", async () => {
+  const addrs = JSON.parse(spawnSync("ip", ["-j", "-4", "addr", "show"], { encoding: "utf8" }).stdout) as { ifname: string; addr_info: { local: string }[] }[];
+  const own = addrs.find((a) => a.ifname !== "lo" && !/^bh/.test(a.ifname) && a.addr_info.length)?.addr_info[0].local;
+  assert.ok(own, "the host has an address");
+  const o = own!.split(".").map(Number);
+  const pool = `${o[0]}.${o[1]}.${o[2]}.${o[3] & 0xfc}/30`;
+  const dir = tempDir();
+  try {
+    await assert.rejects(startDaemon({ dataDir: dir, args: ["--engine", "ns", "--default-egress", "public", "--dns-upstream", net.dnsUpstream, "--net-pool", pool], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } }),
+      (e: Error) => /overlaps what this host already uses/.test(e.message) && e.message.includes(own!));
+  } finally {
+    cleanup(dir);
   }
 });
 

@@ -137,8 +137,9 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
       await sandboxes.net.checkPool();
     } catch (e) {
       sandboxes.net = undefined;
-      if (opts.dnsUpstream || opts.netPool || opts.privateCidrs?.length) throw e; // an operator's own setting is wrong: say so
-      log(`networking unavailable (sandboxes get loopback only): ${(e as Error).message}`);
+      if (opts.dnsUpstream || opts.netPool || opts.privateCidrs?.length || (opts.defaultEgress && opts.defaultEgress !== "none")) throw e; // an operator's own setting cannot be met: say so
+      sandboxes.defaultNetwork = { egress: "none", allow_hosts: [], allow_cidrs: [] };
+      log(`networking unavailable, sandboxes get loopback only: ${(e as Error).message}`);
     }
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     app.router.add("GET", "/health", () => ({ status: "ok", version: VERSION, ...engines.describe() }), { public: true });
