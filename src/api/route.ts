@@ -5,7 +5,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import type { ErrorCode } from "./codes.js";
 
-export type Method = "GET" | "HEAD" | "POST" | "PUT" | "DELETE";
+export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 /** A response body: JSON of a schema, raw bytes, NDJSON lines of a schema, or nothing. */
 export type Body =

@@ -34,6 +34,9 @@ const MORE: Record<string, Entry> = {
   "POST /sandboxes/:id/snapshots": e("Snapshot a sandbox's filesystem ({name})", { 201: json(obj("the snapshot")) }, { errors: [...sb, "name_taken", "not_supported"] }),
   "GET /snapshots": e("The caller's snapshots", { 200: json(arr("snapshots")) }),
   "DELETE /snapshots/:name": e("Delete a snapshot", { 204: EMPTY }, { errors: ["snapshot_not_found"] }),
+  // networking (docs/networking.md)
+  "PATCH /sandboxes/:id": e("Change a running sandbox's egress policy ({network}); new connections follow it within a second", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported"], idempotent: true }),
+  "GET /sandboxes/:id/ports": e("TCP ports listening in the sandbox", { 200: json(arr("{port, address, family}")) }, { errors: [...sb, "not_running", "not_supported"] }),
   // sessions and the web terminal (docs/sessions.md)
   "GET /sandboxes/:id/sessions": e("A sandbox's sessions", { 200: json(arr("sessions")) }, { errors: [...sb, "not_running"] }),
   "POST /sandboxes/:id/sessions": e("Start a background session ({cmd, env, keep, idle_timeout_sec})", { 201: json(obj("the session")) }, { errors: [...sb, "not_running", "too_many_sessions"] }),

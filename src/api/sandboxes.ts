@@ -9,6 +9,17 @@ export const ConfigFileSpec = Type.Object({
   mode: Type.Optional(Type.Integer({ minimum: 0, maximum: 0o7777, errorMessage: "{path} must be an integer permission mode (0 to 0o7777)" })),
 }, { errorMessage: "{path} must be an object {path, content, mode}" });
 
+/** A sandbox's egress policy as a request gives it (src/net/policy.ts checks it and names each rule). */
+export const NetworkSpec = Type.Object({
+  egress: Type.Optional(Type.Unknown({ description: "public | deny | none" })),
+  allow_hosts: Type.Optional(Type.Unknown({ description: "host names: api.example.com or *.example.com" })),
+  allow_cidrs: Type.Optional(Type.Unknown({ description: "IPv4 ranges the sandbox may reach, private ones included" })),
+}, { additionalProperties: true, description: "docs/networking.md" });
+export const NetworkPolicyView = Type.Object({
+  egress: Type.Union([Type.Literal("public"), Type.Literal("deny"), Type.Literal("none")]),
+  allow_hosts: Type.Array(Type.String()), allow_cidrs: Type.Array(Type.String()),
+}, { additionalProperties: true });
+
 export const CreateSandboxRequest = Type.Object({
   name: Name(),
   engine: Type.Optional(Type.Union([EngineName, Type.Null()], { errorMessage: `engine must be ${ENGINE_LIST}` })),
@@ -21,6 +32,7 @@ export const CreateSandboxRequest = Type.Object({
   secrets: Type.Optional(Type.Union([SecretRefs, Type.Null()], { errorMessage: "secrets must be an array of secret names or {name, path, mode} objects" })),
   redact: Type.Optional(Type.Boolean({ errorMessage: "redact must be true or false", description: "replace this sandbox's secret values in all exec output with [REDACTED:NAME]" })),
   files: Type.Optional(Type.Union([Type.Array(ConfigFileSpec), Type.Null()], { errorMessage: "files must be an array of {path, content, mode}" })),
+  network: Type.Optional(Type.Union([NetworkSpec, Type.Null()], { errorMessage: "network must be an object {egress, allow_hosts, allow_cidrs}" })),
   keep_hot: Type.Optional(Type.Boolean({ errorMessage: "keep_hot must be true or false", description: "never paused or stopped by the idle policy" })),
   volumes: Type.Optional(Type.Array(Type.Union([Type.String(), Type.Object({ name: Type.String(), path: Type.String(), ro: Type.Optional(Type.Boolean()) })]), { errorMessage: "volumes must be an array of NAME:/path[:ro] or {name, path, ro}" })),
   from: Type.Optional(Type.String({ minLength: 1, errorMessage: "from must be the name of a snapshot or sandbox", description: "fork: a snapshot's name, or a sandbox's (snapshotted now)" })),
@@ -42,6 +54,7 @@ export const Sandbox = Type.Object({
   secret_files: Type.Array(SecretFile, { description: "secrets delivered as files (names, paths, modes; never values)" }),
   secret_versions: Type.Record(Type.String(), Type.Integer(), { description: "the version of each secret the sandbox received" }),
   redact: Type.Boolean(),
+  network: NetworkPolicyView,
   keep_hot: Type.Boolean(),
   idle: Type.Union([Type.Literal("warm"), Type.Literal("cold"), Type.Null()], { description: "set when the idle policy (not a user) paused or stopped it" }),
   volumes: Type.Array(Type.Object({ name: Type.String(), path: Type.String(), ro: Type.Boolean() })),

@@ -32,6 +32,8 @@ export { BhattiError as ApiError } from "./errors.js";
 export interface Volume { name: string; size_mb: number; attached_to: string | null; created_at: string }
 /** issue 14: a filesystem snapshot. */
 export interface Snapshot { name: string; sandbox: string; engine: string; image: string; cpus: number; memory_mb: number; created_at: string }
+/** A sandbox's egress policy (docs/networking.md). */
+export interface NetworkSpec { egress?: "public" | "deny" | "none"; allow_hosts?: string[]; allow_cidrs?: string[] }
 
 export interface ClientOptions {
   url: string;
@@ -141,6 +143,8 @@ export class BhattiClient {
 
   // ---- sandboxes ----
   createSandbox(spec: CreateSandbox): Promise<CreatedSandbox> { return this.request("POST", "/sandboxes", spec); }
+  setNetwork(ref: string, network: NetworkSpec): Promise<Sandbox> { return this.request("PATCH", `/sandboxes/${encodeURIComponent(ref)}`, { network }); }
+  listPorts(ref: string): Promise<{ port: number; address: string; family: 4 | 6 }[]> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}/ports`); }
   listSandboxes(): Promise<Sandbox[]> { return this.request("GET", "/sandboxes"); }
   getSandbox(ref: string): Promise<Sandbox> { return this.request("GET", `/sandboxes/${encodeURIComponent(ref)}`); }
   destroySandbox(ref: string): Promise<void> { return this.request("DELETE", `/sandboxes/${encodeURIComponent(ref)}`); }

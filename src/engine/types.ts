@@ -33,6 +33,8 @@ export interface CreateSpec {
   // Holds plaintext secret values: keep it in memory, write it only into
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;
+  /** Networking (egress public|deny): the daemon prepares it alongside the boot (src/net); absent: loopback only. */
+  network?: Promise<{ resolvConf: string; attach(pid: number): Promise<void> }>;
 }
 
 /** Engine-private facts about a running sandbox, persisted (no secrets) so a restarted daemon can reattach. */

@@ -28,6 +28,9 @@ import { type BootConfig, type IdlePolicy, NO_IDLE, cannotNow, idleStep, parseBo
 import type { AttachedVolume, VolumeService } from "../volumes/service.js";
 import { validateVolumeMounts } from "../volumes/validate.js";
 import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
+import type { NetManager } from "../net/egress.js";
+import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
+import { listeningPorts, type ListeningPort } from "../net/ports.js";
 
 /**
  * A sandbox's status:
@@ -67,6 +70,7 @@ export interface SandboxView {
   secret_versions: Record<string, number>; // the version of each secret this sandbox received
   redact: boolean; // exec output has this sandbox's secret values redacted
   template_id: string | null;
+  network: NetworkPolicy;
   created_at: string;
   keep_hot: boolean;
   idle: string | null; // "warm" / "cold" when the idle policy paused or stopped it
@@ -76,15 +80,18 @@ export interface SandboxView {
 interface Row {
   id: string; user_id: number; name: string; engine: EngineName; image: string; cpus: number; memory_mb: number; disk_mb: number | null;
   env_keys: string; secret_names: string; template_id: string | null; status: string;
-  token_encrypted: Buffer | null; engine_state: string | null; created_at: string;
+  token_encrypted: Buffer | null; engine_state: string | null; created_at: string; network: string | null;
   secret_files: string; secret_versions: string; redact: number; redact_encrypted: Buffer | null;
   boot_encrypted: Buffer | null; keep_hot: number; idle: string | null; volumes: string | null;
 }
 
+const NO_NETWORK: NetworkPolicy = { egress: "none", allow_hosts: [], allow_cidrs: [] };
+const policyOf = (r: Row): NetworkPolicy => (r.network ? JSON.parse(r.network) as NetworkPolicy : NO_NETWORK);
+
 const view = (r: Row): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, disk_mb: r.disk_mb, status: r.status,
   env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), secret_files: JSON.parse(r.secret_files),
-  secret_versions: JSON.parse(r.secret_versions), redact: r.redact === 1, template_id: r.template_id, created_at: r.created_at,
+  secret_versions: JSON.parse(r.secret_versions), redact: r.redact === 1, template_id: r.template_id, network: policyOf(r), created_at: r.created_at,
   keep_hot: r.keep_hot === 1, idle: r.idle,
   volumes: (r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : []).map((v) => ({ name: v.name, path: v.path, ro: v.ro })),
 });
@@ -100,6 +107,10 @@ export class SandboxService {
   private timer?: NodeJS.Timeout;
   /** False when the runtime dir carries another daemon instance's mark: orphans found there are not provably ours. */
   ownRuntime = true;
+  /** Sandbox networking (src/net); none: every sandbox has loopback only. */
+  net?: NetManager;
+  /** The policy of a sandbox whose create names none (serve --default-egress). */
+  defaultNetwork: NetworkPolicy = { egress: "public", allow_hosts: [], allow_cidrs: [] };
 
   constructor(
     private readonly db: DB,
@@ -134,11 +145,13 @@ export class SandboxService {
     let attached: AttachedVolume[] = [];
     let templateId: string | null = null;
     let templateName = "";
+    let templateNetwork: NetworkPolicy | null = null;
 
     if (body.template !== undefined && body.template !== null) {
       const t = this.templates.resolve(user, body.template);
       templateId = t.id;
       templateName = t.name;
+      templateNetwork = t.network;
       ({ image, cpus, memory_mb } = t);
       // Like its secrets, a template's image wins over the request's.
       if (body.image !== undefined && body.image !== null && body.image !== t.image) warnings.push(`template ${t.name}: the request's image was dropped; the template's image ${t.image} is used`);
@@ -156,6 +169,12 @@ export class SandboxService {
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     const diskMb = body.disk_mb === undefined || body.disk_mb === null ? defaultDiskMb(image) : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
+    // A template's policy is the base (the daemon's default if it names none); the request's fields go on top.
+    const network = validateNetwork(body.network, templateNetwork ?? this.defaultNetwork);
+    if (network.egress !== "none") {
+      if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
+      if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);
+    }
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
     const t0 = performance.now();
@@ -174,10 +193,10 @@ export class SandboxService {
       if (used.d + diskMb > user.max_disk_mb) throw new UserError(403, `quota exceeded: at most ${user.max_disk_mb} MiB of disk in total (${used.d} in use, ${diskMb} requested)`, {}, "quota_exceeded");
       if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`, "name_taken");
       this.admission?.check(this.db, cpus, memory_mb);
-      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at, secret_files, secret_versions, redact)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)`)
+      this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, disk_mb, env_keys, secret_names, template_id, status, created_at, secret_files, secret_versions, redact, network)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now,
-          JSON.stringify(secretFiles), JSON.stringify(resolved.versions), redact ? 1 : 0);
+          JSON.stringify(secretFiles), JSON.stringify(resolved.versions), redact ? 1 : 0, JSON.stringify(network));
       if (volumeMounts.length) {
         attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
         this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
@@ -201,10 +220,14 @@ export class SandboxService {
     const boot: BootConfig = { env, ...(init ? { init } : {}) };
     const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
+    // Networking is set up while the engine prepares the rest (egress none: nothing to do, the fast path).
+    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network);
+    link?.catch(() => {}); // awaited by the engine; a failure fails the create below
     try {
-      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, ...(attached.length ? { volumes: attached } : {}), config });
+      running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, ...(attached.length ? { volumes: attached } : {}), config, ...(link ? { network: link } : {}) });
     } catch (e) {
       this.redactors.forget(id);
+      if (link) await link.then(() => {}, () => {}).then(() => this.net!.release(id)).catch((err: Error) => this.log(`sandbox ${id}: removing its network failed: ${err.message}`));
       this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       // The attempt is audited too: the secrets went onto a config drive for a sandbox that never ran.
       this.db.transaction(() => {
@@ -689,6 +712,11 @@ export class SandboxService {
     sum.lost = rows.filter((r) => r.status === "lost").length;
     const toReattach = rows.filter((r) => r.status === "running" || r.status === "unreachable");
     for (const r of toReattach) this.pending.add(r.id);
+    // Live sandboxes' network rules come back first (the nft table is recreated with this daemon's ports).
+    if (this.net) {
+      await Promise.all(toReattach.filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
+        .catch((e: Error) => this.log(`sandbox ${r.id}: restoring its network failed: ${e.message}`))));
+    }
     try {
       await Promise.all(ENGINE_NAMES.map((n) => this.engines.get(n).sweep().catch((e: Error) => this.log(`${n}: sweeping trash failed: ${e.message}`))));
       await Promise.all([
@@ -740,6 +768,10 @@ export class SandboxService {
       for (const r of toReattach) this.pending.delete(r.id);
     }
     if (this.stopping) return sum;
+    if (this.net) {
+      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting')").all() as { id: string }[]).map((r) => r.id));
+      await this.net.sweep(keep).then((n) => { if (n) this.log(`removed ${n} network leftover(s) of sandboxes that are gone`); }, (e: Error) => this.log(`sweeping network leftovers failed: ${e.message}`));
+    }
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
     if (!this.ownRuntime) {
       this.log("the runtime dir is marked by another daemon instance: sandboxes found there without a row are left alone");
@@ -865,6 +897,7 @@ export class SandboxService {
   private async engineDestroy(r: Row, what: string): Promise<boolean> {
     try {
       await this.engines.get(r.engine).destroy(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+      await this.net?.release(r.id);
       return true;
     } catch (e) {
       this.log(`sandbox ${r.id}: ${what} failed (retried at the next start): ${(e as Error).message}`);
@@ -879,6 +912,7 @@ export class SandboxService {
         this.live.delete(id);
         s.agent.close();
         await this.engines.get(s.engine).destroy(id, s.state).catch(() => {});
+        await this.net?.release(id).catch(() => {});
         this.log(`sandbox ${id}: destroyed (its owner was deleted)`);
       }
     }
@@ -930,9 +964,48 @@ export class SandboxService {
     this.live.delete(r.id);
     s?.agent.close();
     await this.engines.get(r.engine).destroy(r.id, s?.state ?? (r.engine_state ? JSON.parse(r.engine_state) : {}));
+    await this.net?.release(r.id);
     this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(r.id);
     this.redactors.forget(r.id);
     this.volumes?.release(r.id);
+  }
+
+  /** PATCH /sandboxes/:id {network}: a running sandbox's new egress policy, applied to its new connections at once. */
+  async setNetwork(user: User, ref: string, body: Record<string, unknown>): Promise<SandboxView> {
+    const r = this.find(user, ref);
+    for (const k of Object.keys(body)) if (k !== "network") throw new UserError(400, `unknown field ${JSON.stringify(k.slice(0, 40))}: only network can be changed`);
+    const before = policyOf(r);
+    const after = validateNetwork(body.network, before);
+    if ((before.egress === "none") !== (after.egress === "none")) {
+      throw new UserError(400, `network.egress cannot change between none and ${before.egress === "none" ? after.egress : before.egress} on a sandbox: it ${before.egress === "none" ? "has no network device" : "has its network device"} for life; create a new sandbox`);
+    }
+    if (r.status !== "running" && after.egress !== "none") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (after.egress !== "none") await this.net!.setPolicy(r.id, after);
+    this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
+    recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
+    return view(this.row(r.id)!);
+  }
+
+  /** Where the daemon reaches a running, networked sandbox's ports (its address on its veth). */
+  peer(user: User, ref: string): { id: string; name: string; address: string } {
+    const r = this.find(user, ref);
+    if (r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    const address = this.net?.addressOf(r.id);
+    if (!address) throw new UserError(409, `sandbox ${JSON.stringify(r.name)} has no network (egress none): its ports cannot be reached; create it with egress public or deny`);
+    return { id: r.id, name: r.name, address };
+  }
+
+  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host). */
+  ports(user: User, ref: string): ListeningPort[] {
+    const r = this.find(user, ref);
+    const s = this.live.get(r.id);
+    if (!s || r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (s.engine !== "ns" || typeof s.state.pid !== "number") throw new UserError(400, `listing ports is not supported on engine ${s.engine} yet`);
+    return listeningPorts(s.state.pid);
+  }
+
+  private userName(r: Row): string {
+    return (this.db.prepare("SELECT name FROM users WHERE id = ?").get(r.user_id) as { name: string } | undefined)?.name ?? "";
   }
 
   private row(id: string): Row | undefined {

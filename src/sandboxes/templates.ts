@@ -8,6 +8,7 @@ import { DEFAULT_IMAGE } from "../image/names.js";
 import { requireImage } from "./images.js";
 import { validateCpus, validateEnv, validateMemory, validateName } from "./validate.js";
 import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
+import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 
 export interface Template {
   id: string;
@@ -18,13 +19,14 @@ export interface Template {
   env: Record<string, string>;
   secrets: string[];
   secret_files: SecretFileRef[];
+  network: NetworkPolicy | null; // null: sandboxes made from it get the daemon's default
   created_at: string;
 }
 
-interface Row { id: string; name: string; image: string; cpus: number; memory_mb: number; env: string; secrets: string; secret_files: string; created_at: string }
+interface Row { id: string; name: string; image: string; cpus: number; memory_mb: number; env: string; secrets: string; secret_files: string; network: string | null; created_at: string }
 
-const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets), secret_files: JSON.parse(r.secret_files) });
-const COLUMNS = "id, name, image, cpus, memory_mb, env, secrets, secret_files, created_at";
+const toTemplate = (r: Row): Template => ({ ...r, env: JSON.parse(r.env), secrets: JSON.parse(r.secrets), secret_files: JSON.parse(r.secret_files), network: r.network ? JSON.parse(r.network) as NetworkPolicy : null });
+const COLUMNS = "id, name, image, cpus, memory_mb, env, secrets, secret_files, network, created_at";
 
 export const DEFAULTS = { image: DEFAULT_IMAGE, cpus: 1, memory_mb: 512 };
 
@@ -44,11 +46,12 @@ export class TemplateService {
     const env = validateEnv(body.env);
     // Secret names are checked when a sandbox is created from the template, in the requesting user's store.
     const { env: secrets, files: secret_files } = validateSecretRefs(body.secrets);
-    const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, secret_files, created_at: new Date().toISOString() };
+    const network = body.network === undefined || body.network === null ? null : validateNetwork(body.network, { egress: "public", allow_hosts: [], allow_cidrs: [] });
+    const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, secret_files, network, created_at: new Date().toISOString() };
     this.db.transaction(() => {
       if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`, "name_taken");
-      this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, secret_files, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), JSON.stringify(secret_files), t.created_at);
+      this.db.prepare("INSERT INTO templates (id, user_id, name, image, cpus, memory_mb, env, secrets, secret_files, network, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(t.id, user.id, name, image, cpus, memory_mb, JSON.stringify(env), JSON.stringify(secrets), JSON.stringify(secret_files), network ? JSON.stringify(network) : null, t.created_at);
       recordEvent(this.db, "template.created", user.name, name);
     })();
     return t;

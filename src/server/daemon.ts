@@ -44,6 +44,11 @@ import { planCapacity } from "../engine/ns/limits.js";
 import { Admission, DEFAULT_OVERCOMMIT_CPUS, DEFAULT_OVERCOMMIT_MEMORY } from "../sandboxes/admission.js";
 import { claimInstance } from "../store/instance.js";
 import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
+import { NetManager } from "../net/egress.js";
+import { parseUpstream } from "../net/upstream.js";
+import { networkRoutes } from "./routes/network.js";
+import { portsRoutes, portUpgrades, proxyRequests } from "./routes/ports.js";
+import type { Egress } from "../net/policy.js";
 
 export interface ServeOptions {
   dataDir: string;
@@ -60,6 +65,11 @@ export interface ServeOptions {
   eventsRetentionDays?: number; // default DEFAULT_EVENTS_RETENTION_DAYS
   idleWarmSeconds?: number; // idle policy (issue 14): pause after this long without API activity; unset: never
   idleColdMinutes?: number; // ...and stop (where the engine can) after this long; unset: never
+  // networking (docs/networking.md)
+  dnsUpstream?: string; // IPV4[:PORT]; default the host's first nameserver
+  netPool?: string; // CIDR of sandbox addresses; default DEFAULT_POOL
+  privateCidrs?: string[]; // more ranges denied unless a sandbox's allow_cidrs names them
+  defaultEgress?: Egress; // policy of sandboxes that name none (default public)
 }
 
 // Timeouts of both servers (node:http): the request head must arrive within
@@ -139,6 +149,19 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
     sandboxes.ownRuntime = !foreign;
     sandboxes.idlePolicy = { warmMs: Math.round((opts.idleWarmSeconds ?? 0) * 1000), coldMs: Math.round((opts.idleColdMinutes ?? 0) * 60_000) };
+    sandboxes.defaultNetwork = { egress: opts.defaultEgress ?? "public", allow_hosts: [], allow_cidrs: [] };
+    try {
+      sandboxes.net = new NetManager(db, log, {
+        instance: instance.id, runtimeDir, pool: opts.netPool, privateCidrs: opts.privateCidrs,
+        ...(opts.dnsUpstream ? { upstream: parseUpstream(opts.dnsUpstream) } : {}),
+      });
+      await sandboxes.net.checkPool();
+    } catch (e) {
+      sandboxes.net = undefined;
+      if (opts.dnsUpstream || opts.netPool || opts.privateCidrs?.length || (opts.defaultEgress && opts.defaultEgress !== "none")) throw e; // an operator's own setting cannot be met: say so
+      sandboxes.defaultNetwork = { egress: "none", allow_hosts: [], allow_cidrs: [] };
+      log(`networking unavailable, sandboxes get loopback only: ${(e as Error).message}`);
+    }
     app = new App({ users, limiter: new RateLimiter(opts.rateLimit, Math.max(1, opts.rateLimit * 2)), log, connections: gate });
     metaRoutes(app.router, () => ({ status: "ok", version: VERSION, ...engines.describe() }));
     secretRoutes(app.router, secrets);
@@ -148,6 +171,8 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     volumeRoutes(app.router, sandboxes.volumes);
     sandboxes.snapshots = new SnapshotService(db, dataDir);
     snapshotRoutes(app.router, sandboxes, sandboxes.snapshots);
+    networkRoutes(app.router, sandboxes);
+    portsRoutes(app.router, sandboxes);
     imageRoutes(app.router, paths.images, templates.defaultImage);
     meRoutes(app.router, db);
     archiveRoutes(app.router, sandboxes, app.streams);
@@ -164,12 +189,16 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
   const retention = startEventRetention(db, opts.eventsRetentionDays ?? DEFAULT_EVENTS_RETENTION_DAYS, log);
 
   const timeouts = { headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT, connectionsCheckingInterval: 1000 };
-  const tcp = createServer(timeouts, app.listener);
-  const unix = createServer(timeouts, app.listener);
+  const proxied = proxyRequests(app, sandboxes); // /sandboxes/:id/proxy/:port/* streams, outside the JSON router
+  const listener: typeof app.listener = (req, res) => { if (!proxied(req, res)) app.listener(req, res); };
+  const tcp = createServer(timeouts, listener);
+  const unix = createServer(timeouts, listener);
   const execUpgrade = execWebSocket(app, sandboxes, log);
   const sessionUpgrade = sessionWebSocket(app, sandboxes, log);
   const shareUpgrade = shareWebSocket(app, sandboxes, shares, log);
+  const ports = portUpgrades(app, sandboxes);
   const upgrade: typeof execUpgrade = (req, socket, head) => {
+    if (ports(req, socket, head)) return;
     const path = (req.url ?? "").split("?")[0];
     (path === SHARE_WS_PATH ? shareUpgrade : SESSION_WS_RE.test(path) ? sessionUpgrade : execUpgrade)(req, socket, head);
   };
@@ -224,6 +253,7 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     gate.close();
     await probes;
     sandboxes.detachAll(); // sandboxes keep running; the next daemon reattaches them
+    await sandboxes.net?.close().catch((e: Error) => log(`closing the network listeners: ${e.message}`));
     // A reattach still under way ends by its own timeout; it no longer writes once detachAll ran.
     // (The losing timer is unref'd: a pending one would keep the process alive until the deadline.)
     await Promise.race([recovery, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref())]);

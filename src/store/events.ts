@@ -23,7 +23,9 @@ export type EventType =
   | "sandbox.shared" | "sandbox.share_revoked" // sess: web terminal links issued and revoked (never the token)
   // life (issue 14)
   | "sandbox.stopped" | "sandbox.started" | "sandbox.paused" | "sandbox.resumed" | "volume.created" | "volume.deleted"
-  | "snapshot.created" | "snapshot.deleted";
+  | "snapshot.created" | "snapshot.deleted"
+  // networking (issue 10): denials, never payloads
+  | "net.denied" | "dns.denied" | "dns.rebinding" | "net.policy_changed" | "net.events_suppressed";
 
 export type EventResult = "ok" | "error" | "denied";
 

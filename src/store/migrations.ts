@@ -148,4 +148,20 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "net: sandbox network policy, address leases (issue 10)",
+    sql: `
+      ALTER TABLE sandboxes ADD COLUMN network TEXT; -- JSON {egress, allow_hosts, allow_cidrs}; NULL: made before networking (none)
+      ALTER TABLE templates ADD COLUMN network TEXT; -- JSON policy of sandboxes made from it; NULL: the daemon's default
+      CREATE TABLE net_leases (
+        sandbox_id TEXT PRIMARY KEY,
+        gateway TEXT NOT NULL,   -- the host end of the sandbox's veth
+        address TEXT NOT NULL,   -- the sandbox's address
+        prefix INTEGER NOT NULL,
+        ifname TEXT NOT NULL,
+        netns TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

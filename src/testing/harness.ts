@@ -34,6 +34,8 @@ export async function startDaemon(opts: { dataDir?: string; args?: string[]; env
   // Test daemons run the small `minimal` image unless a test names one (the
   // product's default is `debian`; its own suites ask for it with --image).
   const image = opts.productDefaults || (opts.args ?? []).includes("--image") ? [] : ["--image", "minimal"];
+  // ...and loopback-only sandboxes unless a test names a default egress (the product's is public; networking tests build their own internet).
+  if (!opts.productDefaults && !(opts.args ?? []).includes("--default-egress")) image.push("--default-egress", "none");
   const proc = spawn(BIN, ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...image, ...(opts.args ?? [])], {
     env: childEnv({ HOME: dataDir, ...opts.env }),
     stdio: ["ignore", "pipe", "pipe"],

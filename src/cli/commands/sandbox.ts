@@ -7,6 +7,7 @@ import { clientFrom } from "../client.js";
 import { withProgress } from "../progress.js";
 import type { CreateSandbox } from "../../client/index.js";
 import { parseSecretFlag } from "../../sandboxes/secret-files.js";
+import { netOptions, networkSpec } from "./net.js";
 
 export function parseEnv(pairs: string[] | undefined): Record<string, string> {
   const env: Record<string, string> = {};
@@ -27,11 +28,11 @@ function parseFile(spec: string): { path: string; content: string; mode?: number
 interface CreateOpts {
   name?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[]; file?: string[]; template?: string; redact?: boolean;
   image?: string; disk?: string; init?: string; engine?: string; url?: string; token?: string; json?: boolean;
-  keepHot?: boolean; volume?: string[]; from?: string;
+  keepHot?: boolean; volume?: string[]; from?: string; egress?: string; allowHost?: string[]; allowCidr?: string[];
 }
 
 export function registerCreate(cmd: Command): void {
-  clientOptions(cmd
+  clientOptions(netOptions(cmd)
     .requiredOption("--name <name>", "sandbox name, unique among yours")
     .option("--cpus <n>", "virtual CPUs (default 1, or the template's)")
     .option("--memory <mb>", "memory limit in MiB (default 512, or the template's)")
@@ -64,6 +65,7 @@ export function registerCreate(cmd: Command): void {
         ...(o.keepHot ? { keep_hot: true } : {}),
         ...(o.volume ? { volumes: o.volume } : {}),
         ...(o.from ? { from: o.from } : {}),
+        ...(networkSpec(o) ? { network: networkSpec(o) } : {}),
       };
       const sb = await withProgress(`creating sandbox ${spec.name}`, () => clientFrom(o).createSandbox(spec));
       for (const w of sb.warnings ?? []) process.stderr.write(`warning: ${w}\n`);

@@ -1,7 +1,7 @@
 // `bhatti serve`: runs the daemon. Everything heavy is imported inside the
 // action, so `bhatti serve --help` loads nothing and starts nothing.
 import type { Command } from "commander";
-import { intOption, run, UsageError } from "../args.js";
+import { intOption, repeatable, run, UsageError } from "../args.js";
 import { realpathSync } from "node:fs";
 import { resolveDataDir } from "../../util/paths.js";
 
@@ -15,7 +15,7 @@ function positive(v: string | undefined, flag: string, integer: boolean): number
 
 interface ServeOpts {
   dataDir?: string; listen?: string; engine?: string; rateLimit?: string; maxConnections?: string; maxConnectionsPerUser?: string;
-  authTimeout?: string; maxSandboxes?: string; overcommitMemory?: string; overcommitCpus?: string; image?: string; eventsRetentionDays?: string; idleWarmSeconds?: string; idleColdMinutes?: string;
+  authTimeout?: string; maxSandboxes?: string; overcommitMemory?: string; overcommitCpus?: string; image?: string; eventsRetentionDays?: string; idleWarmSeconds?: string; idleColdMinutes?: string; defaultEgress?: string; dnsUpstream?: string; netPool?: string; privateCidr?: string[];
 }
 
 export function register(cmd: Command): void {
@@ -33,6 +33,10 @@ export function register(cmd: Command): void {
     .option("--image <name>", "default image of sandboxes and templates that name none (default: $BHATTI_IMAGE)")
     .option("--idle-warm-seconds <s>", "pause sandboxes after this many seconds without API activity (default: never)")
     .option("--idle-cold-minutes <m>", "stop (vm: save memory of) sandboxes after this many idle minutes (default: never)")
+    .option("--default-egress <public|deny|none>", "egress policy of sandboxes that name none (default public)")
+    .option("--dns-upstream <ipv4[:port]>", "resolver the daemon's DNS asks (default: the host's first nameserver)")
+    .option("--net-pool <cidr>", "addresses of sandboxes (default 10.213.0.0/16; must not overlap the host's networks)")
+    .addOption(repeatable("--private-cidr <cidr>", "another range denied unless a sandbox's --allow-cidr names it (repeatable)"))
     .option("--events-retention-days <n>", "days the audit trail keeps events (default: $BHATTI_EVENTS_RETENTION_DAYS or 90)")
     .action(run(serveAction));
 }
@@ -82,6 +86,10 @@ async function serveAction(o: ServeOpts): Promise<number> {
       maxSandboxes: positive(values["max-sandboxes"], "--max-sandboxes", true),
       overcommitMemory: positive(values["overcommit-memory"], "--overcommit-memory", false),
       overcommitCpus: positive(values["overcommit-cpus"], "--overcommit-cpus", false),
+      ...(o.defaultEgress ? { defaultEgress: egressOf(o.defaultEgress) } : {}),
+      ...(o.dnsUpstream ? { dnsUpstream: o.dnsUpstream } : {}),
+      ...(o.netPool ? { netPool: o.netPool } : {}),
+      ...(o.privateCidr ? { privateCidrs: o.privateCidr } : {}),
       idleWarmSeconds: positive(values["idle-warm-seconds"], "--idle-warm-seconds", false),
       idleColdMinutes: positive(values["idle-cold-minutes"], "--idle-cold-minutes", false),
       eventsRetentionDays: positive(values["events-retention-days"] ?? process.env.BHATTI_EVENTS_RETENTION_DAYS, "--events-retention-days", true),
@@ -110,4 +118,9 @@ export function banner(dataDir: string): string {
     "  bin/bhatti setup --token bht_...             # saves url + key to ~/.bhatti/config.yaml\n" +
     "  bin/bhatti secret set API_KEY                # asks for the value without echo\n" +
     "  bin/bhatti secret list\n\n";
+}
+
+function egressOf(v: string): "public" | "deny" | "none" {
+  if (v !== "public" && v !== "deny" && v !== "none") throw new UsageError("--default-egress must be public, deny or none");
+  return v;
 }

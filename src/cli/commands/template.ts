@@ -5,12 +5,13 @@ import { printJson, printTable } from "../output.js";
 import { clientFrom } from "../client.js";
 import { parseEnv } from "./sandbox.js";
 import { parseSecretFlag } from "../../sandboxes/secret-files.js";
+import { netOptions, networkSpec, type NetOpts } from "./net.js";
 
 type Conn = { url?: string; token?: string; json?: boolean };
-interface CreateOpts extends Conn { name?: string; image?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[] }
+interface CreateOpts extends Conn, NetOpts { name?: string; image?: string; cpus?: string; memory?: string; env?: string[]; secret?: string[] }
 
 export function register(cmd: Command): void {
-  clientOptions(cmd.command("create").description("create a template")
+  clientOptions(netOptions(cmd.command("create")).description("create a template")
     .requiredOption("--name <name>", "template name, unique among yours")
     .option("--image <name>", "guest image (default: the daemon's default)")
     .option("--cpus <n>", "virtual CPUs (default 1)")
@@ -26,6 +27,7 @@ export function register(cmd: Command): void {
         ...(o.memory ? { memory_mb: intOption("memory", o.memory, 512) } : {}),
         ...(o.env ? { env: parseEnv(o.env) } : {}),
         ...(o.secret ? { secrets: o.secret.map(parseSecretFlag) } : {}),
+        ...(networkSpec(o) ? { network: networkSpec(o) } : {}),
       });
       const named = [...t.secrets, ...(t.secret_files ?? []).map((f) => f.name)];
       if (named.length) {

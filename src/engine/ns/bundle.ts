@@ -28,6 +28,7 @@ export interface BundleSpec {
   cpus: number;
   memoryMb: number;
   volumes?: { source: string; destination: string; ro: boolean }[]; // host mount points of volumes (issue 14)
+  resolvConf?: string; // host file bind-mounted read-only at /etc/resolv.conf (on tmpfs, never the image)
 }
 
 /**
@@ -74,6 +75,7 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: GUEST.agentDir, type: "bind", source: b.agentDir, options: ["bind", "nosuid", "nodev", "noexec"] },
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
       ...(b.volumes ?? []).map((v) => ({ destination: v.destination, type: "bind", source: v.source, options: ["bind", "nosuid", "nodev", v.ro ? "ro" : "rw"] })),
+      ...(b.resolvConf ? [{ destination: "/etc/resolv.conf", type: "bind", source: b.resolvConf, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }] : []),
     ],
     linux: {
       uidMappings: idmap,

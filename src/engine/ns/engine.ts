@@ -128,9 +128,10 @@ export class NsEngine implements Engine {
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
       const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base)) : [];
+      const net = spec.network ? await this.timed("network", () => spec.network!) : undefined; // set up alongside the steps above
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
-        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes,
+        configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes, ...(net ? { resolvConf: net.resolvConf } : {}),
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
@@ -145,7 +146,7 @@ export class NsEngine implements Engine {
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
       // The user namespace's limits are written while lohar boots: no command
       // runs before create returns, and it returns only once they are in place.
-      const limits = this.timed("limits", () => guardSandbox(state.pid));
+      const limits = this.timed("limits", () => Promise.all([guardSandbox(state.pid), net?.attach(state.pid)]));
       limits.catch(() => {}); // awaited below, or moot if the boot fails
       const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
         .catch(async (e: unknown) => { await limits.catch(() => {}); throw e; });
