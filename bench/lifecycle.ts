@@ -4,6 +4,7 @@
 // ns also: snapshot, restore (create from a snapshot) and fork (create from a running
 // sandbox). vm: pause/resume only (see docs/lifecycle.md).
 import http from "node:http";
+import { request as httpRequest, type Api } from "./http.js";
 import { parseArgs } from "node:util";
 import { rmSync } from "node:fs";
 import { startDaemon, createUser, type Daemon } from "../src/testing/harness.js";
@@ -11,22 +12,7 @@ import { machine, printTable, type Row } from "./stats.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-interface Api { url: string; key: string }
-
-function request(a: Api, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  const u = new URL(path, a.url);
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, agent,
-      headers: { Authorization: `Bearer ${a.key}`, ...(data ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on("error", reject);
-    req.end(data);
-  });
-}
+const request = (a: Api, method: string, path: string, body?: unknown) => httpRequest(agent, a, method, path, body);
 
 async function must(a: Api, method: string, path: string, status: number, body?: unknown): Promise<any> {
   const r = await request(a, method, path, body);

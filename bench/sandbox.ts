@@ -4,6 +4,7 @@
 //      bench/sandbox [--engine ns|vm] [--runs N] --images minimal,debian   (create → first exec per image)
 // --steps (ns): also time each step of the engine's create/destroy, in process.
 import http from "node:http";
+import { request as httpRequest, type Api } from "./http.js";
 import { cpus, loadavg } from "node:os";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -47,22 +48,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 }
 
 // ---- HTTP ----
-interface Api { url: string; key: string }
-
-function request(a: Api, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  const u = new URL(path, a.url);
-  const data = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method, agent,
-      headers: { Authorization: `Bearer ${a.key}`, ...(data ? { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on("error", reject);
-    req.end(data);
-  });
-}
+const request = (a: Api, method: string, path: string, body?: unknown) => httpRequest(agent, a, method, path, body);
 
 async function must(a: Api, method: string, path: string, status: number, body?: unknown): Promise<any> {
   if (interrupted) throw new Error("interrupted");

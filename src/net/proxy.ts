@@ -10,6 +10,7 @@ import { connect, createServer, isIPv4, type Server, type Socket } from "node:ne
 import type { Duplex } from "node:stream";
 import { parseClientHello } from "./sni.js";
 import type { Egress, SandboxNet } from "./egress.js";
+import { relayResponse } from "./relay.js";
 
 const HELLO_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -103,14 +104,8 @@ export class EgressProxy {
     this.route(sb, host, 80).then((ip) => {
       if (!ip) return refuse(403, `${host} is not allowed by this sandbox's network policy`);
       const up = httpRequest({ host: ip, port: 80, method: req.method, path: req.url, headers: req.rawHeaders, agent: false, timeout: CONNECT_TIMEOUT_MS, setHost: false });
-      up.on("timeout", () => up.destroy(new Error("timeout")));
       up.on("error", () => refuse(502, `${host} could not be reached`));
-      up.on("response", (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
-        ur.pipe(res);
-        ur.on("error", () => res.destroy());
-      });
-      res.on("close", () => { if (!res.writableFinished) up.destroy(); });
+      relayResponse(up, res);
       req.pipe(up);
     }, () => refuse(502, "internal error"));
   }

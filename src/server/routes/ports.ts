@@ -16,6 +16,7 @@ import type { App } from "../app.js";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { UserError } from "../../util/errors.js";
 import { parseTarget } from "../target.js";
+import { relayResponse } from "../../net/relay.js";
 
 const PROXY_RE = /^\/sandboxes\/([^/]+)\/proxy\/(\d{1,5})(\/.*)?$/;
 const FORWARD_RE = /^\/sandboxes\/([^/]+)\/forward\/(\d{1,5})\/?$/;
@@ -67,14 +68,8 @@ export function proxyRequests(app: App, sandboxes: SandboxService) {
       const q = (req.url ?? "").indexOf("?");
       const path = (m[3] ?? "/") + (q >= 0 ? (req.url ?? "").slice(q) : "");
       const up = httpRequest({ host: peer.address, port, method: req.method, path, headers: ["Host", `${peer.address}:${port}`, ...forwardHeaders(req, false)], agent: false, timeout: CONNECT_TIMEOUT_MS, setHost: false });
-      up.on("timeout", () => up.destroy(new Error("timeout")));
       up.on("error", () => { if (!res.headersSent) sendError(res, new UserError(502, `nothing answers on port ${port} in sandbox ${JSON.stringify(peer.name)}`)); else res.destroy(); });
-      up.on("response", (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
-        ur.pipe(res);
-        ur.on("error", () => res.destroy());
-      });
-      res.on("close", () => { if (!res.writableFinished) up.destroy(); });
+      relayResponse(up, res);
       req.pipe(up);
     } catch (e) {
       sendError(res, e);
