@@ -16,7 +16,7 @@ const VALUE_1 = "audit-value-one-7f3a9c1e5b";
 const VALUE_2 = "audit-value-two-0d4e8b2a6c";
 
 before(async () => {
-  d = await startDaemon({ env: { BHATTI_IMAGES_DIR: IMAGES_DIR } }); // templates name a built image
+  d = await startDaemon({ args: ["--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } }); // templates name a built image
   alice = createUser(d.dataDir, "alice");
   bob = createUser(d.dataDir, "bob");
 });

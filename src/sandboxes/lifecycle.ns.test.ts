@@ -2,7 +2,7 @@
 // idle policy, across daemon restarts. Real daemons, real runc sandboxes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { startDaemon, createUser, api, cleanup, cli, type Daemon } from "../testing/harness.js";
@@ -98,6 +98,7 @@ test("[ns] stop keeps the writable layer and releases processes and the uid slot
 
 test("[ns] start in another uid slot re-owns the writable layer (files keep their owners inside); disk_mb sandboxes keep their disk", async () => {
   const d = await start();
+  let held: string | undefined; // a's former slot, held by this test when no sandbox holds it
   const k = createUser(d.dataDir, "bob");
   try {
     assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "a", disk_mb: 64 } })).status, 201);
@@ -109,11 +110,19 @@ test("[ns] start in another uid slot re-owns the writable layer (files keep thei
     assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "b" } })).status, 201);
     const bId = (await api(d, "GET", "/sandboxes/b", { key: k })).json.id as string;
     // Slots are host-wide: under parallel test files another daemon's sandbox may take it first; either way it is in use now.
-    const bSlot = engineState(d.dataDir, bId).slot;
-    assert.ok(bSlot === before || existsSync(join(UID_SLOTS_DIR, String(before))), "a's former slot is held (by b, or by another sandbox on this host)");
+    // If another daemon's sandbox took it and has let it go again, hold it here until a has started elsewhere.
+    if (engineState(d.dataDir, bId).slot !== before) {
+      try {
+        writeFileSync(join(UID_SLOTS_DIR, String(before)), "lifecycle-test-hold\n", { flag: "wx" });
+        held = join(UID_SLOTS_DIR, String(before));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+    }
     const s = await api(d, "POST", "/sandboxes/a/start", { key: k });
     assert.equal(s.status, 200, s.text);
     assert.notEqual(engineState(d.dataDir, id).slot, before, "a runs in another slot");
+    if (held) rmSync(held, { force: true });
     const r = await sh(d, k, "a", "cat /home/lohar/f /home/lohar/s; stat -c '%u:%g %a' /home/lohar/f /home/lohar/s; df -m / | tail -1 | awk '{print $2}'");
     const [f, rf, s1, s2, size] = r.stdout.trim().split("\n");
     assert.equal(f, "mine");
@@ -126,6 +135,7 @@ test("[ns] start in another uid slot re-owns the writable layer (files keep thei
     for (const n of ["a", "b"]) await api(d, "DELETE", `/sandboxes/${n}`, { key: k }).catch(() => {});
     throw new Error(`${(e as Error).message}\n--- daemon ---\n${d.output().slice(-3000)}`);
   } finally {
+    if (held) rmSync(held, { force: true });
     await d.stop();
     cleanup(d.dataDir);
   }
