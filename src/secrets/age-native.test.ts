@@ -1,7 +1,7 @@
 // The native age format (age-native.ts) through the Keyring: its files must be
 // read by age-encryption and the standard `age` tool, it must read theirs, it
 // must refuse every tampered byte, and anything not canonical falls back.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +11,9 @@ import * as age from "age-encryption";
 import { Keyring, generateIdentity } from "./keyring.js";
 import { ageDecrypt } from "../testing/harness.js";
 
+const dirs: string[] = [];
+after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
 const SIZES = [0, 1, 37, 65535, 65536, 65537, 2 * 65536, 200_000];
 const text = (n: number) => Array.from({ length: n }, (_, i) => "abcdefghé"[i % 9]).join("").slice(0, n);
 
@@ -18,6 +21,7 @@ async function setup() {
   const identity = await generateIdentity();
   const kr = await Keyring.fromIdentity(identity);
   const dir = mkdtempSync(join(tmpdir(), "bhatti-age-native-"));
+  dirs.push(dir); // a test key pair: never left in /tmp
   const keyFile = join(dir, "key.txt");
   writeFileSync(keyFile, identity + "\n", { mode: 0o600 });
   const d = new age.Decrypter();

@@ -18,8 +18,17 @@ export interface Daemon {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
+const tempDirs = new Set<string>();
+// Scratch dirs go with the test process (a test's own cleanup may run first;
+// data dirs whose sandboxes still run are removed by cleanup(), not here).
+process.once("exit", () => {
+  for (const d of tempDirs) try { rmSync(d, { recursive: true, force: true }); } catch { /* best effort */ }
+});
+
 export function tempDir(prefix = "bhatti-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  if (prefix !== "bhatti-test-") tempDirs.add(d);
+  return d;
 }
 
 /** Environment for child processes: the test's own, plus overrides; HOME isolated unless given. */
