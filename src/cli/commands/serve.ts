@@ -22,7 +22,7 @@ export function register(cmd: Command): void {
   cmd
     .option("--data-dir <dir>", "state: age.key, state.db, sandboxes (default: $BHATTI_DATA_DIR or ~/.bhatti)")
     .option("--listen <host:port>", "HTTP address (default: $BHATTI_LISTEN or 127.0.0.1:8080)")
-    .option("--engine <ns|vm|auto>", "isolation engine (default: $BHATTI_ENGINE or auto)")
+    .option("--engine <name>", "isolation engine: ns, vm or auto (default: $BHATTI_ENGINE or auto)")
     .option("--rate-limit <n>", "requests per second per user, 0 disables (default 100)")
     .option("--max-connections <n>", "open connections in all")
     .option("--max-connections-per-user <n>", "open connections per user")
@@ -61,7 +61,8 @@ async function serveAction(o: ServeOpts): Promise<number> {
   };
   if (limits.perUser > limits.max) throw new UsageError(`--max-connections-per-user must not exceed --max-connections`);
   const engine = values.engine ?? process.env.BHATTI_ENGINE ?? "auto";
-  if (engine !== "ns" && engine !== "vm" && engine !== "auto") throw new UsageError(`--engine must be ns, vm or auto`);
+  const { ENGINE_NAMES, isEngineName } = await import("../../engine/names.js");
+  if (engine !== "auto" && !isEngineName(engine)) throw new UsageError(`--engine must be ${ENGINE_NAMES.join(", ")} or auto`);
   const rate = values["rate-limit"] === undefined ? 100 : Number(values["rate-limit"]);
   if (!Number.isFinite(rate) || rate < 0) throw new Error("--rate-limit must be a number of requests per second (0 disables it)");
   // Signals are caught from the start: one that arrives while the daemon is
