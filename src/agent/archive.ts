@@ -3,10 +3,10 @@
 // credit-based flow as file_write / file_read.
 import { lstatSync, mkdirSync } from "node:fs";
 import { basename } from "node:path";
-import { FrameKind, STREAM_WINDOW, encodeFrame, encodeControl, type AgentMessage } from "../protocol/agent.js";
+import { FrameKind, encodeFrame, encodeControl, type AgentMessage } from "../protocol/agent.js";
 import type { Out } from "./out.js";
 import { asUser } from "./creds.js";
-import { checkPath, statInfo, underForbidden } from "./files.js";
+import { CreditedSender, checkPath, statInfo, underForbidden } from "./files.js";
 import { errText } from "./log.js";
 import { extractTar } from "../archive/extract.js";
 import { packPath } from "../archive/pack.js";
@@ -102,24 +102,7 @@ export class ArchiveWriter {
 }
 
 /** archive_read: "opened", then a tar stream of `path` as Data frames against the host's credit, then "result". */
-export class ArchiveReader {
-  private credit = STREAM_WINDOW;
-  private cancelled = false;
-  private wake: (() => void) | null = null;
-
-  constructor(private readonly id: number, private readonly out: Out) {}
-
-  grant(bytes: number): void {
-    if (!Number.isSafeInteger(bytes) || bytes <= 0) return;
-    this.credit = Math.min(this.credit + bytes, STREAM_WINDOW);
-    this.wake?.();
-  }
-
-  cancel(): void {
-    this.cancelled = true;
-    this.wake?.();
-  }
-
+export class ArchiveReader extends CreditedSender {
   async start(rawPath: unknown): Promise<void> {
     let pack: ReturnType<typeof packPath> | null = null;
     try {
@@ -145,13 +128,5 @@ export class ArchiveReader {
       pack?.destroy();
       refuse(this.out, this.id, e);
     }
-  }
-
-  private async ready(): Promise<void> {
-    while (!this.cancelled && this.out.open && this.credit <= 0) {
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
-    }
-    await this.out.drained();
   }
 }

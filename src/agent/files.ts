@@ -153,13 +153,17 @@ function readAt(fd: number, buf: Buffer, len: number, pos: number): Promise<numb
   return new Promise((resolve, reject) => read(fd, buf, 0, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
-/** file_read: "opened", then Data frames sent against the host's credit, then "result". */
-export class FileReader {
-  private credit = STREAM_WINDOW;
-  private cancelled = false;
+/**
+ * A stream that sends Data frames to the host only against its credit
+ * (file_read, archive_read): grants add credit up to the window, cancel
+ * stops it, and ready() waits for credit and for the connection to drain.
+ */
+export abstract class CreditedSender {
+  protected credit = STREAM_WINDOW;
+  protected cancelled = false;
   private wake: (() => void) | null = null;
 
-  constructor(private readonly id: number, private readonly out: Out) {}
+  constructor(protected readonly id: number, protected readonly out: Out) {}
 
   grant(bytes: number): void {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) return;
@@ -172,6 +176,18 @@ export class FileReader {
     this.wake?.();
   }
 
+  /** Until there is credit and the connection can take more (or the stream is cancelled). */
+  protected async ready(): Promise<void> {
+    while (!this.cancelled && this.out.open && this.credit <= 0) {
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = null;
+    }
+    await this.out.drained();
+  }
+}
+
+/** file_read: "opened", then Data frames sent against the host's credit, then "result". */
+export class FileReader extends CreditedSender {
   async start(rawPath: unknown): Promise<void> {
     let path = "";
     let fd = -1;
@@ -206,15 +222,6 @@ export class FileReader {
     } finally {
       if (fd >= 0) closeSync(fd);
     }
-  }
-
-  /** Until there is credit and the connection can take more (or the stream is cancelled). */
-  private async ready(): Promise<void> {
-    while (!this.cancelled && this.out.open && this.credit <= 0) {
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = null;
-    }
-    await this.out.drained();
   }
 }
 

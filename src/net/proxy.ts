@@ -7,10 +7,9 @@
 // outbound connection's host name (the credential broker hooks in here).
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
-import type { Duplex } from "node:stream";
 import { parseClientHello } from "./sni.js";
 import type { Egress, SandboxNet } from "./egress.js";
-import { relayResponse } from "./relay.js";
+import { relayResponse, splice } from "./relay.js";
 
 const HELLO_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -121,7 +120,7 @@ export class EgressProxy {
       const up = connect({ host: ip, port: 80 });
       up.write(lines.join("\r\n") + "\r\n\r\n");
       if (head.length) up.write(head);
-      splice(sock, up);
+      spliceUpstream(sock, up);
     }, () => sock.destroy());
   }
 
@@ -145,7 +144,7 @@ export class EgressProxy {
         if (!ip || s.destroyed) return void s.destroy();
         const up = connect({ host: ip, port: 443 });
         up.write(buf);
-        splice(s, up);
+        spliceUpstream(s, up);
       }, () => s.destroy());
     };
     s.on("data", onData);
@@ -153,17 +152,11 @@ export class EgressProxy {
   }
 }
 
-/** Pipes two sockets both ways (backpressure by pipe); either side's end or error ends both. */
-function splice(a: Socket, b: Socket): void {
+/** Splices the sandbox's socket `a` to the upstream `b`, giving up when `b` does not connect in time. */
+function spliceUpstream(a: Socket, b: Socket): void {
   b.setTimeout(CONNECT_TIMEOUT_MS, () => { if (b.connecting) b.destroy(); });
   b.once("connect", () => b.setTimeout(0));
-  const end = () => { a.destroy(); b.destroy(); };
-  a.on("error", end);
-  b.on("error", end);
-  a.on("close", end);
-  b.on("close", end);
-  a.pipe(b);
-  b.pipe(a as Duplex);
+  splice(a, b);
   a.resume();
 }
 

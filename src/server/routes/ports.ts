@@ -8,7 +8,7 @@
 // is never passed on to the sandbox.
 import { contract } from "../../api/routes-more.js";
 import { request as httpRequest, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Router } from "../http.js";
 import { sendError } from "../http.js";
@@ -16,7 +16,7 @@ import type { App } from "../app.js";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { UserError } from "../../util/errors.js";
 import { parseTarget } from "../target.js";
-import { relayResponse } from "../../net/relay.js";
+import { relayResponse, splice } from "../../net/relay.js";
 
 const PROXY_RE = /^\/sandboxes\/([^/]+)\/proxy\/(\d{1,5})(\/.*)?$/;
 const FORWARD_RE = /^\/sandboxes\/([^/]+)\/forward\/(\d{1,5})\/?$/;
@@ -115,14 +115,4 @@ export function portUpgrades(app: App, sandboxes: SandboxService) {
     }
     return true;
   };
-}
-
-function splice(a: Duplex, b: Socket): void {
-  const end = () => { a.destroy(); b.destroy(); };
-  a.on("error", end);
-  b.on("error", end);
-  a.on("close", end);
-  b.on("close", end);
-  a.pipe(b);
-  b.pipe(a);
 }
