@@ -160,6 +160,13 @@ test("[ns] pause freezes every process, a request wakes it; resume; a daemon res
     // A request wakes it transparently.
     assert.equal((await sh(d, k, "p", "cat /home/lohar/w")).stdout, "warm\n");
     assert.equal(await status(d, k, "p"), "running");
+    // So do the sessions and archive routes (they reach lohar too).
+    for (const path of ["/sandboxes/p/sessions", "/sandboxes/p/archive?path=/home/lohar/w"]) {
+      assert.equal((await api(d, "POST", "/sandboxes/p/pause", { key: k })).status, 200);
+      const r = await api(d, "GET", path, { key: k });
+      assert.equal(r.status, 200, `${path}: ${r.text}`);
+      assert.equal(await status(d, k, "p"), "running", `${path} woke it`);
+    }
 
     // Across a restart: p paused, q stopped.
     assert.equal((await api(d, "POST", "/sandboxes/p/pause", { key: k })).status, 200);

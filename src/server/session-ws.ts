@@ -34,14 +34,15 @@ export function sessionWebSocket(app: App, sandboxes: SandboxService, log: (l: s
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on("error", () => socket.destroy());
-    try {
+    void (async () => { try {
       const { path, query } = parseTarget(req.url);
       const m = SESSION_WS_RE.exec(path);
       if (!m) throw new UserError(404, `no route for GET ${path}`, {}, "route_not_found");
       const user = app.admit(req, query);
       let ref: string;
       try { ref = decodeURIComponent(m[1]); } catch { throw new UserError(400, "malformed percent-encoding in the path"); }
-      const agent = sandboxes.agent(user, ref);
+      const agent = await sandboxes.ready(user, ref); // a paused (warm) or idle-stopped sandbox is woken first
+      if (socket.destroyed) return;
       const sid = query.get("session");
       if (sid !== null && !validSessionId(sid)) throw new UserError(404, "no such session");
       wss.handleUpgrade(req, socket, head, (ws) => {
@@ -50,7 +51,7 @@ export function sessionWebSocket(app: App, sandboxes: SandboxService, log: (l: s
       });
     } catch (e) {
       refuseUpgrade(socket, e, log);
-    }
+    } })();
   };
 }
 

@@ -47,7 +47,7 @@ function renameParam(ctx: Ctx): string | undefined {
 
 export function archiveRoutes(router: Router, sandboxes: SandboxService, streams: OpenStreams): void {
   router.route(contract("GET", "/sandboxes/:id/archive"), async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const path = checkFilePath(ctx.query.get("path"));
     const tar = await archiveCall(() => agent.openArchive(path));
     const res = ctx.res;
@@ -64,7 +64,7 @@ export function archiveRoutes(router: Router, sandboxes: SandboxService, streams
   });
 
   router.route(contract("PUT", "/sandboxes/:id/archive"), async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const path = checkFilePath(ctx.query.get("path"));
     const rename = renameParam(ctx);
     const req = ctx.req;

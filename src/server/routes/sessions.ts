@@ -36,13 +36,13 @@ async function agentCall<T>(f: () => Promise<T>): Promise<T> {
 
 export function sessionRoutes(router: Router, sandboxes: SandboxService, streams: OpenStreams): void {
   router.route(contract("GET", "/sandboxes/:id/sessions"), async ({ user, params }) => {
-    const agent = sandboxes.agent(user, params.id);
+    const agent = await sandboxes.ready(user, params.id);
     return agentCall(() => listSessions(agent));
   });
 
   // A background command (`bhatti exec --detach`): pipes unless tty is true; env is ignored as for POST exec.
   router.route(contract("POST", "/sandboxes/:id/sessions"), async ({ req, user, params }) => {
-    const agent = sandboxes.agent(user, params.id);
+    const agent = await sandboxes.ready(user, params.id);
     const body = await readJson(req);
     if (body.cmd === undefined) throw badRequest("cmd must be a non-empty array of strings without NUL");
     const spec = sessionSpec(body, false, false);
@@ -50,7 +50,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
   });
 
   router.route(contract("GET", "/sandboxes/:id/sessions/:sid"), async ({ user, params }) => {
-    const agent = sandboxes.agent(user, params.id);
+    const agent = await sandboxes.ready(user, params.id);
     const id = sessionId(params.sid);
     const s = (await agentCall(() => listSessions(agent))).find((x) => x.id === id);
     if (!s) throw noSession();
@@ -59,7 +59,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
 
   // Kill: the signal (default SIGKILL) goes to the session's process group.
   router.route(contract("DELETE", "/sandboxes/:id/sessions/:sid"), async ({ user, params, query }) => {
-    const agent = sandboxes.agent(user, params.id);
+    const agent = await sandboxes.ready(user, params.id);
     const id = sessionId(params.sid);
     const signal = query.get("signal") ?? "SIGKILL";
     if (!SIGNAL_RE.test(signal)) throw badRequest("signal must be a signal name such as SIGTERM");
@@ -68,7 +68,7 @@ export function sessionRoutes(router: Router, sandboxes: SandboxService, streams
 
   // Output as bytes, acknowledged to lohar as the response flushes it: a slow reader slows the session.
   router.route(contract("GET", "/sandboxes/:id/sessions/:sid/logs"), async (ctx) => {
-    const agent = sandboxes.agent(ctx.user, ctx.params.id);
+    const agent = await sandboxes.ready(ctx.user, ctx.params.id);
     const id = sessionId(ctx.params.sid);
     const follow = ctx.query.get("follow");
     if (follow !== null && follow !== "true" && follow !== "false") throw badRequest("follow must be true or false");

@@ -34,7 +34,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 export function shareRoutes(router: Router, sandboxes: SandboxService, tokens: ShareTokens, db: DB): void {
   router.route(contract("POST", "/sandboxes/:id/share"), async ({ req, user, params }) => {
     const sb = sandboxes.get(user, params.id);
-    sandboxes.agent(user, sb.id); // running, or the error says why
+    await sandboxes.ready(user, sb.id); // running (a paused one is woken), or the error says why
     const body = req.headers["content-length"] === "0" || (req.headers["content-length"] === undefined && !req.headers["transfer-encoding"]) ? {} : await readJson(req);
     const ttl = body.ttl_sec ?? DEFAULT_SHARE_SEC;
     if (typeof ttl !== "number" || !(ttl > 0) || ttl > MAX_SHARE_SEC) throw badRequest(`ttl_sec must be a number of seconds between 0 and ${MAX_SHARE_SEC}`);
