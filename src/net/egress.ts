@@ -6,6 +6,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
+import type { Broker } from "../broker/types.js";
 import type { DB } from "../store/db.js";
 import { recordEvent, type EventType } from "../store/events.js";
 import { HARD_DENIED, PRIVATE, inCidr, parseCidr, type Cidr } from "./cidr.js";
@@ -26,6 +27,7 @@ export interface NetOptions {
   pool?: string; // CIDR the /30s come from (serve --net-pool)
   upstream?: Upstream; // serve --dns-upstream
   privateCidrs?: string[]; // more ranges treated as private (serve --private-cidr)
+  broker?: Broker; // brokered secrets (issue 11): the proxy and DNS ask it about each sandbox
 }
 
 export interface SandboxNet {
@@ -46,6 +48,7 @@ export interface SandboxLink { resolvConf: string; attach(pid: number): Promise<
 /** What the DNS server and the proxy ask. */
 export interface Egress {
   readonly upstream: Upstream;
+  readonly broker?: Broker;
   sandboxFor(ip: string): SandboxNet | undefined;
   nameAllowed(sb: SandboxNet, name: string): boolean;
   addressAllowed(sb: SandboxNet, ip: string, byName: boolean): { ok: boolean; rule: string };
@@ -61,6 +64,9 @@ const MAX_TTL = 3600;
 
 export class NetManager implements Egress {
   readonly upstream: Upstream;
+  get broker(): Broker | undefined {
+    return this.opts.broker;
+  }
   private readonly pool: Cidr;
   private readonly privateRanges: Cidr[];
   private readonly byAddr = new Map<string, SandboxNet>();
