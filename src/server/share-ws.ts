@@ -38,20 +38,23 @@ export function shareWebSocket(app: App, sandboxes: SandboxService, tokens: Shar
           if (!m || typeof m !== "object") return refuse();
           const grant = tokens.redeem(m.token);
           if (!grant) return refuse();
-          let agent;
-          try { agent = sandboxes.agent(grant.user, grant.sandboxId); } catch (e) {
-            if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message: (e as Error).message }));
-            return ws.close(1011);
-          }
+          // Tracked from here, so a revoke while the sandbox wakes closes this terminal too.
           const forget = tokens.track(grant.sandboxId, () => {
             if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", code: "share_revoked", message: "the share was revoked" }));
             ws.close(1008);
           });
           ws.on("close", forget);
-          const hello: Record<string, unknown> = {};
-          if (m.rows !== undefined) hello.rows = m.rows;
-          if (m.cols !== undefined) hello.cols = m.cols;
-          serveSession(ws, agent, null, app.streams, hello);
+          // ready(), like exec and sessions: a paused or idle-stopped sandbox is woken for its viewer.
+          sandboxes.ready(grant.user, grant.sandboxId).then((agent) => {
+            if (ws.readyState !== ws.OPEN) return;
+            const hello: Record<string, unknown> = {};
+            if (m.rows !== undefined) hello.rows = m.rows;
+            if (m.cols !== undefined) hello.cols = m.cols;
+            serveSession(ws, agent, null, app.streams, hello);
+          }, (e: Error) => {
+            if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: "error", message: e.message }));
+            ws.close(1011);
+          });
         });
       });
     } catch (e) {

@@ -166,3 +166,26 @@ test("share tokens: one use, expiry, revoke (unit)", () => {
   assert.equal(t.redeem(c.token), null, "revoked");
   assert.equal(t.redeem(123), null);
 });
+
+test("share: a paused sandbox is woken for the viewer, like exec", async () => {
+  const r = await api(d, "POST", `/sandboxes/${SB}/share`, { key: alice, body: {} });
+  assert.equal(r.status, 201, r.text);
+  issued.push(r.json.token);
+  // Paused after the link was made: the viewer's connection is what must wake it.
+  assert.equal((await api(d, "POST", `/sandboxes/${SB}/pause`, { key: alice })).status, 200);
+  assert.equal((await api(d, "GET", `/sandboxes/${SB}`, { key: alice })).json.status, "paused");
+  const ws = new WebSocket(d.url.replace("http", "ws") + "/share/ws");
+  ws.on("error", () => {});
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("no message within 20 s")), 20_000);
+    ws.on("open", () => ws.send(JSON.stringify({ token: r.json.token })));
+    ws.on("message", (data: Buffer, binary: boolean) => {
+      if (binary) return;
+      clearTimeout(t);
+      resolve(JSON.parse(data.toString()));
+    });
+  });
+  ws.close();
+  assert.equal(first.type, "session", JSON.stringify(first));
+  assert.equal((await api(d, "GET", `/sandboxes/${SB}`, { key: alice })).json.status, "running");
+});
