@@ -4,27 +4,23 @@
 // the host's disk gives it at most that much. The mount is the host's (the
 // sandbox never sees it: it only sees the overlay on top).
 import { existsSync, mkdirSync } from "node:fs";
-import { open, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isMounted, run, unmountIfMounted } from "../runtime.js";
+import { mkfsDisk, type DiskTemplates } from "./disk-template.js";
+import { timedPhase } from "../../util/phases.js";
 
 export const DISK_FILE = "disk.ext4";
 export const DISK_MOUNT = "disk";
 
 /** Makes and mounts the disk of sandbox data dir `data`; returns the mount point (upper and work go inside). */
-export async function mountDisk(data: string, mb: number): Promise<string> {
+export async function mountDisk(data: string, mb: number, templates?: DiskTemplates, id = ""): Promise<string> {
   const img = join(data, DISK_FILE);
   const mnt = join(data, DISK_MOUNT);
-  const fh = await open(img, "wx", 0o600);
-  try {
-    await fh.truncate(mb * 1024 * 1024); // sparse: blocks are allocated as the sandbox writes
-  } finally {
-    await fh.close();
-  }
-  // No journal and no reserved blocks: a scratch layer that dies with its sandbox.
-  await run("mke2fs", ["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^has_journal", "-m", "0", "-E", "root_owner=0:0,lazy_itable_init=1", img]);
+  // No journal and no reserved blocks (MKFS_ARGS); from a template of that size when there is one.
+  await timedPhase(id, templates?.has(mb) ? "disk image (template)" : "disk image (mke2fs)", () => (templates ? templates.make(img, mb) : mkfsDisk(img, mb)));
   mkdirSync(mnt, { mode: 0o700 });
-  await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt]); // the loop device autoclears on umount
+  await timedPhase(id, "disk mount", () => run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt])); // the loop device autoclears on umount
   return mnt;
 }
 
