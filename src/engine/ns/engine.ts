@@ -11,8 +11,8 @@ import {
 } from "../runtime.js";
 import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
-import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
-import { Runc } from "./runc.js";
+import { dropStaleLayers, planRootfs, releaseRootfs, sweepLayerBuilds, type RootfsMount } from "./rootfs.js";
+import { Runc, type HostMount } from "./runc.js";
 import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
@@ -122,6 +122,7 @@ export class NsEngine implements Engine {
     const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     const base = state.base;
     let drive: Drive | undefined;
+    let root: RootfsMount | null = null;
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
@@ -129,15 +130,21 @@ export class NsEngine implements Engine {
       mkdirSync(p.agentDir, { mode: 0o700 });
       // The slow steps are independent: run them side by side. The drive is a
       // nameless file: nothing of it is visible on the host (see Runc.start).
-      const [rootfs, built, agentDir] = await Promise.allSettled([
-        layerReady.then((layer) => this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers), spec.id)),
+      // The root overlay's and the agent dir's mounts are made by runc's own
+      // process (Runc.start hostMounts): every spawn costs the daemon's thread.
+      const [rootfs, built] = await Promise.allSettled([
+        layerReady.then((layer) => this.timed("rootfs plan", () => planRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers), spec.id)),
         this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base }), spec.id),
-        // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
-        // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
-        this.timed("agent dir", () => run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir]), spec.id),
       ]);
       if (built.status === "fulfilled") drive = built.value;
-      for (const r of [rootfs, built, agentDir]) if (r.status === "rejected") throw r.reason;
+      if (rootfs.status === "fulfilled") root = rootfs.value;
+      for (const r of [rootfs, built]) if (r.status === "rejected") throw r.reason;
+      // The agent dir is its own small tmpfs: the sandbox's mountinfo then shows
+      // "/" as the bind's source, not <rt>/sb/<id>/agent inside the host's /run.
+      const hostMounts: HostMount[] = [
+        { args: ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir] },
+        ...(root ? [{ args: root.mountArgs, cwd: root.cwd }] : []),
+      ];
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
       const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base), spec.id) : [];
@@ -148,13 +155,15 @@ export class NsEngine implements Engine {
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }), spec.id);
+        await this.timed("root and agent dir mounts + runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }, hostMounts), spec.id);
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
       } finally {
         // Not discard(): the sandbox's loop device reads these very pages until lohar has read them.
         closeSync(drive!.fd);
         drive = undefined;
+        root?.done();
+        root = null;
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
       // The user namespace's limits are written while lohar boots: no command
@@ -178,6 +187,7 @@ export class NsEngine implements Engine {
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
       drive?.discard();
+      root?.done();
       throw e;
     }
   }
