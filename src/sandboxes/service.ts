@@ -246,16 +246,18 @@ export class SandboxService {
       config.secret_files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
-      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, await bootBlob, keepHot ? 1 : 0, id);
-    this.touch(id);
-    this.attach(running);
+    const [tokenEnc, redactEnc, bootEnc] = await Promise.all([tokenBlob, redactBlob, bootBlob]);
+    // The row and its events in one transaction: one durable commit (fsync) instead of two.
     this.db.transaction(() => {
+      this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
+        .run(JSON.stringify(running.state), tokenEnc, redactEnc, bootEnc, keepHot ? 1 : 0, id);
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
       if (templateId) recordEvent(this.db, "template.used", user.name, templateName, { template_id: templateId, sandbox: name, sandbox_id: id });
       const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
       if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected);
     })();
+    this.touch(id);
+    this.attach(running);
     const t3 = performance.now();
     const phases = takePhases(id); // BHATTI_TRACE_CREATE=1: each step's ms (util/phases.ts)
     this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}${phases ? ` [${phases}]` : ""}`);
