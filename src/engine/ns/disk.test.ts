@@ -56,6 +56,12 @@ test("writing past disk_mb fails with ENOSPC inside; the host gives at most that
   try {
     const r = await execIn(again, ["/bin/sh", "-c", "df -k /home/lohar | tail -1 | awk '{print $2}'; dd if=/dev/zero of=/home/lohar/fill bs=1M count=100 2>&1; echo rc=$?"], { timeout_ms: 60_000 });
     const out = r.stdout.toString();
+    // Its upper layer was made by the wrapper's host steps (engine: diskSteps): the root is the image root's, as inside.
+    const root = await execIn(again, ["/bin/stat", "-c", "%u:%g %a", "/"]);
+    const img = statSync(join(env.imagesDir, "minimal", "rootfs"));
+    assert.equal(root.stdout.toString().trim(), `${img.uid}:${img.gid} ${(img.mode & 0o7777).toString(8)}`);
+    const work = statSync(join(nsPaths(env, again.id).data, DISK_MOUNT, "work"));
+    assert.equal(work.mode & 0o777, 0o700);
     const kib = Number(out.split("\n")[0]);
     assert.ok(kib > 50_000 && kib <= 65_536, `df says ${kib} KiB`);
     assert.match(out, /No space left on device/, out);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { isMounted, run, unmountIfMounted } from "../runtime.js";
 import { mkfsDisk, type DiskTemplates } from "./disk-template.js";
 import { timedPhase } from "../../util/phases.js";
+import type { HostMount } from "./runc.js";
 
 export const DISK_FILE = "disk.ext4";
 export const DISK_MOUNT = "disk";
@@ -22,6 +23,26 @@ export async function mountDisk(data: string, mb: number, templates?: DiskTempla
   mkdirSync(mnt, { mode: 0o700 });
   await timedPhase(id, "disk mount", () => run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt])); // the loop device autoclears on umount
   return mnt;
+}
+
+/**
+ * The disk of sandbox data dir `data` made but not mounted: returns its mount
+ * point and the host steps (Runc.start) that mount it and make the overlay's
+ * upper (owned uid:gid, mode) and work dirs on it.
+ */
+export async function diskSteps(data: string, mb: number, templates: DiskTemplates, id: string, upper: { uid: number; gid: number; mode: number }): Promise<{ mnt: string; steps: HostMount[] }> {
+  const img = join(data, DISK_FILE);
+  const mnt = join(data, DISK_MOUNT);
+  await timedPhase(id, templates.has(mb) ? "disk image (template)" : "disk image (mke2fs)", () => templates.make(img, mb));
+  mkdirSync(mnt, { mode: 0o700 });
+  return {
+    mnt,
+    steps: [
+      { args: ["-t", "ext4", "-o", "loop,nosuid,nodev", img, mnt] }, // the loop device autoclears on umount
+      { cmd: "install", args: ["-d", "-o", String(upper.uid), "-g", String(upper.gid), "-m", (upper.mode & 0o7777).toString(8), join(mnt, "upper")] },
+      { cmd: "mkdir", args: ["-m", "700", join(mnt, "work")] },
+    ],
+  };
 }
 
 /** Mounts the existing disk of a stopped sandbox's data dir `data` again (start); returns the mount point. */

@@ -11,12 +11,12 @@ import {
 } from "../runtime.js";
 import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
-import { dropStaleLayers, planRootfs, releaseRootfs, sweepLayerBuilds, type RootfsMount } from "./rootfs.js";
+import { dropStaleLayers, metacopyInUse, planRootfs, releaseRootfs, sweepLayerBuilds, upperOwner, type RootfsMount } from "./rootfs.js";
 import { Runc, type HostMount } from "./runc.js";
 import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
-import { DISK_MOUNT, mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
+import { DISK_MOUNT, diskSteps, mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
 import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
 import { copyLayer, reown } from "../reown.js";
 import { mountVolumes, unmountVolumes } from "./volumes.js";
@@ -96,6 +96,13 @@ export class NsEngine implements Engine {
       // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts),
       // made while boot() prepares the rest; only the root overlay waits for it.
       if (spec.diskMb) state.diskMb = spec.diskMb;
+      // Usually the disk is only made here and mounted by runc's wrapper process with the
+      // rest (one spawn fewer); a fork must copy into it first, and without overlay
+      // metacopy (known after the first create) the root is re-owned once mounted.
+      if (spec.diskMb && !spec.from && metacopyInUse() === true) {
+        const d = await this.timed("disk", () => diskSteps(p.data, spec.diskMb!, this.disks, spec.id, upperOwner(lower, base)), spec.id);
+        return await this.boot(spec, state, Promise.resolve(d.mnt), d.steps);
+      }
       const disk = spec.diskMb ? this.timed("disk", () => mountDisk(p.data, spec.diskMb!, this.disks, spec.id), spec.id) : Promise.resolve(p.data);
       // Fork: the snapshot's writable layer, moved into this sandbox's uid range.
       const layer = spec.from
@@ -117,7 +124,7 @@ export class NsEngine implements Engine {
    * dir, root overlay, config drive, runc, then the agent's hello. On failure
    * the caller undoes what it made (create: destroy; start: stop).
    */
-  private async boot(spec: CreateSpec, state: NsState, layerReady: Promise<string>): Promise<RunningSandbox> {
+  private async boot(spec: CreateSpec, state: NsState, layerReady: Promise<string>, diskMount: HostMount[] = []): Promise<RunningSandbox> {
     const p = nsPaths(this.env, spec.id);
     const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     const base = state.base;
@@ -133,7 +140,7 @@ export class NsEngine implements Engine {
       // The root overlay's and the agent dir's mounts are made by runc's own
       // process (Runc.start hostMounts): every spawn costs the daemon's thread.
       const [rootfs, built] = await Promise.allSettled([
-        layerReady.then((layer) => this.timed("rootfs plan", () => planRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers), spec.id)),
+        layerReady.then((layer) => this.timed("rootfs plan", () => planRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers, diskMount.length > 0), spec.id)),
         this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base }), spec.id),
       ]);
       if (built.status === "fulfilled") drive = built.value;
@@ -142,6 +149,7 @@ export class NsEngine implements Engine {
       // The agent dir is its own small tmpfs: the sandbox's mountinfo then shows
       // "/" as the bind's source, not <rt>/sb/<id>/agent inside the host's /run.
       const hostMounts: HostMount[] = [
+        ...diskMount,
         { args: ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir] },
         ...(root ? [{ args: root.mountArgs, cwd: root.cwd }] : []),
       ];
@@ -155,7 +163,7 @@ export class NsEngine implements Engine {
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.timed("root and agent dir mounts + runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }, hostMounts), spec.id);
+        await this.timed("host mounts + runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }, hostMounts), spec.id);
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
       } finally {

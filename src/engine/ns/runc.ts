@@ -7,8 +7,8 @@ import { tiedToParent } from "../../util/run.js";
 
 export interface RuncState { id: string; pid: number; status: string; bundle?: string }
 
-/** A mount(8) run in the host's namespace before runc: its arguments, and the directory to run it in. */
-export interface HostMount { args: string[]; cwd?: string }
+/** A host tool run in the host's namespace before runc (mount, install, mkdir): its arguments, and the directory to run it in. */
+export interface HostMount { args: string[]; cwd?: string; cmd?: "mount" | "install" | "mkdir" }
 
 /** One shell word, quoted (paths and mount options only; never a value). */
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -39,7 +39,7 @@ export class Runc {
     // hostMounts: mounts the container needs, made in the host's namespace by
     // the same process before it goes on to runc (one spawn fewer each).
     if (hostMounts.length) {
-      const script = hostMounts.map((m) => `${m.cwd ? `cd ${shq(m.cwd)} || exit 124; ` : ""}mount ${m.args.map(shq).join(" ")} || exit 124`)
+      const script = hostMounts.map((m) => `${m.cwd ? `cd ${shq(m.cwd)} || exit 124; ` : ""}${m.cmd ?? "mount"} ${m.args.map(shq).join(" ")} || exit 124`)
         .concat([`cd ${shq(bundle)} || exit 124`, 'exec "$@"']).join("\n");
       [cmd, args] = ["/bin/sh", ["-c", script, "sh", cmd, ...args]];
     }
@@ -57,7 +57,7 @@ export class Runc {
       child.on("error", (e) => reject(new Error(`runc: ${e.message}`)));
       child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(
         code === 125 ? `mounting the config drive for runc run ${id} failed`
-          : code === 124 ? `mounting the sandbox's root or agent dir for runc run ${id} failed`
+          : code === 124 ? `mounting the sandbox's disk, root or agent dir for runc run ${id} failed`
             : `runc run ${id} failed (exit ${code})`))));
     }).finally(() => closeSync(fd));
   }
