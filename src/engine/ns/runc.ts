@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { TOOL_ENV, run } from "../runtime.js";
-import { tiedToParent } from "../../util/run.js";
+import { tiedScript, tiedToParent } from "../../util/run.js";
 
 export interface RuncState { id: string; pid: number; status: string; bundle?: string }
 
@@ -31,25 +31,22 @@ export class Runc {
   start(id: string, bundle: string, pidFile: string, logFile: string, drive?: { fd: number; mountPoint: string; options: string }, hostMounts: HostMount[] = []): Promise<void> {
     const fd = openSync(logFile, "a", 0o600);
     const runcArgs = ["--root", this.root, "run", "-d", "--pid-file", pidFile, "--bundle", bundle, id];
-    let [cmd, args]: [string, string[]] = drive
+    const [cmd, args]: [string, string[]] = drive
       ? ["unshare", ["--mount", "--propagation", "private", "--", "/bin/sh", "-c",
         'mount -t ext4 -o "$1" /proc/self/fd/3 "$2" || exit 125; exec 3<&-; shift 2; exec "$@"',
         "sh", `loop,${drive.options}`, drive.mountPoint, this.bin, ...runcArgs]]
       : [this.bin, runcArgs];
     // hostMounts: mounts the container needs, made in the host's namespace by
     // the same process before it goes on to runc (one spawn fewer each).
-    if (hostMounts.length) {
-      const script = hostMounts.map((m) => `${m.cwd ? `cd ${shq(m.cwd)} || exit 124; ` : ""}${m.cmd ?? "mount"} ${m.args.map(shq).join(" ")} || exit 124`)
-        .concat([`cd ${shq(bundle)} || exit 124`, 'exec "$@"']).join("\n");
-      [cmd, args] = ["/bin/sh", ["-c", script, "sh", cmd, ...args]];
-    }
+    const script = hostMounts.map((m) => `${m.cwd ? `cd ${shq(m.cwd)} || exit 124; ` : ""}${m.cmd ?? "mount"} ${m.args.map(shq).join(" ")} || exit 124`)
+      .concat([`cd ${shq(bundle)} || exit 124`, 'exec "$@"']).join("\n");
     return new Promise<void>((resolve, reject) => {
       // Tied to the daemon like every host tool: if the daemon dies while runc
       // sets the container up, runc dies too (the next daemon removes the
       // half-made container as an orphan). A started container is never
       // affected: its init is runc's child, and the parent-death signal is not
       // inherited across fork; with -d runc exits once the container runs.
-      const child = spawn(...tiedToParent(cmd, args), {
+      const child = spawn(...(hostMounts.length ? tiedScript(script, [cmd, ...args]) : tiedToParent(cmd, args)), {
         env: TOOL_ENV,
         stdio: ["ignore", fd, fd, ...(drive ? [drive.fd] : [])],
         cwd: bundle,
