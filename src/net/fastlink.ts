@@ -3,8 +3,8 @@
 // almost nothing): the veth pair is made with its inner end directly in that
 // namespace (as eth0; the namespace belongs to the sandbox's user namespace,
 // which is what moving it there achieved), the host end gets the gateway
-// address, the inner end is configured from the host (nsenter), and the
-// sandbox's nft elements go in, in one transaction. Every process spawned by
+// address, and the inner end is configured from the host (nsenter); the
+// sandbox's nft elements go in first, in one transaction. Every process spawned by
 // the daemon costs it milliseconds of its own thread (fork of a large
 // process), so one shell runs the three tools instead of four spawns.
 // Arguments are interface names, addresses, numbers and nft element lines:
@@ -13,7 +13,9 @@ import { writeFileSync } from "node:fs";
 import { run } from "../util/run.js";
 import type { Link } from "./netns.js";
 
-const SCRIPT = 'printf "%s" "$1" | ip -batch - || exit 1; printf "%s" "$2" | nsenter -t "$4" -n ip -batch - || exit 2; printf "%s" "$3" | nft -f - || exit 3';
+// The nft elements go in first (the ifaces set holds names, so the veth need not exist yet):
+// by the time the sandbox has an interface, its rules are in force (its init command may already run).
+const SCRIPT = 'printf "%s" "$3" | nft -f - || exit 3; printf "%s" "$1" | ip -batch - || exit 1; printf "%s" "$2" | nsenter -t "$4" -n ip -batch - || exit 2';
 
 /** Creates and configures the sandbox's link (inner end in the network namespace of pid) and adds its nft lines. */
 export async function linkUp(l: Link, pid: number, nftLines: string[]): Promise<void> {
