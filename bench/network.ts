@@ -12,9 +12,11 @@ import { parseArgs } from "node:util";
 import { api, cleanup, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../src/testing/internet.js";
 import { machine, percentile, printTable, timeit, type Row } from "./stats.js";
+import { phaseRows } from "./sandbox-steps.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
-const { values } = parseArgs({ options: { runs: { type: "string" } } });
+// --create-only: just the create → first exec comparison; --phases: the daemon logs each create's steps (BHATTI_TRACE_CREATE=1) and they are tabulated.
+const { values } = parseArgs({ options: { runs: { type: "string" }, "create-only": { type: "boolean", default: false }, phases: { type: "boolean", default: false } } });
 const RUNS = Number(values.runs ?? 30);
 const BULK = 200 * 1024 * 1024;
 
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
   let key = "";
   try {
     net = await buildTestInternet();
-    d = await startDaemon({ args: ["--engine", "ns", "--rate-limit", "0", "--default-egress", "public", "--dns-upstream", net.dnsUpstream, "--net-pool", POOL, "--private-cidr", PRIVATE_RANGE], env: { BHATTI_IMAGES_DIR: IMAGES } });
+    d = await startDaemon({ args: ["--engine", "ns", "--rate-limit", "0", "--default-egress", "public", "--dns-upstream", net.dnsUpstream, "--net-pool", POOL, "--private-cidr", PRIVATE_RANGE], env: { BHATTI_IMAGES_DIR: IMAGES, ...(values.phases ? { BHATTI_TRACE_CREATE: "1" } : {}) } });
     key = createUser(d.dataDir, "bench", ["--max-sandboxes", "20", "--max-cpus", "20", "--max-memory", "20000"]);
     const dd = d;
     const ca = Buffer.from(net.caPem).toString("base64");
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
       return JSON.parse(x.stdout);
     };
     console.log(`bench/network on ${machine()}, ${new Date().toISOString()}\n`);
+    if (!values["create-only"]) {
     await inSandbox(["small", "5"]); onHost(["small", "5", ADDR.A]); // warm-up
     const small: Row[] = [
       { name: "HTTPS GET, host direct", samples: onHost(["small", String(RUNS), ADDR.A]).sort((a, b) => a - b) },
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 3; i++) { host.push(...onHost(["bulk", String(BULK), ADDR.A])); sb.push(...(await inSandbox(["bulk", String(BULK)]))); }
     const med = (a: number[]) => percentile([...a].sort((x, y) => x - y), 50);
     console.log(`### 200 MiB HTTPS download (MiB/s, median of 3)\n\n| side | MiB/s | share of host | target |\n|---|---:|---:|---|\n| host direct | ${med(host).toFixed(0)} | (reference) | |\n| sandbox (SNI proxy) | ${med(sb).toFixed(0)} | ${((med(sb) / med(host)) * 100).toFixed(0)}% | ≥ 50% |\n`);
+    }
 
     const createExec = (egress: string) => async (i: number) => {
       const name = `c${egress}${i < 0 ? `w${-i}` : i}`;
@@ -99,6 +103,12 @@ async function main(): Promise<void> {
       { name: "egress public (veth, lease, nft, DNS listener)", samples: pub.sort((a, b) => a - b), ref: "egress none", target: "≤ +15 ms p50" },
     ]);
     console.log(`added by networking, p50: ${(percentile(pub, 50) - percentile(none, 50)).toFixed(1)} ms`);
+    if (values.phases) {
+      // The first create of each kind is a warm-up: its phases are left out. The rest, by egress.
+      const lines = dd.output().split("\n").filter((l) => / created on ns in /.test(l));
+      const byKind = { none: lines.filter((l) => /\(cnone\d+\)/.test(l)).join("\n"), public: lines.filter((l) => /\(cpublic\d+\)/.test(l)).join("\n") };
+      for (const [k, text] of Object.entries(byKind)) printTable(`create phases, egress ${k} (daemon log; steps overlap)`, phaseRows(text, 1));
+    }
   } finally {
     if (d) {
       // The daemon leaves sandboxes running when it stops: every one is destroyed first.

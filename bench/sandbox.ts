@@ -3,6 +3,7 @@
 // Run: bench/sandbox [--engine ns|vm] [--runs N] [--steps]   (or node dist/bench/sandbox.js)
 //      bench/sandbox [--engine ns|vm] [--runs N] --images minimal,debian   (create → first exec per image)
 // --steps (ns): also time each step of the engine's create/destroy, in process.
+// --phases (ns): also tabulate the daemon's own per-create phase log (BHATTI_TRACE_CREATE=1).
 import http from "node:http";
 import { request as httpRequest, type Api } from "./http.js";
 import { cpus, loadavg } from "node:os";
@@ -16,7 +17,7 @@ import { runtimeDirFor } from "../src/util/paths.js";
 import { mountPoints } from "../src/engine/runtime.js";
 import type { Accel } from "../src/engine/vm/qemu.js";
 import { printTable, timeit, type Row } from "./stats.js";
-import { nsSteps } from "./sandbox-steps.js";
+import { nsSteps, phaseRows } from "./sandbox-steps.js";
 import { bareBoot, bareBootNode, nodeInitramfs, QEMU_NODE_REF_INCLUDES, QEMU_REF_INCLUDES, RUNC_REF_INCLUDES, runcReference, scratchDir, spawnWait } from "./sandbox-refs.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
@@ -122,8 +123,9 @@ async function ensureImage(engine: "ns" | "vm", name = "minimal"): Promise<void>
   await buildImage({ imagesDir: IMAGES, name, log: (l) => process.stderr.write(`image: ${l}\n`) });
 }
 
-async function daemon(engine: "ns" | "vm"): Promise<{ d: Daemon; a: Api; health: any; secrets: string[] }> {
-  const d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES } });
+async function daemon(engine: "ns" | "vm", phases = false): Promise<{ d: Daemon; a: Api; health: any; secrets: string[] }> {
+  // phases: the daemon logs each create's step durations (src/util/phases.ts).
+  const d = await startDaemon({ args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES, ...(phases ? { BHATTI_TRACE_CREATE: "1" } : {}) } });
   cleanups.push(() => removeDaemonDirs(d));
   cleanups.push(() => d.stop());
   const a = { url: d.url, key: createUser(d.dataDir, "bench") };
@@ -155,11 +157,11 @@ async function stopDaemon(d: Daemon): Promise<void> {
 }
 
 // ---- ns ----
-async function benchNs(runs: number, steps: boolean): Promise<void> {
+async function benchNs(runs: number, steps: boolean, phases: boolean): Promise<void> {
   await ensureImage("ns");
   const scratch = await scratchDir();
   cleanups.push(() => rmSync(scratch, { recursive: true, force: true }));
-  const { d, a, secrets } = await daemon("ns");
+  const { d, a, secrets } = await daemon("ns", phases);
   const ref = runcReference(scratch, join(IMAGES, "minimal", "rootfs"), DEFAULTS.memory_mb, DEFAULTS.cpus);
   cleanups.push(() => ref.close());
 
@@ -178,6 +180,7 @@ async function benchNs(runs: number, steps: boolean): Promise<void> {
     [C]: createSample(a, secrets, destroyMs),
   });
   sorted(destroyMs);
+  const phaseTable = phases ? phaseRows(d.output(), 2) : [];
 
   // Exec round trips on one sandbox, alternating with host spawns.
   const id = await createSandbox(a, "exec", secrets);
@@ -208,6 +211,9 @@ async function benchNs(runs: number, steps: boolean): Promise<void> {
   process.stdout.write(`Reference "bare runc run": ${RUNC_REF_INCLUDES}.\n` +
     `Create/destroy and their runc references alternate (2 warmup rounds); exec rows alternate with host spawns (20 warmups). ` +
     `Host spawn: child_process.spawn with an empty environment, to exit.\n\n`);
+  if (phases) {
+    printTable("create phases, logged by the daemon (BHATTI_TRACE_CREATE=1; steps overlap: disk, rootfs, config drive and agent dir run side by side, network attach and limits alongside the agent's hello)", phaseTable);
+  }
   if (steps) {
     printTable("ns engine steps (NsEngine in process, no daemon/HTTP; rootfs and config drive run in parallel)", await nsSteps(runs, IMAGES, scratch, cleanups, () => interrupted));
   }
@@ -286,7 +292,7 @@ async function benchImages(engine: "ns" | "vm", runs: number, images: string[]):
 
 // ---- main ----
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" }, steps: { type: "boolean", default: false }, images: { type: "string" } } });
+  const { values } = parseArgs({ options: { engine: { type: "string", default: "ns" }, runs: { type: "string" }, steps: { type: "boolean", default: false }, phases: { type: "boolean", default: false }, images: { type: "string" } } });
   const engine = values.engine;
   if (engine !== "ns" && engine !== "vm") throw new Error("--engine must be ns or vm");
   const runs = values.runs === undefined ? (engine === "ns" ? 15 : 5) : Number(values.runs);
@@ -295,7 +301,7 @@ async function main(): Promise<void> {
   process.stdout.write(`bench/sandbox --engine ${engine} --runs ${runs}, ${new Date().toISOString()}\n` +
     `machine: ${cpus()[0]?.model ?? "cpu"}, ${cpus().length} cores; ${process.platform} ${process.arch}, node ${process.version}; load average at start ${load}\n\n`);
   if (values.images) await benchImages(engine, runs, values.images.split(","));
-  else if (engine === "ns") await benchNs(runs, values.steps === true);
+  else if (engine === "ns") await benchNs(runs, values.steps === true, values.phases === true);
   else await benchVm(runs);
   process.stdout.write(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(", ")}\n`);
 }

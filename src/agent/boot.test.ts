@@ -40,12 +40,26 @@ test("lohar unmounts the config drive and removes the mount point before serving
 });
 
 test("lohar refuses to serve when the drive cannot be unmounted", async () => {
-  // Not a mount point: umount fails, lohar must exit non-zero without listening.
-  await assert.rejects(startLohar(config(), { extraArgs: [] }), (e: Error) => {
-    assert.match(e.message, /lohar exited 1/);
-    assert.match(e.message, /config drive not removed, refusing to serve/);
-    return true;
-  });
+  // Not a mount point: umount fails, lohar must exit non-zero without ever
+  // answering. Its socket may already listen (it does while the drive's umount
+  // runs), but no connection is authenticated or told hello before the boot is done.
+  const cfg = config();
+  let l: Awaited<ReturnType<typeof startLohar>> | undefined;
+  try {
+    l = await startLohar(cfg, { extraArgs: [] });
+  } catch (e) {
+    assert.match((e as Error).message, /lohar exited 1/);
+    assert.match((e as Error).message, /config drive not removed, refusing to serve/);
+    return;
+  }
+  try {
+    await assert.rejects(l.connect(), "no hello from a lohar whose drive is still there");
+    await new Promise<void>((r) => (l!.proc.exitCode !== null ? r() : l!.proc.once("exit", () => r())));
+    assert.equal(l.proc.exitCode, 1);
+    assert.match(l.stderr(), /config drive not removed, refusing to serve/);
+  } finally {
+    await l.stop();
+  }
 });
 
 test("boot keeps env and token out of process.env", async () => {

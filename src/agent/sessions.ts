@@ -8,7 +8,6 @@
 // is paused for it: while any viewer is out of credit (or its connection is
 // congested) the pipe is paused and the command blocks on write. With no
 // viewer, output only goes to the scrollback, oldest bytes dropped.
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import type { ChildProcess } from "node:child_process";
@@ -150,7 +149,8 @@ export class Viewer implements Pausable {
 }
 
 export class TermSession {
-  readonly id = "s" + randomBytes(9).toString("base64url").replace(/[-_]/g, "x").toLowerCase();
+  // node:crypto loads only when a session starts: at boot it would cost lohar milliseconds.
+  readonly id = "s" + process.getBuiltinModule("node:crypto").randomBytes(9).toString("base64url").replace(/[-_]/g, "x").toLowerCase();
   readonly startedAt = new Date();
   private child: ChildProcess | null = null;
   private pgid = 0;

@@ -6,17 +6,26 @@ import type { Sandbox } from "./boot.js";
 import { Session } from "./session.js";
 import { log } from "./log.js";
 
-export function serveUnix(path: string, sandbox: Sandbox, bootMs: number): Promise<Server> {
+/**
+ * Listens at path. `ready` is the boot: the socket may exist before it is
+ * done, but a connection is read (and so authenticated, and told hello) only
+ * once it is; a failed boot answers nothing (lohar then exits).
+ */
+export function serveUnix(path: string, ready: Promise<{ sandbox: Sandbox; bootMs: number }>): Promise<Server> {
   // node:net is loaded only here: the vm engine never needs it, and every
   // module costs boot time (~0.1 s under QEMU TCG).
   const { createServer } = process.getBuiltinModule("node:net");
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true }); // a stale socket from an earlier lohar
   const server = createServer({ allowHalfOpen: false }, (sock) => {
-    const session = new Session(sock, sandbox, bootMs);
-    sock.on("data", (d: Buffer) => session.push(d));
     sock.on("error", () => {}); // 'close' follows
-    sock.on("close", () => session.detach());
+    // Until a 'data' listener is attached the socket is paused: what the host sent waits in the kernel.
+    ready.then(({ sandbox, bootMs }) => {
+      if (sock.destroyed) return;
+      const session = new Session(sock, sandbox, bootMs);
+      sock.on("data", (d: Buffer) => session.push(d));
+      sock.on("close", () => session.detach());
+    }, () => sock.destroy());
   });
   return new Promise((resolve, reject) => {
     const old = process.umask(0o177); // the socket is born 0600

@@ -8,7 +8,6 @@ import {
   closeSync, fchmodSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync, type Stats,
 } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import * as tar from "tar-stream";
 import { ArchiveRuleError, MAX_ENTRIES, checkType, entryParts } from "./rules.js";
 
@@ -72,7 +71,7 @@ export async function extractTar(source: AsyncIterable<Buffer>, opts: ExtractOpt
         entry.resume();
       } else {
         if (existing?.isDirectory()) throw new ArchiveRuleError(`archive entry ${JSON.stringify(h.name.slice(0, 200))}: a directory of that name exists`);
-        const tmp = join(dir, `.${parts[parts.length - 1].slice(0, 200)}.bhatti-${randomBytes(6).toString("hex")}`);
+        const tmp = join(dir, `.${parts[parts.length - 1].slice(0, 200)}.bhatti-${process.getBuiltinModule("node:crypto").randomBytes(6).toString("hex")}`);
         const fd = wrap(() => openSync(tmp, "wx", 0o600));
         try {
           for await (const c of entry) {

@@ -12,12 +12,14 @@ import { recordEvent, type EventType } from "../store/events.js";
 import { HARD_DENIED, PRIVATE, inCidr, parseCidr, type Cidr } from "./cidr.js";
 import { DnsServer } from "./dns.js";
 import { dropLease, leaseAgeMs, leasesOf, takeLease } from "./leases.js";
-import { createVeth, linksMatching, moveIntoSandbox, removeVeth } from "./netns.js";
+import { linksMatching, removeVeth } from "./netns.js";
+import { linkUp } from "./fastlink.js";
 import { deleteTable, dynLine, nft, policyLines, sandboxLines, tableText, type Ports } from "./nft.js";
 import { addressAllowed, hostAllowed, type NetworkPolicy } from "./policy.js";
 import { EgressProxy } from "./proxy.js";
 import { assertFree } from "./hostnets.js";
 import { addresses, hostNameserver, query, type Upstream } from "./upstream.js";
+import { timedPhase } from "../util/phases.js";
 
 export const DEFAULT_POOL = "10.213.0.0/16";
 
@@ -121,7 +123,7 @@ export class NetManager implements Egress {
 
   /** Sets up a new sandbox's network (lease, veth, netns, rules, resolv.conf). */
   async prepare(id: string, user: string, name: string, policy: NetworkPolicy): Promise<SandboxLink> {
-    await this.start();
+    await timedPhase(id, "net start", () => this.start());
     const lease = takeLease(this.pool, this.owner + id);
     const sb: SandboxNet = { id, name, user, ...lease, ifname: ifnameFor(lease.gateway), policy, dyn: new Set() };
     this.db.prepare("INSERT OR REPLACE INTO net_leases (sandbox_id, gateway, address, prefix, ifname, netns) VALUES (?, ?, ?, ?, ?, ?)")
@@ -130,12 +132,14 @@ export class NetManager implements Egress {
     try {
       const resolvConf = this.resolvConf(id);
       writeFileSync(resolvConf, `nameserver ${sb.gateway}\noptions ndots:0 attempts:2 timeout:2\n`, { mode: 0o644 });
-      await Promise.all([
-        createVeth(sb).then(() => this.dns.listen(sb.gateway)),
-        nft(sandboxLines(this.opts.instance, "add", elems(sb)).join("\n") + "\n"),
-      ]);
       this.byAddr.set(sb.address, sb);
-      return { resolvConf, attach: (pid) => moveIntoSandbox(sb, pid) };
+      // The veth, its addresses and the nft elements are made in one process once runc has made
+      // the sandbox's netns, while lohar boots (fastlink.ts); the DNS listener needs the gateway address.
+      const attach = async (pid: number) => {
+        await timedPhase(id, "net link", () => linkUp(sb, pid, sandboxLines(this.opts.instance, "add", elems(sb))));
+        await this.dns.listen(sb.gateway);
+      };
+      return { resolvConf, attach };
     } catch (e) {
       await this.release(id);
       throw e;

@@ -20,6 +20,7 @@ import { SandboxHandle } from "./operations.js";
 import { ENGINE_NAMES } from "../engine/names.js";
 import { defaultDiskMb } from "../image/names.js";
 import { validateCpus, validateDisk, validateEnv, validateFiles, validateMemory, validateName, validateOptionalString } from "./validate.js";
+import { takePhases } from "../util/phases.js";
 import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
 import { secretInjection } from "./secret-events.js";
 import { SandboxRedactors } from "./redactors.js";
@@ -236,6 +237,7 @@ export class SandboxService {
         if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
       })();
       this.volumes?.release(id);
+      takePhases(id);
       this.log(`sandbox ${id} failed to start on ${engine.name}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox failed to start on engine ${engine.name} (the daemon log has details)`, {}, "sandbox_failed");
     } finally {
@@ -244,18 +246,21 @@ export class SandboxService {
       config.secret_files = [];
     }
     const t2 = performance.now();
-    this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
-      .run(JSON.stringify(running.state), await tokenBlob, redactBlob ? await redactBlob : null, await bootBlob, keepHot ? 1 : 0, id);
-    this.touch(id);
-    this.attach(running);
+    const [tokenEnc, redactEnc, bootEnc] = await Promise.all([tokenBlob, redactBlob, bootBlob]);
+    // The row and its events in one transaction: one durable commit (fsync) instead of two.
     this.db.transaction(() => {
+      this.db.prepare("UPDATE sandboxes SET status = 'running', engine_state = ?, token_encrypted = ?, redact_encrypted = ?, boot_encrypted = ?, keep_hot = ? WHERE id = ?")
+        .run(JSON.stringify(running.state), tokenEnc, redactEnc, bootEnc, keepHot ? 1 : 0, id);
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
       if (templateId) recordEvent(this.db, "template.used", user.name, templateName, { template_id: templateId, sandbox: name, sandbox_id: id });
       const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
       if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected);
     })();
+    this.touch(id);
+    this.attach(running);
     const t3 = performance.now();
-    this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}`);
+    const phases = takePhases(id); // BHATTI_TRACE_CREATE=1: each step's ms (util/phases.ts)
+    this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}${phases ? ` [${phases}]` : ""}`);
     return { sandbox: view(this.row(id)!), warnings };
   }
 

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ORPHANED_EXIT, run, tiedToParent, TOOL_ENV } from "./run.js";
+import { ORPHANED_EXIT, run, tiedScript, tiedToParent, TOOL_ENV } from "./run.js";
 import { describe, descendants, gone, running, until } from "../testing/procs.js";
 
 const work = mkdtempSync(join(tmpdir(), "bhatti-run-test-"));
@@ -54,6 +54,16 @@ test("a tool whose parent died before its parent-death signal was armed never st
   const normal = spawnSync(...tiedToParent("sh", ["-c", "echo ran"]), { env: TOOL_ENV, encoding: "utf8" });
   assert.equal(normal.status, 0);
   assert.equal(normal.stdout, "ran\n");
+});
+
+test("tiedScript: the same guard as the first line of the caller's script, which gets its args", () => {
+  const marker = join(work, "ran-script");
+  const orphaned = spawnSync(...tiedScript(`echo ran > ${marker}`, [], 1), { env: TOOL_ENV });
+  assert.equal(orphaned.status, ORPHANED_EXIT);
+  assert.equal(spawnSync("test", ["-e", marker]).status, 1, "the script did not run");
+  const normal = spawnSync(...tiedScript('echo "$#:$1:$2"; exec "$@"', ["echo", "a b"]), { env: TOOL_ENV, encoding: "utf8" });
+  assert.equal(normal.status, 0);
+  assert.equal(normal.stdout, "2:echo:a b\na b\n");
 });
 
 test("run(): output, exit codes and a missing tool", async () => {

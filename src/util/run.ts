@@ -33,6 +33,16 @@ export function tiedToParent(cmd: string, args: string[], parent = process.pid):
 }
 
 /**
+ * Like tiedToParent for a shell script of the caller's own: the guard is its
+ * first line, so there is one shell fewer between setpriv and the tools. In
+ * the script "$@" are args. Callers build the script from fixed text and
+ * quoted paths only.
+ */
+export function tiedScript(script: string, args: string[], parent = process.pid): [string, string[]] {
+  return ["setpriv", ["--pdeathsig", "KILL", "--", "/bin/sh", "-c", `[ "$PPID" = "$0" ] || exit ${ORPHANED_EXIT}\n${script}`, String(parent), ...args]];
+}
+
+/**
  * Like tiedToParent, and the tool runs as init of its own pid namespace, so
  * everything it forks (dpkg-deb's tar, apt's methods) dies with it. unshare
  * ignores SIGTERM while it waits, so such a tool is stopped with SIGKILL.

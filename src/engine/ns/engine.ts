@@ -11,15 +11,17 @@ import {
 } from "../runtime.js";
 import { cgroupsPath, ociSpec } from "./bundle.js";
 import { cgroupDirs, nsPaths, type NsPaths } from "./paths.js";
-import { dropStaleLayers, prepareRootfs, releaseRootfs, sweepLayerBuilds } from "./rootfs.js";
-import { Runc } from "./runc.js";
+import { dropStaleLayers, metacopyInUse, planRootfs, releaseRootfs, sweepLayerBuilds, upperOwner, type RootfsMount } from "./rootfs.js";
+import { Runc, type HostMount } from "./runc.js";
 import { isZombie, readProcFile } from "../../util/proc.js";
 import { guardSandbox } from "./guard.js";
 import { canonicalImage } from "../../image/names.js";
-import { DISK_MOUNT, mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
+import { DISK_MOUNT, diskSteps, mountDisk, releaseDisk, remountDisk, unmountDisk } from "./disk.js";
 import { freeze, hostHasFreezer, isFrozen, thaw } from "./freezer.js";
 import { copyLayer, reown } from "../reown.js";
 import { mountVolumes, unmountVolumes } from "./volumes.js";
+import { DiskTemplates } from "./disk-template.js";
+import { phase } from "../../util/phases.js";
 
 export interface NsState extends EngineState {
   slot: number;
@@ -45,6 +47,8 @@ export class NsEngine implements Engine {
   private availability?: Promise<Availability>;
   private runtimeReady?: Promise<void>;
   private readonly removals = new Set<Promise<void>>();
+  /** Fresh disks of a size without a mke2fs each (disk-template.ts). */
+  private readonly disks = new DiskTemplates(() => join(this.env.dataDir, "sandboxes"));
 
   constructor(private readonly env: EngineEnv, private readonly opts: NsOptions = {}) {
     this.runc = new Runc(join(env.runtimeDir, "runc"), opts.runcBin);
@@ -64,13 +68,15 @@ export class NsEngine implements Engine {
     return `${this.env.runtimeDir}:${id}`;
   }
 
-  private async timed<T>(step: string, f: () => Promise<T> | T): Promise<T> {
-    if (!this.opts.trace) return f();
+  /** Runs a step, timing it for the trace option and, given the sandbox id, for the daemon's phase log (util/phases.ts). */
+  private async timed<T>(step: string, f: () => Promise<T> | T, id?: string): Promise<T> {
     const t = performance.now();
     try {
       return await f();
     } finally {
-      this.opts.trace(step, performance.now() - t);
+      const ms = performance.now() - t;
+      this.opts.trace?.(step, ms);
+      if (id) phase(id, step, ms);
     }
   }
 
@@ -87,12 +93,26 @@ export class NsEngine implements Engine {
     const state: NsState = { slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
     try {
       mkdirSync(p.data, { recursive: true, mode: 0o700 });
-      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts).
-      const layer = spec.diskMb ? await this.timed("disk", () => mountDisk(p.data, spec.diskMb!)) : p.data;
+      // disk_mb: the writable layer on a size-limited filesystem of its own (disk.ts),
+      // made while boot() prepares the rest; only the root overlay waits for it.
       if (spec.diskMb) state.diskMb = spec.diskMb;
+      // Usually the disk is only made here and mounted by runc's wrapper process with the
+      // rest (one spawn fewer); a fork must copy into it first, and without overlay
+      // metacopy (known after the first create) the root is re-owned once mounted.
+      if (spec.diskMb && !spec.from && metacopyInUse() === true) {
+        const d = await this.timed("disk", () => diskSteps(p.data, spec.diskMb!, this.disks, spec.id, upperOwner(lower, base)), spec.id);
+        return await this.boot(spec, state, Promise.resolve(d.mnt), d.steps);
+      }
+      const disk = spec.diskMb ? this.timed("disk", () => mountDisk(p.data, spec.diskMb!, this.disks, spec.id), spec.id) : Promise.resolve(p.data);
       // Fork: the snapshot's writable layer, moved into this sandbox's uid range.
-      if (spec.from) await this.timed("fork copy", () => copyLayer(join(spec.from!.dir, "upper"), join(layer, "upper"), spec.from!.base, base));
-      return await this.boot(spec, state, layer);
+      const layer = spec.from
+        ? disk.then((l) => this.timed("fork copy", () => copyLayer(join(spec.from!.dir, "upper"), join(l, "upper"), spec.from!.base, base), spec.id).then(() => l))
+        : disk;
+      layer.catch(() => {}); // awaited in boot(); a failure fails the create there
+      return await this.boot(spec, state, layer).catch(async (e: unknown) => {
+        await layer.catch(() => {}); // nothing may still be mounting when destroy() below cleans up
+        throw e;
+      });
     } catch (e) {
       await this.destroy(spec.id, state).catch(() => {});
       throw e;
@@ -104,11 +124,12 @@ export class NsEngine implements Engine {
    * dir, root overlay, config drive, runc, then the agent's hello. On failure
    * the caller undoes what it made (create: destroy; start: stop).
    */
-  private async boot(spec: CreateSpec, state: NsState, layer: string): Promise<RunningSandbox> {
+  private async boot(spec: CreateSpec, state: NsState, layerReady: Promise<string>, diskMount: HostMount[] = []): Promise<RunningSandbox> {
     const p = nsPaths(this.env, spec.id);
     const lower = join(this.env.imagesDir, canonicalImage(spec.image), "rootfs");
     const base = state.base;
     let drive: Drive | undefined;
+    let root: RootfsMount | null = null;
     try {
       mkdirSync(p.sb, { mode: 0o710 });
       chownSync(p.sb, 0, base); // only host root and the sandbox's root may enter
@@ -116,43 +137,56 @@ export class NsEngine implements Engine {
       mkdirSync(p.agentDir, { mode: 0o700 });
       // The slow steps are independent: run them side by side. The drive is a
       // nameless file: nothing of it is visible on the host (see Runc.start).
-      const [rootfs, built, agentDir] = await Promise.allSettled([
-        this.timed("rootfs", () => prepareRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers)),
-        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base })),
-        // Its own small tmpfs: the sandbox's mountinfo then shows "/" as the
-        // bind's source, not <rt>/sb/<id>/agent inside the host's /run.
-        this.timed("agent dir", () => run("mount", ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir])),
+      // The root overlay's and the agent dir's mounts are made by runc's own
+      // process (Runc.start hostMounts): every spawn costs the daemon's thread.
+      const [rootfs, built] = await Promise.allSettled([
+        layerReady.then((layer) => this.timed("rootfs plan", () => planRootfs({ lower, upper: join(layer, "upper"), work: join(layer, "work"), merged: p.rootfs }, base, this.layers, diskMount.length > 0), spec.id)),
+        this.timed("config drive", () => buildConfigDrive(p.sb, spec.config, { owner: base }), spec.id),
       ]);
       if (built.status === "fulfilled") drive = built.value;
-      for (const r of [rootfs, built, agentDir]) if (r.status === "rejected") throw r.reason;
+      if (rootfs.status === "fulfilled") root = rootfs.value;
+      for (const r of [rootfs, built]) if (r.status === "rejected") throw r.reason;
+      // The agent dir is its own small tmpfs: the sandbox's mountinfo then shows
+      // "/" as the bind's source, not <rt>/sb/<id>/agent inside the host's /run.
+      const hostMounts: HostMount[] = [
+        ...diskMount,
+        { args: ["-t", "tmpfs", "-o", `size=256k,nr_inodes=64,mode=0700,uid=${base},gid=${base},nosuid,nodev,noexec`, "bhatti-agent", p.agentDir] },
+        ...(root ? [{ args: root.mountArgs, cwd: root.cwd }] : []),
+      ];
       const configMount = configMountPath(p.sb);
       mkdirSync(configMount, { mode: 0o700 });
-      const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base)) : [];
-      const net = spec.network ? await this.timed("network", () => spec.network!) : undefined; // set up alongside the steps above
+      const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base), spec.id) : [];
+      const net = spec.network ? await this.timed("network wait", () => spec.network!, spec.id) : undefined; // set up alongside the steps above
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
         configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes, ...(net ? { resolvConf: net.resolvConf } : {}),
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
-        await this.timed("runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }));
+        await this.timed("host mounts + runc run", () => this.runc.start(spec.id, p.bundle, p.pidFile, p.log, { fd: drive!.fd, mountPoint: configMount, options: "ro,nosuid,nodev,noexec" }, hostMounts), spec.id);
       } catch (e) {
         throw new Error(`${(e as Error).message}${logTail(p)}`);
       } finally {
         // Not discard(): the sandbox's loop device reads these very pages until lohar has read them.
         closeSync(drive!.fd);
         drive = undefined;
+        root?.done();
+        root = null;
       }
       state.pid = Number(readFileSync(p.pidFile, "utf8").trim());
       // The user namespace's limits are written while lohar boots: no command
       // runs before create returns, and it returns only once they are in place.
-      const limits = this.timed("limits", () => Promise.all([guardSandbox(state.pid), net?.attach(state.pid)]));
+      const limits = Promise.all([
+        this.timed("limits", () => guardSandbox(state.pid), spec.id),
+        net ? this.timed("network attach", () => net.attach(state.pid), spec.id) : undefined,
+      ]);
       limits.catch(() => {}); // awaited below, or moot if the boot fails
-      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid))
+      const agent = await this.timed("agent hello", () => this.connectAgent(p, spec.config.token, state.pid), spec.id)
         .catch(async (e: unknown) => { await limits.catch(() => {}); throw e; });
       try {
         if (agent.hello.config !== "consumed") throw new Error("lohar did not consume the config drive");
-        await Promise.all([this.timed("drive removal", () => destroyConfigDrive(p.sb)), limits]);
+        await Promise.all([this.timed("drive removal", () => destroyConfigDrive(p.sb), spec.id), limits]);
+        if (typeof agent.hello.boot_ms === "number") phase(spec.id, "lohar boot (its own clock)", agent.hello.boot_ms);
         if (!(await released(p.sb))) throw new Error("config drive still in use inside the sandbox after boot");
       } catch (e) {
         agent.close();
@@ -161,6 +195,7 @@ export class NsEngine implements Engine {
       return { id: spec.id, engine: "ns", state, agent };
     } catch (e) {
       drive?.discard();
+      root?.done();
       throw e;
     }
   }
@@ -189,10 +224,10 @@ export class NsEngine implements Engine {
     const { slot, base } = allocateUidSlot(this.owner(spec.id), typeof old.slot === "number" ? old.slot : undefined);
     const next: NsState = { ...old, slot, base, pid: 0, image: spec.image, cgroup: cgroupsPath(spec.id, this.env.instance) };
     try {
-      const layer = old.diskMb ? await this.timed("disk", () => remountDisk(p.data)) : p.data;
+      const layer = old.diskMb ? await this.timed("disk", () => remountDisk(p.data), spec.id) : p.data;
       // The slot was taken meanwhile: move the files into the new id range.
-      if (typeof old.base === "number" && old.base !== base) await this.timed("reown", () => reown(join(layer, "upper"), old.base, base));
-      return await this.boot(spec, next, layer);
+      if (typeof old.base === "number" && old.base !== base) await this.timed("reown", () => reown(join(layer, "upper"), old.base, base), spec.id);
+      return await this.boot(spec, next, Promise.resolve(layer));
     } catch (e) {
       await this.teardown(spec.id, next, true).catch(() => {});
       throw e;
@@ -379,6 +414,7 @@ export class NsEngine implements Engine {
   /** Waits for background removals of destroyed sandboxes' writable layers. */
   async idle(): Promise<void> {
     while (this.removals.size) await Promise.all([...this.removals]);
+    await this.disks.idle();
   }
 
   /**
@@ -400,7 +436,7 @@ export class NsEngine implements Engine {
     const dir = join(this.env.dataDir, "sandboxes");
     if (!existsSync(dir)) return;
     for (const n of readdirSync(dir)) {
-      if (!n.startsWith(".trash-")) continue;
+      if (!n.startsWith(".trash-") && !n.startsWith(".disk-template-")) continue;
       const job: Promise<void> = rm(join(dir, n), { recursive: true, force: true })
         .catch(() => {})
         .finally(() => this.removals.delete(job));

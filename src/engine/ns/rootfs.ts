@@ -94,7 +94,10 @@ const building = new Map<string, Promise<string | null>>();
 async function ownershipLayer(layers: string, lower: string, base: number): Promise<string | null> {
   const keyDir = join(layers, imageKey(lower));
   const final = join(keyDir, String(base));
-  if (existsSync(final)) return final;
+  if (existsSync(final)) {
+    metacopyWorks ??= true; // it was made with metacopy (e.g. by this daemon before a restart)
+    return final;
+  }
   let job: Promise<string | null> | undefined = building.get(final);
   if (!job) {
     job = makeLayer(keyDir, lower, base, final).finally(() => building.delete(final));
@@ -166,23 +169,54 @@ export async function sweepLayerBuilds(layers: string): Promise<void> {
  * at base. layers: where ownership layers live (on tmpfs, root only).
  */
 export async function prepareRootfs(p: RootfsPaths, base: number, layers: string): Promise<void> {
+  const plan = await planRootfs(p, base, layers);
+  if (!plan) return;
+  try {
+    await runTool("mount", plan.mountArgs, { cwd: plan.cwd, timeoutMs: 30_000 });
+  } finally {
+    plan.done();
+  }
+}
+
+/** Owner and mode of an upper layer's root dir: the image root's, in the id range at base. */
+export function upperOwner(lower: string, base: number): { uid: number; gid: number; mode: number } {
+  const root = statSync(lower);
+  return { uid: base + mapId(root.uid), gid: base + mapId(root.gid), mode: root.mode & 0o7777 };
+}
+
+/** The overlay mount prepareRootfs would run: `mount ...mountArgs` with cwd `cwd` (relative layer names); `done()` removes cwd after. */
+export interface RootfsMount { cwd: string; mountArgs: string[]; done(): void }
+
+/**
+ * Everything of prepareRootfs but the overlay mount itself, which it returns
+ * for the caller to run (the ns engine runs it in the same process as runc).
+ * null: there was nothing left to run (no metacopy: mounted and re-owned here).
+ */
+export async function planRootfs(p: RootfsPaths, base: number, layers: string, upperMadeByCaller = false): Promise<RootfsMount | null> {
   checkPaths([p.lower, p.upper, p.work, p.merged, layers]);
-  mkdirSync(p.upper, { recursive: true, mode: 0o755 });
-  mkdirSync(p.work, { recursive: true, mode: 0o700 });
   mkdirSync(p.merged, { recursive: true, mode: 0o755 });
-  // The upper's root dir is the overlay's root: give it the image root's owner and mode.
-  const root = statSync(p.lower);
-  await lchown(p.upper, base + mapId(root.uid), base + mapId(root.gid));
-  await chmod(p.upper, root.mode & 0o7777);
+  if (!upperMadeByCaller) {
+    mkdirSync(p.upper, { recursive: true, mode: 0o755 });
+    mkdirSync(p.work, { recursive: true, mode: 0o700 });
+    // The upper's root dir is the overlay's root: give it the image root's owner and mode (upperOwner).
+    const o = upperOwner(p.lower, base);
+    await lchown(p.upper, o.uid, o.gid);
+    await chmod(p.upper, o.mode);
+  }
   if (metacopyWorks !== false) {
     const own = await ownershipLayer(layers, p.lower, base);
-    if (own) {
-      await mountOpaque(p, [own, p.lower], "metacopy=on");
-      return;
-    }
+    if (own) return opaqueMount(p, [own, p.lower], "metacopy=on");
   }
-  await mountOpaque(p, [p.lower], "");
+  // Without metacopy the root is re-owned after mounting, which needs the upper now.
+  if (upperMadeByCaller) throw new Error("overlay metacopy stopped working; the sandbox's upper layer must be made first (retry the create)");
+  const plan = opaqueMount(p, [p.lower], "");
+  try {
+    await runTool("mount", plan.mountArgs, { cwd: plan.cwd, timeoutMs: 30_000 });
+  } finally {
+    plan.done();
+  }
   await chownAll(p.lower, p.merged, base);
+  return null;
 }
 
 /**
@@ -192,19 +226,21 @@ export async function prepareRootfs(p: RootfsPaths, base: number, layers: string
  * `lowerdir=l0:l1,upperdir=u,workdir=w` instead of the host's data, runtime
  * and images paths. The symlinks are only needed while mounting.
  */
-async function mountOpaque(p: RootfsPaths, lowers: string[], extra: string): Promise<void> {
+function opaqueMount(p: RootfsPaths, lowers: string[], extra: string): RootfsMount {
   const dir = join(dirname(p.merged), ".ovl-" + p.merged.split("/").pop());
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o700 });
+  const done = () => rmSync(dir, { recursive: true, force: true });
   try {
     lowers.forEach((l, i) => symlinkSync(l, join(dir, `l${i}`)));
     symlinkSync(p.upper, join(dir, "u"));
     symlinkSync(p.work, join(dir, "w"));
-    const opts = `lowerdir=${lowers.map((_, i) => `l${i}`).join(":")},upperdir=u,workdir=w${extra ? `,${extra}` : ""}`;
-    await runTool("mount", ["-t", "overlay", "-o", opts, "bhatti-root", p.merged], { cwd: dir, timeoutMs: 30_000 });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    done();
+    throw e;
   }
+  const opts = `lowerdir=${lowers.map((_, i) => `l${i}`).join(":")},upperdir=u,workdir=w${extra ? `,${extra}` : ""}`;
+  return { cwd: dir, mountArgs: ["-t", "overlay", "-o", opts, "bhatti-root", p.merged], done };
 }
 
 export async function releaseRootfs(merged: string): Promise<void> {
