@@ -65,7 +65,12 @@ export function hostAllowed(p: NetworkPolicy, name: string): boolean {
   if (p.egress === "none") return false;
   const n = name.toLowerCase().replace(/\.$/, "");
   if (p.egress === "public") return true;
-  return p.allow_hosts.some((rule) => rule.startsWith("*.") ? n.endsWith(rule.slice(1)) && n.length > rule.length - 1 : n === rule);
+  return p.allow_hosts.some((rule) => hostMatches(rule, n));
+}
+
+/** Whether a host pattern ("api.example.com", or "*.example.com": subdomains only) matches a lower-case name. Brokered secrets' hosts match the same way. */
+export function hostMatches(rule: string, n: string): boolean {
+  return rule.startsWith("*.") ? n.endsWith(rule.slice(1)) && n.length > rule.length - 1 : n === rule;
 }
 
 /**
