@@ -48,5 +48,12 @@ export function guardPlainRequest(egress: Egress, sb: SandboxNet, host: string, 
     return { refused: true };
   }
   const set = rules.body();
-  return { refused: false, body: set ? patternTransform(set, (p) => new Refused(p.tag!.replace(/^\w+:/, ""), "body")) : null };
+  return {
+    refused: false,
+    body: set ? patternTransform(set, (p) => {
+      const e = new Refused(p.tag!.replace(/^\w+:/, ""), "body");
+      recordExfil(egress, sb, e.secret, host, "body");
+      return e;
+    }) : null,
+  };
 }

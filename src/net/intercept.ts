@@ -93,6 +93,7 @@ export class Interceptor {
     const c = this.conns.get(req.socket);
     if (!c) return void req.socket.destroy();
     const refuse = (status: number, msg: string) => {
+      if (res.writableEnded) return; // already answered (a refusal, then the upstream's abort)
       if (res.headersSent) return void res.destroy();
       res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`bhatti egress: ${msg}\n`);
     };

@@ -106,6 +106,7 @@ export class EgressProxy {
     const sb = this.egress.sandboxFor(req.socket.remoteAddress ?? "");
     const host = hostOf(req.headers.host);
     const refuse = (status: number, msg: string) => {
+      if (res.writableEnded) return; // already answered (a refusal, then the upstream's abort)
       if (res.headersSent) return void res.destroy();
       res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`bhatti egress: ${msg}\n`);
     };
