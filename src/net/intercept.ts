@@ -55,6 +55,7 @@ export class Interceptor {
       return void sock.destroy();
     }
     if (sock.destroyed) return;
+    sock.setNoDelay(true); // each response goes out at once (no Nagle wait on small writes)
     sock.unshift(hello);
     const t = new TLSSocket(sock, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] });
     t.on("error", () => t.destroy());
