@@ -62,8 +62,32 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 const cfg = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const dnsPacket = createRequire(cfg.repo + "/package.json")("dns-packet");
+// /echo and /echo-header?h=NAME (the credential broker's tests): what a request brought, as its response (so a
+// brokered value echoed back shows whether the proxy turns it into the placeholder), and kept by its ?id= for
+// /seen?id=, which the test asks from the host, around the proxy (what the server really received).
+const seen = new Map();
+const echo = (req, res, u, scheme) => {
+  const parts = []; let size = 0;
+  req.on("data", (d) => { size += d.length; if (size <= (1 << 21)) parts.push(d); });
+  req.on("end", () => {
+    const got = { scheme, method: req.method, url: req.url, headers: req.rawHeaders, body: Buffer.concat(parts).toString("latin1"), sni: req.socket.servername || null };
+    const id = u.searchParams.get("id");
+    if (id) { seen.set(id, got); if (seen.size > 1000) seen.delete(seen.keys().next().value); }
+    const h = u.searchParams.get("h");
+    const echoed = h ? String(req.headers[h.toLowerCase()] ?? "") : undefined;
+    const out = JSON.stringify(h ? { echoed } : got) + "\n";
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out), ...(h ? { "x-echo": echoed } : {}) });
+    res.end(out);
+  });
+};
 const handler = (scheme) => (req, res) => {
   const u = new URL(req.url, "http://x");
+  if (u.pathname === "/echo" || u.pathname === "/echo-header") return echo(req, res, u, scheme);
+  if (u.pathname === "/seen") {
+    const got = seen.get(u.searchParams.get("id"));
+    res.writeHead(got ? 200 : 404, { "content-type": "application/json" });
+    return void res.end(JSON.stringify(got ?? null));
+  }
   if (u.pathname === "/bytes") {
     let left = Number(u.searchParams.get("n") || 0);
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": left });
