@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const PH = "sk-PHaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   const VAL = Buffer.from("sk-REALaaaaaaaaaaaaaaaaaaaaaaaaa01");
   const sb: SandboxNet = { id: "sb", name: "b", user: "u", address: "127.0.0.1", gateway: "127.0.0.1", prefix: 30, ifname: "lo", policy: { egress: "public", allow_hosts: [], allow_cidrs: [] }, dyn: new Set() };
-  const broker: SandboxBroker = { sandboxId: "sb", ca: async () => sandboxCa, secrets: () => [{ name: "K", placeholder: PH, hosts: ["api.test"], inBody: false }], value: async () => VAL };
+  const broker: SandboxBroker = { sandboxId: "sb", ca: async () => sandboxCa, secrets: () => [{ name: "K", placeholder: PH, hosts: ["api.test"], inBody: false }], value: async () => Buffer.from(VAL) };
   const egress: Egress = {
     upstream: { host: "127.0.0.1", port: 9 }, broker: { forSandbox: () => broker },
     sandboxFor: (ip) => (ip.replace(/^::ffff:/, "") === "127.0.0.1" ? sb : undefined),

@@ -33,7 +33,7 @@ let internetCa: { certPem: string; keyPem: string };
 const events: { type: string; detail: Record<string, unknown> }[] = [];
 const seen: { host: string; url: string; headers: string[]; body: string; sni?: string }[] = [];
 const sb: SandboxNet = { id: "sb1", name: "box", user: "alice", address: "127.0.0.1", gateway: "127.0.0.1", prefix: 30, ifname: "lo", policy: { egress: "public", allow_hosts: [], allow_cidrs: [] }, dyn: new Set() };
-const broker: SandboxBroker = { sandboxId: "sb1", ca: async () => sandboxCa, secrets: () => secrets, value: async (n) => VAL[n] ?? null };
+const broker: SandboxBroker = { sandboxId: "sb1", ca: async () => sandboxCa, secrets: () => secrets, value: async (n) => (VAL[n] ? Buffer.from(VAL[n]!) : null) };
 const egress: Egress = {
   upstream: { host: "127.0.0.1", port: 9 }, // never asked: a query would time out, not answer NXDOMAIN at once
   broker: { forSandbox: (id) => (id === "sb1" ? broker : undefined) },

@@ -114,6 +114,8 @@ export class Interceptor {
     const values = new Map<string, Buffer | null>();
     // The current values, asked for on every request: a rotation applies to the next one, a deletion at once.
     for (const s of secrets) if (anyBound([s], c.name)) values.set(s.name, await c.b.value(s.name));
+    // Our copies of the values are wiped once this exchange is over (the store hands out a fresh copy each time).
+    res.once("close", () => { for (const v of values.values()) v?.fill(0); });
     const rules = new RequestRules(secrets, c.name, values);
     const raw = rules.headers(req.rawHeaders);
     const path = rules.url(req.url ?? "/");
@@ -130,6 +132,7 @@ export class Interceptor {
     up.on("timeout", () => up.destroy(new Error("timeout")));
     up.on("error", (e: NodeJS.ErrnoException) => refuse(502, `${c.name} could not be reached${/CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME/.test(e.code ?? "") ? ` (its certificate is not trusted: ${e.code})` : ""}`));
     res.on("close", () => { if (!res.writableFinished) up.destroy(); });
+    req.on("error", () => up.destroy());
     const back = rules.response();
     up.on("response", (ur) => {
       ur.on("error", () => res.destroy());
