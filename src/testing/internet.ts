@@ -66,7 +66,7 @@ const dnsPacket = createRequire(cfg.repo + "/package.json")("dns-packet");
 // brokered value echoed back shows whether the proxy turns it into the placeholder), and kept by its ?id= for
 // /seen?id=, which the test asks from the host, around the proxy (what the server really received).
 const seen = new Map();
-const echo = (req, res, u, scheme) => {
+const echoRequest = (req, res, u, scheme) => {
   const parts = []; let size = 0;
   req.on("data", (d) => { size += d.length; if (size <= (1 << 21)) parts.push(d); });
   req.on("end", () => {
@@ -82,7 +82,7 @@ const echo = (req, res, u, scheme) => {
 };
 const handler = (scheme) => (req, res) => {
   const u = new URL(req.url, "http://x");
-  if (u.pathname === "/echo" || u.pathname === "/echo-header") return echo(req, res, u, scheme);
+  if (u.pathname === "/echo" || u.pathname === "/echo-header") return echoRequest(req, res, u, scheme);
   if (u.pathname === "/seen") {
     const got = seen.get(u.searchParams.get("id"));
     res.writeHead(got ? 200 : 404, { "content-type": "application/json" });
