@@ -50,7 +50,17 @@ let proxy: EgressProxy;
 let ports: { http: number; tls: number };
 const servers: { close(): void }[] = [];
 
+let streamed = 0; // bytes the /stream endpoint has handed to its socket so far
 function echo(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url?.startsWith("/stream")) {
+    // Writes as fast as the connection takes it (respecting backpressure), counting.
+    let left = Number(new URL(req.url, "http://x").searchParams.get("n"));
+    streamed = 0;
+    res.writeHead(200, { "content-length": left });
+    const chunk = Buffer.alloc(65536, 0x79);
+    const pump = () => { while (left > 0) { const n = Math.min(left, chunk.length); left -= n; streamed += n; if (!res.write(chunk.subarray(0, n))) return void res.once("drain", pump); } res.end(); };
+    return void pump();
+  }
   const parts: Buffer[] = [];
   req.on("data", (d: Buffer) => parts.push(d));
   req.on("end", () => {
@@ -260,4 +270,29 @@ test("big bodies stream through interception both ways, intact", async () => {
   assert.equal(last().body.length, big.length);
   const d = await viaTls("api.test", { path: `/bytes?n=${5 * 1024 * 1024}`, headers: { authorization: PH.API } });
   assert.equal(d.body.length, 5 * 1024 * 1024);
+});
+
+test("a slow reader in the sandbox slows the upstream (backpressure through the interception)", async () => {
+  const total = 64 * 1024 * 1024;
+  const got = await new Promise<{ paused: number; len: number }>((resolve, reject) => {
+    const r = httpsRequest({ host: "127.0.0.1", port: ports.tls, servername: "api.test", ca: sandboxCa.certPem, path: `/stream?n=${total}`, headers: { host: "api.test", authorization: PH.API }, agent: false }, (res) => {
+      res.pause();
+      setTimeout(() => {
+        const paused = streamed;
+        let len = 0;
+        res.on("data", (d: Buffer) => { len += d.length; });
+        res.on("end", () => resolve({ paused, len }));
+        res.resume();
+      }, 1500);
+    });
+    r.on("error", reject);
+    r.end();
+  });
+  assert.ok(got.paused > 0 && got.paused < 16 * 1024 * 1024, `the upstream wrote ${got.paused} bytes to a reader that read none`);
+  assert.equal(got.len, total);
+});
+
+test("a request head over the bound is refused, not buffered", async () => {
+  const r = await viaTls("api.test", { headers: { "x-big": "a".repeat(40 * 1024), authorization: PH.API } }).catch((e: Error) => ({ status: 0, body: e.message, headers: {} }));
+  assert.ok(r.status === 431 || r.status === 0, `status ${r.status}`);
 });
