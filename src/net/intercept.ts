@@ -157,9 +157,9 @@ export class Interceptor {
       return kind === "deny" || at + p.bytes.length > BODY_LIMIT ? new Refused(secret, "body") : null;
     });
     t.on("error", (e) => {
-      up.destroy();
-      if (e instanceof Refused) refused(e);
+      if (e instanceof Refused) refused(e); // answered first: the upstream's abort below must not turn it into a 502
       else res.destroy();
+      up.destroy();
     });
     req.pipe(t).pipe(up);
   }

@@ -121,7 +121,7 @@ export class EgressProxy {
       up.on("error", () => refuse(502, `${host} could not be reached`));
       relayResponse(up, res);
       if (!guard.body) return void req.pipe(up);
-      guard.body.on("error", () => { up.destroy(); refuse(403, "a brokered secret may not be sent over plain HTTP"); });
+      guard.body.on("error", () => { refuse(403, "a brokered secret may not be sent over plain HTTP"); up.destroy(); });
       req.pipe(guard.body).pipe(up);
     }, () => refuse(502, "internal error"));
   }
@@ -153,6 +153,7 @@ export class EgressProxy {
       s.off("data", onData);
       s.pause();
       clearTimeout(timer);
+      if (r.state === "invalid" && r.name && nameCarriesPlaceholder(this.egress, sb, r.name, "sni")) return void s.destroy();
       if (r.state === "invalid" || !r.sni) {
         this.egress.denied(sb, "net.denied", { port: 443, rule: r.state === "invalid" ? "not_tls" : "no_sni" });
         return void s.destroy();
