@@ -10,7 +10,7 @@
 //   terminates TLS, substitutes a brokered secret's placeholder, re-encrypts)
 //   vs not intercepted (spliced) vs host direct. Target: ≤ +2 ms p50 added by
 //   interception. (bench/broker measures the same on loopback, without a sandbox.)
-// Run: bench/network [--runs N]   (or node dist/bench/network.js)
+// Run: bench/network [--runs N] [--only broker]   (or node dist/bench/network.js)
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { api, cleanup, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
@@ -18,7 +18,8 @@ import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from 
 import { machine, percentile, printTable, timeit, type Row } from "./stats.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
-const { values } = parseArgs({ options: { runs: { type: "string" } } });
+const { values } = parseArgs({ options: { runs: { type: "string" }, only: { type: "string" } } });
+const ONLY = values.only; // "broker": only the warm brokered/spliced/direct rows
 const RUNS = Number(values.runs ?? 30);
 const BULK = 200 * 1024 * 1024;
 
@@ -81,12 +82,14 @@ async function main(): Promise<void> {
       return JSON.parse(x.stdout);
     };
     console.log(`bench/network on ${machine()}, ${new Date().toISOString()}\n`);
+    if (ONLY !== "broker") {
     await inSandbox(["small", "5"]); onHost(["small", "5", ADDR.A]); // warm-up
     const small: Row[] = [
       { name: "HTTPS GET, host direct", samples: onHost(["small", String(RUNS), ADDR.A]).sort((a, b) => a - b) },
       { name: "HTTPS GET, sandbox (SNI proxy)", samples: (await inSandbox(["small", String(RUNS)])).sort((a, b) => a - b), ref: "HTTPS GET, host direct", target: "≤ 1.5×" },
     ];
     printTable("small HTTPS GET, a new connection each (ms)", small);
+    }
 
     // Brokered: a secret bound to api.bhatti.test, its placeholder in the sandbox's env.
     const sk = await api(dd, "POST", "/secrets", { key, body: { name: "BENCH_KEY", value: "sk-" + "b".repeat(40), hosts: ["api.bhatti.test"] } });
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
     ]);
     console.log(`added by interception, p50: ${(percentile(rows.brokered, 50) - percentile(rows.spliced, 50)).toFixed(2)} ms\n`);
 
+    if (ONLY === "broker") return;
     const host: number[] = [];
     const sb: number[] = [];
     for (let i = 0; i < 3; i++) { host.push(...onHost(["bulk", String(BULK), ADDR.A])); sb.push(...(await inSandbox(["bulk", String(BULK)]))); }
