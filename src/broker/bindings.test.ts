@@ -123,8 +123,8 @@ test("hostile input is refused naming the rule, and nothing stored changes", asy
     ["binding a stored value too short", { name: "LOOSE", hosts: ["api.github.com"] }, /at least 64 random bits/],
     ["header on an unbound secret", { name: "LOOSE", header: "authorization" }, /need hosts/],
     ["unbind with a header", { name: "KEEP", hosts: [], header: "authorization" }, /takes no header or in_body/],
-    ["no value and nothing to change", { name: "KEEP" }, /value is required/],
-    ["no value for a new secret", { name: "NEW_ONE", hosts: ["api.github.com"] }, /value is required to create a secret/],
+    ["no value and nothing to change", { name: "KEEP" }, /value must be a string: it is required/],
+    ["no value for a new secret", { name: "NEW_ONE", hosts: ["api.github.com"] }, /it is required to create a secret/],
   ];
   for (const [what, body, re] of cases) {
     const r = await api(d, "POST", "/secrets", { key: alice, body });

@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { startDaemon, createUser, api, cleanup, type Daemon } from "../testing/harness.js";
@@ -46,6 +46,23 @@ export async function brokerRecord(dataDir: string, sandboxId: string): Promise<
 
 /** The base64 body of a PEM key: what a plaintext copy anywhere would contain. */
 export const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+
+/** vm: what QEMU holds open for a sandbox (its config drive, disks): regular files below 64 MiB, read through /proc/<pid>/fd. */
+export function qemuFiles(sandboxId: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(sandboxId)) continue;
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          const st = statSync(`/proc/${pid}/fd/${fd}`);
+          if (st.isFile() && st.size < 64 << 20) out.push(readFileSync(`/proc/${pid}/fd/${fd}`));
+        } catch { /* closed meanwhile */ }
+      }
+    } catch { /* gone */ }
+  }
+  return out;
+}
 
 /** Env of every process of a sandbox as the host sees it (/proc/<pid>/environ of the pids in its cgroup). */
 export function hostEnvirons(sandboxId: string): string {
@@ -119,6 +136,10 @@ export function brokeredSuite(engine: "ns" | "vm", opts: { full: boolean }): voi
       const host = hostEnvirons(sb.id);
       assert.ok(host.length > 0, "the host sees the sandbox's processes");
       assert.ok(!values.some((v) => host.includes(v)), "no process of the sandbox holds a bound value");
+    } else {
+      const files = qemuFiles(sb.id);
+      assert.ok(files.length > 0, "QEMU's open files were found");
+      for (const f of files) for (const v of values) assert.ok(!f.includes(v), "no file QEMU holds (config drive included) has a bound value");
     }
     const file = await sh(d, alice, sb.name, "cat /home/lohar/.config/gh/token");
     assert.equal(file.stdout, rec.placeholders.GH);
@@ -198,5 +219,67 @@ export function brokeredSuite(engine: "ns" | "vm", opts: { full: boolean }): voi
     assert.match(git.stdout, /repository .* not found/, "git reached the server over TLS and got its 404");
     const control = await sh(d, alice, sb.name, `curl -sS --cacert /dev/null https://localhost:8443/ 2>&1; true`);
     assert.match(control.stdout, /certificate|SSL|CA/i, "control: without the bundle the server is not trusted");
+  });
+
+  test(`[${engine}] templates, stop/start, fork and a daemon restart keep each sandbox's placeholders and CA; destroy removes the record`, { skip: engine !== "ns" && "lifecycle is engine-independent store logic: the ns suite runs it" }, async () => {
+    const t = await api(d, "POST", "/templates", { key: alice, body: { name: "tpl", secrets: ["OPENAI", { name: "GH", path: "/home/lohar/gh" }] } });
+    assert.equal(t.status, 201, t.text);
+    assert.equal((await api(d, "GET", "/templates", { key: alice })).status, 200);
+    const c = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "from-tpl", template: "tpl" } });
+    assert.equal(c.status, 201, c.text);
+    const id = c.json.id as string;
+    const rec = (await brokerRecord(d.dataDir, id))!;
+    caKeys.push(rec.caKey);
+    const seen = async (name: string) => (await sh(d, alice, name, `echo "$OPENAI"; cat /home/lohar/gh; echo; cat ${GUEST_TRUST.caCert}`)).stdout;
+    const expected = `${rec.placeholders.OPENAI}\n${rec.placeholders.GH}\n${rec.caCert}`;
+    assertPlaceholder(rec.placeholders.OPENAI, sk, "sk-proj-");
+    assert.equal(await seen("from-tpl"), expected, "a template's bound secrets are placeholders too");
+
+    // stop/start: a new config drive, the same placeholders and CA (the disk may hold them).
+    assert.equal((await api(d, "POST", "/sandboxes/from-tpl/stop", { key: alice })).status, 200);
+    assert.equal((await api(d, "POST", "/sandboxes/from-tpl/start", { key: alice })).status, 200);
+    assert.equal((await sh(d, alice, "from-tpl", `echo "$OPENAI"; cat ${GUEST_TRUST.caCert}`)).stdout, `${rec.placeholders.OPENAI}\n${rec.caCert}`);
+    assert.deepEqual((await brokerRecord(d.dataDir, id))!.placeholders, rec.placeholders);
+
+    // fork: the child's disk holds the parent's placeholders: it gets the parent's record.
+    assert.equal((await sh(d, alice, "from-tpl", "echo \"$OPENAI\" > /home/lohar/saved")).exit_code, 0);
+    const f = await api(d, "POST", "/sandboxes", { key: alice, body: { name: "forked", from: "from-tpl" } });
+    assert.equal(f.status, 201, f.text);
+    const frec = (await brokerRecord(d.dataDir, f.json.id))!;
+    assert.deepEqual(frec.placeholders, rec.placeholders);
+    assert.equal(frec.caCert, rec.caCert);
+    assert.equal((await sh(d, alice, "forked", `cat /home/lohar/saved; echo "$OPENAI"`)).stdout, `${rec.placeholders.OPENAI}\n${rec.placeholders.OPENAI}\n`);
+
+    // A daemon restart: the sandbox runs on, and a new process's BrokerStore brokers it as before.
+    assert.equal(await d.stop(), 0);
+    const { openDb } = await import("../store/db.js");
+    const { openKeyring } = await import("../secrets/open.js");
+    const { SecretService } = await import("../secrets/service.js");
+    const { BrokerStore } = await import("./store.js");
+    const db = openDb(join(d.dataDir, "state.db"));
+    try {
+      const keyring = await openKeyring(join(d.dataDir, "age.key"), db);
+      const broker = new BrokerStore(db, keyring, new SecretService(db, keyring));
+      const sb = broker.forSandbox(id)!;
+      assert.ok(sb, "forSandbox after a restart");
+      assert.deepEqual(sb.secrets().map((x) => [x.name, x.placeholder, x.hosts]), [["OPENAI", rec.placeholders.OPENAI, ["api.openai.com"]], ["GH", rec.placeholders.GH, ["api.github.com", "*.githubusercontent.com"]]]);
+      assert.equal((await sb.value("OPENAI"))!.toString(), sk);
+      assert.deepEqual(await sb.ca(), { certPem: rec.caCert, keyPem: rec.caKey });
+    } finally {
+      db.close();
+    }
+    d = await startDaemon({ dataDir: d.dataDir, args: ["--engine", engine, "--rate-limit", "0"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+    for (let i = 0; i < 100 && (await api(d, "GET", "/sandboxes/from-tpl", { key: alice })).json.status !== "running"; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await sh(d, alice, "from-tpl", `echo "$OPENAI"`)).stdout, `${rec.placeholders.OPENAI}\n`, "the live sandbox kept its placeholder");
+
+    for (const n of ["from-tpl", "forked"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: alice })).status, 204);
+    assert.equal(await brokerRecord(d.dataDir, id), null);
+    assert.equal(await brokerRecord(d.dataDir, f.json.id), null);
+    const db2 = new Database(join(d.dataDir, "state.db"), { readonly: true });
+    try {
+      assert.equal((db2.prepare("SELECT COUNT(*) AS n FROM snapshot_brokers").get() as { n: number }).n, 0, "the fork's temporary snapshot took its copy with it");
+    } finally {
+      db2.close();
+    }
   });
 }

@@ -68,8 +68,8 @@ export class SecretService {
     let shape: string | null = null; // what its placeholders copy, if it is (or stays) bound
     let blob: Buffer | null = null;
     if (value === undefined) {
-      if (change.kind === "keep") throw badRequest("value is required (to change only a secret's binding, give hosts, header or in_body)");
-      if (!before) throw badRequest("value is required to create a secret (only an existing secret's binding can change without one)");
+      if (change.kind === "keep") throw badRequest("value must be a string: it is required (to change only a secret's binding, give hosts, header or in_body)");
+      if (!before) throw badRequest("value must be a string: it is required to create a secret (only an existing secret's binding can change without one)");
       if (applyBinding(bindingOf(before), change)) {
         // Binding a stored value: it must be brokerable too. Decrypted in memory for this only.
         const stored = await this.storedValue(user.id, name);
