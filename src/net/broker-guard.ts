@@ -7,7 +7,25 @@ import type { IncomingMessage } from "node:http";
 import type { Transform } from "node:stream";
 import { anyBound, placeholderInName, Refused, RequestRules, type Where } from "../broker/substitute.js";
 import { patternTransform } from "../broker/transform.js";
+import type { BrokeredSecret, SandboxBroker } from "../broker/types.js";
 import type { Egress, SandboxNet } from "./egress.js";
+
+/**
+ * The sandbox's brokering: null if it has none, "error" if the store could not
+ * say (the caller then refuses: failing open could let a placeholder or a
+ * cleartext request through). Never throws.
+ */
+export function brokeringOf(egress: Egress, sb: SandboxNet): { b: SandboxBroker; secrets: BrokeredSecret[] } | null | "error" {
+  try {
+    const b = egress.broker?.forSandbox(sb.id);
+    if (!b) return null;
+    const secrets = b.secrets();
+    return secrets.length ? { b, secrets } : null;
+  } catch (e) {
+    egress.warn(`broker: sandbox ${sb.id}: reading its brokered secrets failed: ${(e as Error).name}`);
+    return "error";
+  }
+}
 
 export function recordExfil(egress: Egress, sb: SandboxNet, secret: string, dest: string, where: Where): void {
   egress.denied(sb, "broker.exfil", { secret, dest: dest.slice(0, 253), where });
@@ -15,9 +33,10 @@ export function recordExfil(egress: Egress, sb: SandboxNet, secret: string, dest
 
 /** Whether a name (an SNI or a DNS question) carries a placeholder of this sandbox: if so, recorded, and the caller refuses. */
 export function nameCarriesPlaceholder(egress: Egress, sb: SandboxNet, name: string, where: "sni" | "dns"): boolean {
-  const b = egress.broker?.forSandbox(sb.id);
-  if (!b) return false;
-  const secret = placeholderInName(b.secrets(), name);
+  const br = brokeringOf(egress, sb);
+  if (br === "error") return true;
+  if (!br) return false;
+  const secret = placeholderInName(br.secrets, name);
   if (!secret) return false;
   recordExfil(egress, sb, secret, name, where);
   return true;
@@ -29,10 +48,10 @@ export function nameCarriesPlaceholder(egress: Egress, sb: SandboxNet, name: str
  * transform its body must go through to be scanned (null: no brokered secrets).
  */
 export function guardPlainRequest(egress: Egress, sb: SandboxNet, host: string, req: IncomingMessage): { refused: true } | { refused: false; body: Transform | null } {
-  const b = egress.broker?.forSandbox(sb.id);
-  if (!b) return { refused: false, body: null };
-  const secrets = b.secrets();
-  if (!secrets.length) return { refused: false, body: null };
+  const br = brokeringOf(egress, sb);
+  if (br === "error") return { refused: true };
+  if (!br) return { refused: false, body: null };
+  const secrets = br.secrets;
   const bound = anyBound(secrets, host);
   if (bound) {
     recordExfil(egress, sb, bound.name, host, "plaintext");

@@ -33,7 +33,8 @@ let internetCa: { certPem: string; keyPem: string };
 const events: { type: string; detail: Record<string, unknown> }[] = [];
 const seen: { host: string; url: string; headers: string[]; body: string; sni?: string }[] = [];
 const sb: SandboxNet = { id: "sb1", name: "box", user: "alice", address: "127.0.0.1", gateway: "127.0.0.1", prefix: 30, ifname: "lo", policy: { egress: "public", allow_hosts: [], allow_cidrs: [] }, dyn: new Set() };
-const broker: SandboxBroker = { sandboxId: "sb1", ca: async () => sandboxCa, secrets: () => secrets, value: async (n) => (VAL[n] ? Buffer.from(VAL[n]!) : null) };
+let storeBroken = false; // the store failing: every broker path must refuse, never fail open or crash
+const broker: SandboxBroker = { sandboxId: "sb1", ca: async () => sandboxCa, secrets: () => { if (storeBroken) throw new Error("database is locked"); return secrets; }, value: async (n) => (VAL[n] ? Buffer.from(VAL[n]!) : null) };
 const egress: Egress = {
   upstream: { host: "127.0.0.1", port: 9 }, // never asked: a query would time out, not answer NXDOMAIN at once
   broker: { forSandbox: (id) => (id === "sb1" ? broker : undefined) },
@@ -301,4 +302,17 @@ test("a slow reader in the sandbox slows the upstream (backpressure through the 
 test("a request head over the bound is refused, not buffered", async () => {
   const r = await viaTls("api.test", { headers: { "x-big": "a".repeat(40 * 1024), authorization: PH.API } }).catch((e: Error) => ({ status: 0, body: e.message, headers: {} }));
   assert.ok(r.status === 431 || r.status === 0, `status ${r.status}`);
+});
+
+test("a store that fails refuses (plain HTTP 403, TLS closed, DNS NXDOMAIN) and the proxy keeps serving", async () => {
+  storeBroken = true;
+  try {
+    assert.equal((await viaHttp("other.test")).status, 403);
+    await assert.rejects(viaTls("api.test", { headers: { authorization: PH.API } }));
+    await assert.rejects(viaTls("plain.test", { ca: internetCa.certPem }));
+    const dns = new DnsServer(egress);
+    const a = dnsPacket.decode((await dns.handle(dnsPacket.encode({ type: "query", id: 1, questions: [{ type: "A", name: "x.test" }] }), "127.0.0.1"))!) as { rcode?: string };
+    assert.equal(a.rcode, "NXDOMAIN");
+  } finally { storeBroken = false; }
+  assert.equal((await viaTls("api.test", { headers: { authorization: PH.API } })).status, 200);
 });

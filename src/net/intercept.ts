@@ -16,7 +16,7 @@ import { anyBound, BODY_LIMIT, Refused, RequestRules } from "../broker/substitut
 import { patternTransform } from "../broker/transform.js";
 import type { SandboxBroker } from "../broker/types.js";
 import type { Egress, SandboxNet } from "./egress.js";
-import { recordExfil } from "./broker-guard.js";
+import { brokeringOf, recordExfil } from "./broker-guard.js";
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const MAX_AGENTS = 256; // sandbox × name × address pools held (oldest closed first)
@@ -39,10 +39,11 @@ export class Interceptor {
     this.http.on("upgrade", (_req, s: Socket) => { s.on("error", () => {}); s.end("HTTP/1.1 501 Not Implemented\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"); });
   }
 
-  /** The sandbox's broker if a secret of it is bound to `name` (the connection is then intercepted). */
-  match(sb: SandboxNet, name: string): SandboxBroker | undefined {
-    const b = this.egress.broker?.forSandbox(sb.id);
-    return b && anyBound(b.secrets(), name) ? b : undefined;
+  /** The sandbox's broker if a secret of it is bound to `name` (the connection is then intercepted); "error" if the store could not say (refuse). */
+  match(sb: SandboxNet, name: string): SandboxBroker | undefined | "error" {
+    const br = brokeringOf(this.egress, sb);
+    if (br === "error") return br;
+    return br && anyBound(br.secrets, name) ? br.b : undefined;
   }
 
   /** Takes over a sandbox's TLS connection whose ClientHello (`hello`) was read already. */

@@ -164,7 +164,8 @@ export class EgressProxy {
         if (!ip || s.destroyed) return void s.destroy();
         // A host one of the sandbox's brokered secrets is bound to: terminated and substituted (intercept.ts).
         const b = this.intercept.match(sb, name);
-        if (b) return void this.intercept.take(sb, s, buf, name, ip, b);
+        if (b === "error") return void s.destroy();
+        if (b) return void this.intercept.take(sb, s, buf, name, ip, b).catch(() => s.destroy());
         const up = connect({ host: ip, port: this.upstream.tls });
         up.write(buf);
         spliceUpstream(s, up);
