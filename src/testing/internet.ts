@@ -10,7 +10,7 @@
 // credential-broker tests (issue 11). Not part of the product.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./harness.js";
@@ -124,8 +124,45 @@ function removeStale(): void {
   for (const l of links) spawnSync("ip", ["link", "del", l.replace(/^\d+: /, "")]);
 }
 
-/** Builds the test internet. One at a time on a host (its addresses are fixed): a new one replaces what a killed test left. */
+/** Where the one test internet of a host is claimed: a file holding the owner's pid, made with O_EXCL. */
+const LOCK = "/run/bhatti-test-internet.lock";
+
+/** Waits (up to 15 min) until no live test process holds the test internet, then holds it: test files that use it may run in parallel. */
+async function claim(): Promise<() => void> {
+  const until = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      const fd = openSync(LOCK, "wx", 0o644);
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      const release = () => { try { if (readFileSync(LOCK, "utf8") === String(process.pid)) rmSync(LOCK, { force: true }); } catch { /* gone */ } };
+      process.once("exit", release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let owner = 0;
+    try { owner = Number(readFileSync(LOCK, "utf8")); } catch { continue; }
+    let alive = false;
+    try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { alive = false; }
+    if (!alive) { rmSync(LOCK, { force: true }); continue; } // a killed test's claim
+    if (Date.now() > until) throw new Error(`the test internet is held by process ${owner} for over 15 minutes`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Builds the test internet. One at a time on a host (its addresses are fixed): waits for another test's to be closed; a new one replaces what a killed test left. */
 export async function buildTestInternet(): Promise<TestInternet> {
+  const release = await claim();
+  try {
+    return await build(release);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function build(release: () => void): Promise<TestInternet> {
   removeStale();
   // Never over anything the host uses (its uplink, gateway, nameservers, /etc/hosts): that would cut it off.
   for (const r of [SERVERS, PRIVATE_RANGE, POOL]) await assertFree(parseCidr(r)!, /^(bhti[0-9a-f]{6}|bh[0-9a-f]{8}p?)$/, "the test internet's range");
@@ -144,6 +181,7 @@ export async function buildTestInternet(): Promise<TestInternet> {
     spawnSync("ip", ["link", "del", hostIf]);
     spawnSync("ip", ["netns", "del", netns]);
     rmSync(dir, { recursive: true, force: true });
+    release();
   };
   try {
     // A test CA and a server certificate for the zone.
