@@ -81,6 +81,10 @@ export function brokerSuite(engine: "ns" | "vm", opts: { image?: string; prepare
   after(async () => {
     try {
       if (d) for (const s of (await api(d, "GET", "/sandboxes", { key })).json ?? []) await api(d, "DELETE", `/sandboxes/${s.id}`, { key });
+    } catch (e) {
+      // The daemon should be up: say why it is not (its exit, its last words) before failing.
+      process.stderr.write(`broker suite cleanup: ${(e as Error).message} (${String((e as { cause?: unknown }).cause)}); daemon exit ${d?.proc.exitCode} ${d?.proc.signalCode}\n${d?.output().split("\n").slice(-40).join("\n")}\n`);
+      throw e;
     } finally {
       await d?.stop();
       await net?.close();
@@ -204,5 +208,8 @@ except Exception as e: print("ERR", e)'`);
       assert.deepEqual(scanTree(tmpdir(), v, { since: startedAt, maxBytes: 8 << 20 }), [], "temp");
       assert.ok(!scanText(d.output(), v), "daemon log");
     }
+    // The scans are synchronous (seconds): let the event loop see what the daemon's sockets did meanwhile (closed
+    // keep-alive connections) before the next request, or that request goes out on a connection already closed.
+    await new Promise((r) => setTimeout(r, 200));
   });
 }
