@@ -12,6 +12,7 @@ import { log, errText } from "./log.js";
 import { run } from "./run.js";
 import { defaultCwd } from "./util.js";
 import { asCommand } from "./oom.js";
+import { installTrust } from "./trust.js";
 
 /** What lohar holds for its lifetime. token and env are secret: memory only. */
 export interface Sandbox {
@@ -53,6 +54,15 @@ export async function boot(args: Args): Promise<Sandbox> {
       throw e;
     } finally {
       for (const f of secretFiles) f.value = "";
+    }
+  }
+  // brokerstore (issue 11), vm: the sandbox CA into the trust store (ns: bind-mounted by the daemon). Without it, brokered HTTPS fails: stop the boot.
+  if (args.vm && c.ca_cert) {
+    try {
+      installTrust(c.ca_cert);
+    } catch (e) {
+      await Promise.allSettled([unmounted, named]);
+      throw e;
     }
   }
   await Promise.all([unmounted, named]);

@@ -56,6 +56,12 @@ export interface AuditEvent {
   detail: Record<string, unknown> | null;
 }
 export interface EventQuery { since?: string; type?: string; limit?: number; cursor?: number }
+/**
+ * A secret's binding to hosts (issue 11: brokered secrets). hosts: bind (the
+ * whole binding is replaced); []: unbind; omitted: a replace keeps the binding.
+ */
+export interface SecretBinding { hosts?: string[]; header?: string | null; in_body?: boolean }
+
 /** A secret for a sandbox or template: a name (an env variable) or a file on a tmpfs in the sandbox. */
 export type SecretRef = string | { name: string; path: string; mode?: number | string };
 
@@ -132,10 +138,13 @@ export class BhattiClient {
 
   // ---- secrets (write-only: no call returns a value) ----
   /** Creates or replaces a secret. Safe to retry: setting the same value twice is one change. */
-  setSecret(name: string, value: string): Promise<SecretMeta> { return this.request("POST", "/secrets", { name, value }, {}, { idempotent: true }); }
-  /** Like setSecret, and says whether the secret was new (201 Created) or replaced (200). */
-  async setSecretReporting(name: string, value: string): Promise<SecretMeta & { created: boolean }> {
-    const res = await this.raw("POST", "/secrets", { name, value }, {}, { idempotent: true });
+  setSecret(name: string, value: string, binding: SecretBinding = {}): Promise<SecretMeta> { return this.request("POST", "/secrets", { name, value, ...binding }, {}, { idempotent: true }); }
+  /**
+   * Like setSecret, and says whether the secret was new (201 Created) or replaced (200).
+   * value undefined: only the binding of an existing secret changes (binding must say something).
+   */
+  async setSecretReporting(name: string, value: string | undefined, binding: SecretBinding = {}): Promise<SecretMeta & { created: boolean }> {
+    const res = await this.raw("POST", "/secrets", { name, ...(value !== undefined ? { value } : {}), ...binding }, {}, { idempotent: true });
     return { ...((await res.json()) as SecretMeta), created: res.status === 201 };
   }
   listSecrets(): Promise<SecretMeta[]> { return this.request("GET", "/secrets"); }

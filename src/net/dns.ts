@@ -9,6 +9,7 @@ import { createSocket, type Socket } from "node:dgram";
 import dnsPacket from "dns-packet";
 import { addresses, query } from "./upstream.js";
 import type { Egress } from "./egress.js";
+import { nameCarriesPlaceholder } from "./broker-guard.js";
 
 const RCODE = { FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const MAX_PENDING_PER_SANDBOX = 64;
@@ -72,6 +73,8 @@ export class DnsServer {
     });
     if (!q || req.questions!.length !== 1) return reply(RCODE.FORMERR);
     const name = q.name.toLowerCase().replace(/\.$/, "");
+    // A brokered secret's placeholder in a query name: NXDOMAIN, no upstream query, recorded.
+    if (nameCarriesPlaceholder(this.egress, sb, name, "dns")) return reply(RCODE.NXDOMAIN);
     if (!this.egress.nameAllowed(sb, name)) {
       this.egress.denied(sb, "dns.denied", { name, rule: sb.policy.egress === "none" ? "egress_none" : "not_allowed" });
       return reply(RCODE.NXDOMAIN);

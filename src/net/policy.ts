@@ -17,6 +17,12 @@ const HOST_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9
 
 const bad = (msg: string) => new UserError(400, msg);
 
+/** One allow_hosts entry ("api.example.com" or "*.example.com") normalized (lower case, no trailing dot), or null if it is not one. Also the rule for brokered secrets' hosts. */
+export function normalizeHostPattern(s: string): string | null {
+  const h = s.toLowerCase().replace(/\.$/, "");
+  return h.length <= 253 && HOST_RE.test(h) ? h : null;
+}
+
 /** body.network of a create or PATCH; undefined fields take `base`'s (or the default). Never echoes a value it rejects beyond its position. */
 export function validateNetwork(v: unknown, defaults: NetworkPolicy): NetworkPolicy {
   if (v === undefined || v === null) return { ...defaults, allow_hosts: [...defaults.allow_hosts], allow_cidrs: [...defaults.allow_cidrs] };
@@ -65,7 +71,12 @@ export function hostAllowed(p: NetworkPolicy, name: string): boolean {
   if (p.egress === "none") return false;
   const n = name.toLowerCase().replace(/\.$/, "");
   if (p.egress === "public") return true;
-  return p.allow_hosts.some((rule) => rule.startsWith("*.") ? n.endsWith(rule.slice(1)) && n.length > rule.length - 1 : n === rule);
+  return p.allow_hosts.some((rule) => hostMatches(rule, n));
+}
+
+/** Whether a host pattern ("api.example.com", or "*.example.com": subdomains only) matches a lower-case name. Brokered secrets' hosts match the same way. */
+export function hostMatches(rule: string, n: string): boolean {
+  return rule.startsWith("*.") ? n.endsWith(rule.slice(1)) && n.length > rule.length - 1 : n === rule;
 }
 
 /**

@@ -10,6 +10,8 @@ import { connect, createServer, isIPv4, type Server, type Socket } from "node:ne
 import { parseClientHello } from "./sni.js";
 import type { Egress, SandboxNet } from "./egress.js";
 import { relayResponse, splice } from "./relay.js";
+import { Interceptor } from "./intercept.js";
+import { guardPlainRequest, nameCarriesPlaceholder } from "./broker-guard.js";
 
 const HELLO_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -21,7 +23,15 @@ export class EgressProxy {
   private readonly conns = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly egress: Egress) {}
+  private readonly intercept: Interceptor;
+
+  private readonly upstream: { http: number; tls: number };
+
+  /** Tests give other upstream ports than 80 and 443, and the CA intercepted requests' upstreams must have (instead of the default trust). */
+  constructor(private readonly egress: Egress, opts: { ports?: { http: number; tls: number }; upstreamCa?: string } = {}) {
+    this.upstream = opts.ports ?? { http: 80, tls: 443 };
+    this.intercept = new Interceptor(egress, this.upstream.tls, opts.upstreamCa);
+  }
 
   async start(): Promise<{ http: number; tls: number }> {
     const http = createHttpServer({ headersTimeout: 30_000, requestTimeout: 0, keepAliveTimeout: 30_000 }, (req, res) => this.onRequest(req, res));
@@ -44,6 +54,7 @@ export class EgressProxy {
 
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
+    this.intercept.close();
     await Promise.all([this.http, this.tls].map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
   }
 
@@ -95,17 +106,23 @@ export class EgressProxy {
     const sb = this.egress.sandboxFor(req.socket.remoteAddress ?? "");
     const host = hostOf(req.headers.host);
     const refuse = (status: number, msg: string) => {
+      if (res.writableEnded) return; // already answered (a refusal, then the upstream's abort)
       if (res.headersSent) return void res.destroy();
       res.writeHead(status, { "content-type": "text/plain", connection: "close" }).end(`bhatti egress: ${msg}\n`);
     };
     if (!sb) return void req.socket.destroy();
     if (!host) return refuse(400, "no valid Host header");
+    // Brokered secrets: never to a bound host in cleartext, no placeholder anywhere (headers, URL, body).
+    const guard = guardPlainRequest(this.egress, sb, host, req);
+    if (guard.refused) return refuse(403, "a brokered secret may not be sent over plain HTTP");
     this.route(sb, host, 80).then((ip) => {
       if (!ip) return refuse(403, `${host} is not allowed by this sandbox's network policy`);
-      const up = httpRequest({ host: ip, port: 80, method: req.method, path: req.url, headers: req.rawHeaders, agent: false, timeout: CONNECT_TIMEOUT_MS, setHost: false });
+      const up = httpRequest({ host: ip, port: this.upstream.http, method: req.method, path: req.url, headers: req.rawHeaders, agent: false, timeout: CONNECT_TIMEOUT_MS, setHost: false });
       up.on("error", () => refuse(502, `${host} could not be reached`));
       relayResponse(up, res);
-      req.pipe(up);
+      if (!guard.body) return void req.pipe(up);
+      guard.body.on("error", () => { refuse(403, "a brokered secret may not be sent over plain HTTP"); up.destroy(); });
+      req.pipe(guard.body).pipe(up);
     }, () => refuse(502, "internal error"));
   }
 
@@ -113,11 +130,12 @@ export class EgressProxy {
     const sb = this.egress.sandboxFor(sock.remoteAddress ?? "");
     const host = hostOf(req.headers.host);
     if (!sb || !host) return void sock.destroy();
+    if (guardPlainRequest(this.egress, sb, host, req).refused) return void sock.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     this.route(sb, host, 80).then((ip) => {
       if (!ip) return void sock.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       const lines = [`${req.method} ${req.url} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      const up = connect({ host: ip, port: 80 });
+      const up = connect({ host: ip, port: this.upstream.http });
       up.write(lines.join("\r\n") + "\r\n\r\n");
       if (head.length) up.write(head);
       spliceUpstream(sock, up);
@@ -135,14 +153,20 @@ export class EgressProxy {
       s.off("data", onData);
       s.pause();
       clearTimeout(timer);
+      if (r.state === "invalid" && r.name && nameCarriesPlaceholder(this.egress, sb, r.name, "sni")) return void s.destroy();
       if (r.state === "invalid" || !r.sni) {
         this.egress.denied(sb, "net.denied", { port: 443, rule: r.state === "invalid" ? "not_tls" : "no_sni" });
         return void s.destroy();
       }
       const name = r.sni;
+      if (nameCarriesPlaceholder(this.egress, sb, name, "sni")) return void s.destroy();
       this.route(sb, name, 443).then((ip) => {
         if (!ip || s.destroyed) return void s.destroy();
-        const up = connect({ host: ip, port: 443 });
+        // A host one of the sandbox's brokered secrets is bound to: terminated and substituted (intercept.ts).
+        const b = this.intercept.match(sb, name);
+        if (b === "error") return void s.destroy();
+        if (b) return void this.intercept.take(sb, s, buf, name, ip, b).catch(() => s.destroy());
+        const up = connect({ host: ip, port: this.upstream.tls });
         up.write(buf);
         spliceUpstream(s, up);
       }, () => s.destroy());

@@ -4,7 +4,7 @@
 
 export const MAX_HELLO = 16 * 1024;
 
-export type HelloResult = { state: "need-more" } | { state: "done"; sni: string | null } | { state: "invalid"; why: string };
+export type HelloResult = { state: "need-more" } | { state: "done"; sni: string | null } | { state: "invalid"; why: string; name?: string };
 
 /** Parses buf as the start of a TLS stream: done (with the SNI or null), need more bytes, or not TLS. */
 export function parseClientHello(buf: Buffer): HelloResult {
@@ -45,7 +45,8 @@ export function parseClientHello(buf: Buffer): HelloResult {
           if (q + n > end) return { state: "invalid", why: "malformed server_name" };
           if (kind === 0) {
             const name = h.subarray(q, q + n).toString("latin1");
-            if (!/^[A-Za-z0-9.-]{1,253}$/.test(name)) return { state: "invalid", why: "bad server name" };
+            // The name is kept (at most 64 KiB by the record's bound) so the broker can still look for a placeholder in it.
+            if (!/^[A-Za-z0-9.-]{1,253}$/.test(name)) return { state: "invalid", why: "bad server name", name };
             return { state: "done", sni: name.toLowerCase() };
           }
           q += n;

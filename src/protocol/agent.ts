@@ -235,7 +235,20 @@ export interface ConfigDrive {
   secret_files?: SecretFileConfig[]; // secret files (below)
   // life (issue 14), vm engine only: volumes (virtio-blk disks, found by their serial) lohar mounts at boot.
   volumes?: ConfigVolume[];
+  // brokerstore (issue 11): the sandbox's own CA certificate (PEM, public), see GUEST_TRUST below.
+  ca_cert?: string;
 }
+
+// ---- brokered secrets (brokerstore, issue 11): the sandbox CA in the trust store ----
+// A sandbox holding a brokered secret trusts its own CA (the egress proxy signs
+// bound hosts' certificates with it). `bundle` is the system bundle (the image's
+// own roots, if any, then the sandbox CA); `caCert` the sandbox CA alone
+// (NODE_EXTRA_CA_CERTS). ns: the daemon bind-mounts both read-only; vm: lohar
+// writes them at boot from ConfigDrive.ca_cert (the root is a tmpfs overlay).
+export const GUEST_TRUST = {
+  bundle: "/etc/ssl/certs/ca-certificates.crt",
+  caCert: "/run/bhatti/sandbox-ca.pem",
+} as const;
 
 // ---- secret files (sec, issue 13) ----
 // A secret delivered as a file: lohar writes the value into GUEST.secretsDir, a

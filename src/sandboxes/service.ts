@@ -32,6 +32,8 @@ import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
 import type { NetManager } from "../net/egress.js";
 import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 import { listeningPorts, type ListeningPort } from "../net/ports.js";
+import type { BrokerStore } from "../broker/store.js";
+import { bootBrokering, brokeredEnv } from "../broker/boot.js";
 
 /**
  * A sandbox's status:
@@ -110,6 +112,8 @@ export class SandboxService {
   ownRuntime = true;
   /** Sandbox networking (src/net); none: every sandbox has loopback only. */
   net?: NetManager;
+  /** Brokered secrets (issue 11): placeholders and per-sandbox CAs; unset: a create naming a bound secret is refused. */
+  broker?: BrokerStore;
   /** The policy of a sandbox whose create names none (serve --default-egress). */
   defaultNetwork: NetworkPolicy = { egress: "public", allow_hosts: [], allow_cidrs: [] };
 
@@ -180,6 +184,8 @@ export class SandboxService {
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
     const t0 = performance.now();
     const resolved = await this.secrets.resolve(user, [...new Set([...secretNames, ...secretFiles.map((f) => f.name)])]);
+    // Bound secrets (issue 11) were not decrypted: the sandbox gets placeholders for them, wherever a value would go.
+    const brokering = await bootBrokering(this.broker, user.id, resolved);
     const plain = resolved.values;
     const t1 = performance.now();
 
@@ -198,6 +204,7 @@ export class SandboxService {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?, ?)`)
         .run(id, user.id, name, engine.name, image, cpus, memory_mb, diskMb, JSON.stringify(Object.keys(env).sort()), JSON.stringify(secretNames), templateId, now,
           JSON.stringify(secretFiles), JSON.stringify(resolved.versions), redact ? 1 : 0, JSON.stringify(network));
+      brokering?.save(id); // deleted with the row (ON DELETE CASCADE), however the sandbox goes
       if (volumeMounts.length) {
         attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
         this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
@@ -207,7 +214,8 @@ export class SandboxService {
     // env for every command: secrets, then the sandbox env on top (defaults are applied by lohar underneath).
     const secretEnv = Object.fromEntries(secretNames.map((n) => [n, plain.get(n)!]));
     const config: ConfigDrive = {
-      sandbox_id: id, hostname: name, token, env: { ...secretEnv, ...env }, files, ...(init ? { init } : {}),
+      sandbox_id: id, hostname: name, token, env: brokeredEnv(brokering, { ...secretEnv, ...env }), files, ...(init ? { init } : {}),
+      ...(brokering ? { ca_cert: brokering.caCert } : {}),
       ...(secretFiles.length ? { secret_files: secretFiles.map((f) => ({ path: f.path, mode: f.mode, value: plain.get(f.name)! })) } : {}),
     };
     // A redact sandbox keeps what it received: in memory (its redactor) and, encrypted like its token, in its row for after a restart.
@@ -233,7 +241,7 @@ export class SandboxService {
       // The attempt is audited too: the secrets went onto a config drive for a sandbox that never ran.
       this.db.transaction(() => {
         recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames }, { result: "error" });
-        const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
+        const injected = secretInjection(id, secretNames, secretFiles, resolved.versions, resolved.bound);
         if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected, { result: "error" });
       })();
       this.volumes?.release(id);
@@ -253,7 +261,7 @@ export class SandboxService {
         .run(JSON.stringify(running.state), tokenEnc, redactEnc, bootEnc, keepHot ? 1 : 0, id);
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, redact });
       if (templateId) recordEvent(this.db, "template.used", user.name, templateName, { template_id: templateId, sandbox: name, sandbox_id: id });
-      const injected = secretInjection(id, secretNames, secretFiles, resolved.versions);
+      const injected = secretInjection(id, secretNames, secretFiles, resolved.versions, resolved.bound);
       if (injected) recordEvent(this.db, "secret.injected", user.name, name, injected);
     })();
     this.touch(id);
@@ -300,6 +308,8 @@ export class SandboxService {
     }
     const names = [...new Set([...JSON.parse(r.secret_names) as string[], ...(JSON.parse(r.secret_files) as SecretFileRef[]).map((f) => f.name)])];
     const { values } = await this.secrets.resolve(user, names, { skipMissing: true });
+    // Brokered secrets: the sandbox only ever saw their placeholders.
+    for (const [n, p] of this.broker?.placeholdersOf(r.id) ?? []) if (names.includes(n)) values.set(n, p);
     const red = new Redactor(values);
     values.clear();
     if (r.redact) this.redactors.set(r.id, red); // after a daemon restart: rebuilt once, then kept like at create
@@ -453,15 +463,22 @@ export class SandboxService {
     if (!owner) throw notFound(`sandbox ${JSON.stringify(r.name)} not found`);
     const boot: BootConfig = r.boot_encrypted ? parseBoot(await this.keyring.decrypt(r.boot_encrypted)) : { env: {} };
     const secretNames = JSON.parse(r.secret_names) as string[];
-    const plain = await this.secrets.resolveForSandbox(owner as User, secretNames);
+    const resolved = await this.secrets.resolve(owner as User, secretNames);
+    // Its own placeholders again (its disk may hold them), new ones for secrets bound since.
+    const brokering = await bootBrokering(this.broker, owner.id, resolved, { sandbox: r.id });
+    const plain = resolved.values;
     this.db.transaction(() => {
       this.admission?.check(this.db, r.cpus, r.memory_mb);
       if (!this.setStatus(r.id, "stopped", "starting")) throw cannotNow(r.name, "start", this.row(r.id)?.status ?? "gone");
+      brokering?.save(r.id);
     }).immediate();
     const engine = this.engines.get(r.engine);
     // An engine that restores memory (vm) brings back the guest's env and agent token as they were.
     const token = engine.restoresMemory && r.token_encrypted ? await this.keyring.decrypt(r.token_encrypted) : randomBytes(32).toString("hex");
-    const config: ConfigDrive = { sandbox_id: r.id, hostname: r.name, token, env: engine.restoresMemory ? {} : { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+    const config: ConfigDrive = {
+      sandbox_id: r.id, hostname: r.name, token, env: engine.restoresMemory ? {} : brokeredEnv(brokering, { ...Object.fromEntries(plain), ...boot.env }), files: [], ...(boot.init ? { init: boot.init } : {}),
+      ...(brokering ? { ca_cert: brokering.caCert } : {}),
+    };
     plain.clear();
     const tokenBlob = this.keyring.encrypt(token);
     const state = r.engine_state ? JSON.parse(r.engine_state) : {};
@@ -610,10 +627,12 @@ export class SandboxService {
           this.log(`sandbox ${r.id} (${r.name}): snapshot failed: ${(e as Error).message}`);
           throw new UserError(500, `snapshot of sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
         }
-        return snaps.record(user, {
+        const recorded = snaps.record(user, {
           id, name, sandbox: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb,
           disk_mb: typeof state.diskMb === "number" ? state.diskMb : null, base, boot_encrypted: r.boot_encrypted, secret_names: r.secret_names,
         });
+        this.broker?.copyToSnapshot(r.id, id); // its disk holds the sandbox's placeholders and trusts its CA
+        return recorded;
       });
     } catch (e) {
       await snaps.discard(id).catch(() => {});
@@ -658,7 +677,10 @@ export class SandboxService {
       const memory_mb = body.memory_mb !== undefined ? validateMemory(body.memory_mb) : snap.memory_mb;
       const boot: BootConfig = snap.boot_encrypted ? parseBoot(await this.keyring.decrypt(snap.boot_encrypted)) : { env: {} };
       const secretNames = JSON.parse(snap.secret_names) as string[];
-      const plain = await this.secrets.resolveForSandbox(user, secretNames);
+      const resolved = await this.secrets.resolve(user, secretNames);
+      // The source's placeholders and CA (the copied disk holds them), new placeholders for secrets bound since.
+      const brokering = await bootBrokering(this.broker, user.id, resolved, { snapshot: snap.id });
+      const plain = resolved.values;
       const id = "sb" + randomBytes(8).toString("hex");
       const token = randomBytes(32).toString("hex");
       let attached: AttachedVolume[] = [];
@@ -672,12 +694,16 @@ export class SandboxService {
         this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, keep_hot)
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'creating', ?, ?)`)
           .run(id, user.id, name, engine.name, snap!.image, cpus, memory_mb, JSON.stringify(Object.keys(boot.env).sort()), snap!.secret_names, new Date().toISOString(), body.keep_hot === true ? 1 : 0);
+        brokering?.save(id);
         if (volumeMounts.length) {
           attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
           this.db.prepare("UPDATE sandboxes SET volumes = ? WHERE id = ?").run(JSON.stringify(attached), id);
         }
       }).immediate();
-      const config: ConfigDrive = { sandbox_id: id, hostname: name, token, env: { ...Object.fromEntries(plain), ...boot.env }, files: [], ...(boot.init ? { init: boot.init } : {}) };
+      const config: ConfigDrive = {
+        sandbox_id: id, hostname: name, token, env: brokeredEnv(brokering, { ...Object.fromEntries(plain), ...boot.env }), files: [], ...(boot.init ? { init: boot.init } : {}),
+        ...(brokering ? { ca_cert: brokering.caCert } : {}),
+      };
       plain.clear();
       const tokenBlob = this.keyring.encrypt(token);
       let running: RunningSandbox;

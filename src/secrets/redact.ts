@@ -21,7 +21,10 @@
 export const MIN_REDACT_BYTES = 4;
 const MIN_PATTERN_BYTES = 6;
 
-interface Pattern { bytes: Buffer; replacement: Buffer }
+/** One byte sequence to find and what it becomes; `tag` says whose it is (the broker names a secret by it). */
+export interface Pattern { bytes: Buffer; replacement: Buffer; tag?: string }
+/** Told of every match a stream makes: the pattern, and its offset in the whole stream. */
+export type OnMatch = (p: Pattern, offset: number) => void;
 
 function b64url(s: string): string {
   return s.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -57,20 +60,22 @@ export function encodingsOf(value: string): Buffer[] {
   return [...out].map((s) => Buffer.from(s, "utf8"));
 }
 
-export class Redactor {
+/**
+ * Any set of byte patterns and their replacements, matched in streams across
+ * chunk boundaries: the Redactor's (values to `[REDACTED:NAME]`) and the
+ * credential broker's (placeholders to values and back, src/broker/).
+ */
+export class PatternSet {
   readonly patterns: Pattern[];
   /** Longest pattern, bytes: a stream holds back at most this minus one. */
   readonly maxLen: number;
 
-  constructor(secrets: Iterable<[string, string]>) {
+  constructor(patterns: Iterable<Pattern>) {
     const seen = new Map<string, Pattern>();
-    for (const [name, value] of secrets) {
-      if (Buffer.byteLength(value) < MIN_REDACT_BYTES) continue;
-      const replacement = Buffer.from(`[REDACTED:${name}]`);
-      for (const bytes of encodingsOf(value)) {
-        const key = bytes.toString("latin1");
-        if (!seen.has(key)) seen.set(key, { bytes, replacement });
-      }
+    for (const p of patterns) {
+      if (!p.bytes.length) continue;
+      const key = p.bytes.toString("latin1");
+      if (!seen.has(key)) seen.set(key, p); // the first one given for the same bytes wins
     }
     // Longest first: at the same position the longest pattern wins.
     this.patterns = [...seen.values()].sort((a, b) => b.bytes.length - a.bytes.length);
@@ -79,23 +84,36 @@ export class Redactor {
 
   get empty(): boolean { return this.patterns.length === 0; }
 
-  stream(): RedactStream {
-    return new RedactStream(this);
+  stream(onMatch?: OnMatch): RedactStream {
+    return new RedactStream(this, onMatch);
   }
 
-  /** Redacts a whole buffer at once. */
-  redact(buf: Buffer): Buffer {
-    const s = this.stream();
+  /** Replaces in a whole buffer at once. */
+  redact(buf: Buffer, onMatch?: OnMatch): Buffer {
+    const s = this.stream(onMatch);
     const a = s.push(buf);
     const b = s.end();
     return b.length ? Buffer.concat([a, b]) : a;
   }
 }
 
+export class Redactor extends PatternSet {
+  constructor(secrets: Iterable<[string, string]>) {
+    const pats: Pattern[] = [];
+    for (const [name, value] of secrets) {
+      if (Buffer.byteLength(value) < MIN_REDACT_BYTES) continue;
+      const replacement = Buffer.from(`[REDACTED:${name}]`);
+      for (const bytes of encodingsOf(value)) pats.push({ bytes, replacement });
+    }
+    super(pats);
+  }
+}
+
 export class RedactStream {
   private held: Buffer = Buffer.alloc(0);
+  private base = 0; // stream offset of held[0]
 
-  constructor(private readonly r: Redactor) {}
+  constructor(private readonly r: PatternSet, private readonly onMatch?: OnMatch) {}
 
   /** Bytes held back so far (at most the longest pattern minus one). */
   get pending(): number { return this.held.length; }
@@ -104,6 +122,7 @@ export class RedactStream {
     if (this.r.empty) return chunk;
     const buf = this.held.length ? Buffer.concat([this.held, chunk]) : chunk;
     const { out, rest } = this.scan(buf, false);
+    this.base += buf.length - rest.length;
     this.held = rest;
     return out;
   }
@@ -111,6 +130,7 @@ export class RedactStream {
   end(): Buffer {
     if (this.r.empty || this.held.length === 0) return Buffer.alloc(0);
     const { out } = this.scan(this.held, true);
+    this.base += this.held.length;
     this.held = Buffer.alloc(0);
     return out;
   }
@@ -131,6 +151,7 @@ export class RedactStream {
       const at = next[best];
       // A longer pattern may match here once more bytes come (the base64 core, then its padding): wait for them.
       if (!final && this.longerMayFollow(buf, at, pats[best].bytes.length)) return this.finish(parts, buf, pos, at);
+      this.onMatch?.(pats[best], this.base + at);
       parts.push(buf.subarray(pos, at), pats[best].replacement);
       pos = at + pats[best].bytes.length;
     }

@@ -37,6 +37,12 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
   const redacting = db.prepare("SELECT id FROM sandboxes WHERE redact_encrypted IS NOT NULL").all() as { id: string }[];
   const readRedact = db.prepare("SELECT redact_encrypted FROM sandboxes WHERE id = ?");
   const writeRedact = db.prepare("UPDATE sandboxes SET redact_encrypted = ? WHERE id = ?");
+  // And the keys of sandboxes' and snapshots' broker CAs (issue 11, migration 10).
+  const caKeys = ["sandbox_brokers", "snapshot_brokers"].flatMap((table) => {
+    const key = table === "sandbox_brokers" ? "sandbox_id" : "snapshot_id";
+    return (db.prepare(`SELECT ${key} AS id, ca_key_enc FROM ${table}`).all() as { id: string; ca_key_enc: Buffer }[])
+      .map((r) => ({ blob: r.ca_key_enc, write: db.prepare(`UPDATE ${table} SET ca_key_enc = ? WHERE ${key} = ?`), id: r.id }));
+  });
   const readToken = db.prepare("SELECT token_encrypted FROM sandboxes WHERE id = ?");
   const writeToken = db.prepare("UPDATE sandboxes SET token_encrypted = ? WHERE id = ?");
   // Manual BEGIN/COMMIT so the transaction can span the async age calls; this
@@ -57,8 +63,9 @@ export async function rotateKey(keyPath: string, db: DB): Promise<{ count: numbe
       const blob = (readRedact.get(r.id) as { redact_encrypted: Buffer }).redact_encrypted;
       writeRedact.run(await next.encrypt(await old.decrypt(blob)), r.id);
     }
+    for (const c of caKeys) c.write.run(await next.encrypt(await old.decrypt(c.blob)), c.id);
     setMeta(db, META_RECIPIENT, next.recipient);
-    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, recipient: next.recipient }, { actor: "operator" });
+    recordEvent(db, "key.rotated", null, null, { secrets: rows.length, sandbox_tokens: sandboxes.length, broker_ca_keys: caKeys.length, recipient: next.recipient }, { actor: "operator" });
     db.exec("COMMIT");
     purgeFreedPages(db); // the old ciphertexts' page images leave the WAL
   } catch (e) {

@@ -45,6 +45,7 @@ import { Admission, DEFAULT_OVERCOMMIT_CPUS, DEFAULT_OVERCOMMIT_MEMORY } from ".
 import { claimInstance } from "../store/instance.js";
 import { claimRuntimeDir, ensureRuntimeDir } from "../engine/runtime.js";
 import { NetManager } from "../net/egress.js";
+import { BrokerStore } from "../broker/store.js";
 import { parseUpstream } from "../net/upstream.js";
 import { networkRoutes } from "./routes/network.js";
 import { portsRoutes, portUpgrades, proxyRequests } from "./routes/ports.js";
@@ -147,12 +148,14 @@ export async function serve(opts: ServeOptions): Promise<{ close: () => Promise<
     for (const line of capacity.log) log(line);
     log(admission.describe());
     sandboxes = new SandboxService(db, secrets, templates, engines, keyring, log, admission);
+    const broker = new BrokerStore(db, keyring, secrets); // brokered secrets (issue 11): the proxy asks it, creates fill it
+    sandboxes.broker = broker;
     sandboxes.ownRuntime = !foreign;
     sandboxes.idlePolicy = { warmMs: Math.round((opts.idleWarmSeconds ?? 0) * 1000), coldMs: Math.round((opts.idleColdMinutes ?? 0) * 60_000) };
     sandboxes.defaultNetwork = { egress: opts.defaultEgress ?? "public", allow_hosts: [], allow_cidrs: [] };
     try {
       sandboxes.net = new NetManager(db, log, {
-        instance: instance.id, runtimeDir, pool: opts.netPool, privateCidrs: opts.privateCidrs,
+        instance: instance.id, runtimeDir, pool: opts.netPool, privateCidrs: opts.privateCidrs, broker,
         ...(opts.dnsUpstream ? { upstream: parseUpstream(opts.dnsUpstream) } : {}),
       });
       await sandboxes.net.checkPool();

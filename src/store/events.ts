@@ -25,7 +25,9 @@ export type EventType =
   | "sandbox.stopped" | "sandbox.started" | "sandbox.paused" | "sandbox.resumed" | "volume.created" | "volume.deleted"
   | "snapshot.created" | "snapshot.deleted"
   // networking (issue 10): denials, never payloads
-  | "net.denied" | "dns.denied" | "dns.rebinding" | "net.policy_changed" | "net.events_suppressed";
+  | "net.denied" | "dns.denied" | "dns.rebinding" | "net.policy_changed" | "net.events_suppressed"
+  // brokered secrets, network side (issue 11): a placeholder where it may not go (names the secret, never a value)
+  | "broker.exfil";
 
 export type EventResult = "ok" | "error" | "denied";
 

@@ -164,4 +164,36 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // brokerstore (issue 11): a secret bound to hosts is brokered, never put into a sandbox.
+    version: 9,
+    name: "brokered secrets: host bindings on secrets",
+    sql: `
+      ALTER TABLE secrets ADD COLUMN hosts TEXT;            -- JSON array of host patterns; NULL: not bound (injected as before)
+      ALTER TABLE secrets ADD COLUMN header TEXT;           -- lower-case header the value may go in; NULL: any header or the URL
+      ALTER TABLE secrets ADD COLUMN in_body INTEGER NOT NULL DEFAULT 0; -- 1: request bodies are substituted too
+      -- A bound value's shape (JSON {p: known prefix, b: a class letter per position, punctuation as is}): what a
+      -- placeholder copies, so a create never decrypts the value. Every sandbox's placeholder shows it anyway.
+      ALTER TABLE secrets ADD COLUMN shape TEXT;
+    `,
+  },
+  {
+    // brokerstore (issue 11): what each sandbox (and each snapshot a fork may boot from) holds instead of brokered values.
+    version: 10,
+    name: "brokered secrets: per-sandbox placeholders and CA",
+    sql: `
+      CREATE TABLE sandbox_brokers (
+        sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id) ON DELETE CASCADE,
+        ca_cert TEXT NOT NULL,      -- PEM, public (it is in the sandbox's trust store)
+        ca_key_enc BLOB NOT NULL,   -- PKCS#8 PEM, age-encrypted like a secret value
+        placeholders TEXT NOT NULL  -- JSON {secret name: placeholder}
+      ) WITHOUT ROWID;
+      CREATE TABLE snapshot_brokers (
+        snapshot_id TEXT PRIMARY KEY REFERENCES snapshots(id) ON DELETE CASCADE,
+        ca_cert TEXT NOT NULL,
+        ca_key_enc BLOB NOT NULL,
+        placeholders TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

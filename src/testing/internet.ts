@@ -10,7 +10,7 @@
 // credential-broker tests (issue 11). Not part of the product.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./harness.js";
@@ -62,8 +62,32 @@ import dgram from "node:dgram";
 import { readFileSync } from "node:fs";
 const cfg = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const dnsPacket = createRequire(cfg.repo + "/package.json")("dns-packet");
+// /echo and /echo-header?h=NAME (the credential broker's tests): what a request brought, as its response (so a
+// brokered value echoed back shows whether the proxy turns it into the placeholder), and kept by its ?id= for
+// /seen?id=, which the test asks from the host, around the proxy (what the server really received).
+const seen = new Map();
+const echoRequest = (req, res, u, scheme) => {
+  const parts = []; let size = 0;
+  req.on("data", (d) => { size += d.length; if (size <= (1 << 21)) parts.push(d); });
+  req.on("end", () => {
+    const got = { scheme, method: req.method, url: req.url, headers: req.rawHeaders, body: Buffer.concat(parts).toString("latin1"), sni: req.socket.servername || null };
+    const id = u.searchParams.get("id");
+    if (id) { seen.set(id, got); if (seen.size > 1000) seen.delete(seen.keys().next().value); }
+    const h = u.searchParams.get("h");
+    const echoed = h ? String(req.headers[h.toLowerCase()] ?? "") : undefined;
+    const out = JSON.stringify(h ? { echoed } : got) + "\n";
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(out), ...(h ? { "x-echo": echoed } : {}) });
+    res.end(out);
+  });
+};
 const handler = (scheme) => (req, res) => {
   const u = new URL(req.url, "http://x");
+  if (u.pathname === "/echo" || u.pathname === "/echo-header") return echoRequest(req, res, u, scheme);
+  if (u.pathname === "/seen") {
+    const got = seen.get(u.searchParams.get("id"));
+    res.writeHead(got ? 200 : 404, { "content-type": "application/json" });
+    return void res.end(JSON.stringify(got ?? null));
+  }
   if (u.pathname === "/bytes") {
     let left = Number(u.searchParams.get("n") || 0);
     res.writeHead(200, { "content-type": "application/octet-stream", "content-length": left });
@@ -100,8 +124,45 @@ function removeStale(): void {
   for (const l of links) spawnSync("ip", ["link", "del", l.replace(/^\d+: /, "")]);
 }
 
-/** Builds the test internet. One at a time on a host (its addresses are fixed): a new one replaces what a killed test left. */
+/** Where the one test internet of a host is claimed: a file holding the owner's pid, made with O_EXCL. */
+const LOCK = "/run/bhatti-test-internet.lock";
+
+/** Waits (up to 15 min) until no live test process holds the test internet, then holds it: test files that use it may run in parallel. */
+async function claim(): Promise<() => void> {
+  const until = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      const fd = openSync(LOCK, "wx", 0o644);
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      const release = () => { try { if (readFileSync(LOCK, "utf8") === String(process.pid)) rmSync(LOCK, { force: true }); } catch { /* gone */ } };
+      process.once("exit", release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let owner = 0;
+    try { owner = Number(readFileSync(LOCK, "utf8")); } catch { continue; }
+    let alive = false;
+    try { if (owner > 0) { process.kill(owner, 0); alive = true; } } catch { alive = false; }
+    if (!alive) { rmSync(LOCK, { force: true }); continue; } // a killed test's claim
+    if (Date.now() > until) throw new Error(`the test internet is held by process ${owner} for over 15 minutes`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Builds the test internet. One at a time on a host (its addresses are fixed): waits for another test's to be closed; a new one replaces what a killed test left. */
 export async function buildTestInternet(): Promise<TestInternet> {
+  const release = await claim();
+  try {
+    return await build(release);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function build(release: () => void): Promise<TestInternet> {
   removeStale();
   // Never over anything the host uses (its uplink, gateway, nameservers, /etc/hosts): that would cut it off.
   for (const r of [SERVERS, PRIVATE_RANGE, POOL]) await assertFree(parseCidr(r)!, /^(bhti[0-9a-f]{6}|bh[0-9a-f]{8}p?)$/, "the test internet's range");
@@ -120,6 +181,7 @@ export async function buildTestInternet(): Promise<TestInternet> {
     spawnSync("ip", ["link", "del", hostIf]);
     spawnSync("ip", ["netns", "del", netns]);
     rmSync(dir, { recursive: true, force: true });
+    release();
   };
   try {
     // A test CA and a server certificate for the zone.

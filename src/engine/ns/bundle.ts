@@ -1,7 +1,7 @@
 // The OCI runtime spec (runc bundle config.json) of an ns sandbox. It holds
 // paths, ids and limits only: the process env is PATH and UV_USE_IO_URING and
 // nothing else, so no secret can ever land in it.
-import { GUEST, SECRETS_DIR } from "../../protocol/agent.js";
+import { GUEST, GUEST_TRUST, SECRETS_DIR } from "../../protocol/agent.js";
 import { UID_RANGE } from "../runtime.js";
 import { seccompProfile } from "./seccomp.js";
 import { PIDS_LIMIT, PTYS, RLIMITS, tmpfsSizesKiB } from "./limits.js";
@@ -29,6 +29,7 @@ export interface BundleSpec {
   memoryMb: number;
   volumes?: { source: string; destination: string; ro: boolean }[]; // host mount points of volumes (issue 14)
   resolvConf?: string; // host file bind-mounted read-only at /etc/resolv.conf (on tmpfs, never the image)
+  trust?: { bundle: string; caCert: string }; // brokerstore (issue 11): host files (tmpfs) bind-mounted read-only at GUEST_TRUST's paths
 }
 
 /**
@@ -76,6 +77,10 @@ export function ociSpec(b: BundleSpec): Record<string, unknown> {
       { destination: GUEST.configDir, type: "bind", source: b.configMount, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
       ...(b.volumes ?? []).map((v) => ({ destination: v.destination, type: "bind", source: v.source, options: ["bind", "nosuid", "nodev", v.ro ? "ro" : "rw"] })),
       ...(b.resolvConf ? [{ destination: "/etc/resolv.conf", type: "bind", source: b.resolvConf, options: ["bind", "ro", "nosuid", "nodev", "noexec"] }] : []),
+      ...(b.trust ? [
+        { destination: GUEST_TRUST.bundle, type: "bind", source: b.trust.bundle, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+        { destination: GUEST_TRUST.caCert, type: "bind", source: b.trust.caCert, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+      ] : []),
     ],
     linux: {
       uidMappings: idmap,

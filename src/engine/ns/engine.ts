@@ -1,5 +1,6 @@
 // The ns engine: each sandbox is a runc container in its own user, pid, mount,
 // uts, ipc, network and cgroup namespaces, rooted on an overlay of the image.
+import { writeTrust } from "./trust.js";
 import { chownSync, closeSync, existsSync, watch, type FSWatcher, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -157,9 +158,11 @@ export class NsEngine implements Engine {
       mkdirSync(configMount, { mode: 0o700 });
       const volumes = spec.volumes?.length ? await this.timed("volumes", () => mountVolumes(p.sb, spec.volumes!, base), spec.id) : [];
       const net = spec.network ? await this.timed("network wait", () => spec.network!, spec.id) : undefined; // set up alongside the steps above
+      const trust = spec.config.ca_cert ? await this.timed("trust", () => writeTrust(p.sb, lower, spec.config.ca_cert!), spec.id) : undefined;
       const oci = ociSpec({
         id: spec.id, hostname: spec.name, rootfs: p.rootfs, agentDir: p.agentDir,
         configMount, base, cgroup: state.cgroup!, cpus: spec.cpus, memoryMb: spec.memoryMb, volumes, ...(net ? { resolvConf: net.resolvConf } : {}),
+        ...(trust ? { trust } : {}),
       });
       writeFileSync(join(p.bundle, "config.json"), JSON.stringify(oci), { mode: 0o600 });
       try {
