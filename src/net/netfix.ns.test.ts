@@ -1,0 +1,192 @@
+// Networking on the ns engine, the parts added after the first cut (issue 10,
+// netfix): the network across the lifecycle (stop/start, pause, fork, daemon
+// restart), the per-user egress cap, DNS over TCP and events for dropped
+// connections that are not HTTP(S). A real daemon, real runc sandboxes, real
+// nft rules, against the test internet (src/testing/internet.ts) only.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
+import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
+import { POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
+import { netCounts, peek, waitForHostInternet } from "../testing/net-counts.js";
+
+let net: TestInternet;
+let d: Daemon;
+let key: string;
+let carol = "";
+const args = () => ["--engine", "ns", "--rate-limit", "0", "--default-egress", "public", "--dns-upstream", net.dnsUpstream, "--net-pool", POOL, "--private-cidr", PRIVATE_RANGE];
+const start = (dataDir?: string) => startDaemon({ dataDir, args: args(), env: { BHATTI_IMAGES_DIR: IMAGES_DIR, NODE_EXTRA_CA_CERTS: net.caFile } });
+export const eventsOf = (name: string) => peek<{ type: string; user_name: string; detail: string }>(d.dataDir, "SELECT type, user_name, detail FROM events WHERE subject = ? ORDER BY id", name);
+
+async function create(name: string, network?: Record<string, unknown>, k = key) {
+  const r = await api(d, "POST", "/sandboxes", { key: k, body: { name, memory_mb: 256, ...(network ? { network } : {}) } });
+  assert.equal(r.status, 201, r.text);
+  return r.json;
+}
+async function sh(sb: string, script: string, k = key): Promise<{ out: string; code: number }> {
+  const r = await exec(d, k, sb, ["/bin/sh", "-c", script], { timeout_sec: 30 });
+  return { out: `${r.stdout ?? ""}${r.stderr ?? ""}`, code: r.exit_code };
+}
+const httpGet = (sb: string, url: string, k = key) => sh(sb, `timeout 10 wget -qO- ${url} 2>&1`, k);
+const addressOf = async (sb: string) => (await sh(sb, "ip -4 -o addr show eth0 2>/dev/null | sed 's/.* inet \\([0-9.]*\\).*/\\1/'")).out.trim();
+const post = (path: string, k = key) => api(d, "POST", path, { key: k, body: {} });
+
+before(async () => {
+  await waitForHostInternet();
+  net = await buildTestInternet();
+  d = await start();
+  key = createUser(d.dataDir, "alice", ["--max-sandboxes", "10", "--max-cpus", "10", "--max-memory", "8192"]);
+});
+
+after(async () => {
+  try {
+    // Unconditional: whatever failed, no sandbox, veth, rule or namespace is left.
+    for (const k of [key, carol].filter(Boolean)) {
+      for (const s of (await api(d, "GET", "/sandboxes", { key: k })).json ?? []) await api(d, "DELETE", `/sandboxes/${s.id}`, { key: k });
+    }
+  } finally {
+    await d?.stop();
+    await net?.close();
+    if (d) cleanup(d.dataDir);
+  }
+});
+
+test("stop gives the network back (lease, veth, DNS listener, nft elements); start sets it up again under the stored policy", async () => {
+  await create("lc");
+  const up = netCounts(d.dataDir); // before any DNS answer adds addresses it learnt
+  const h0 = await httpGet("lc", "http://api.bhatti.test/one");
+  assert.equal(h0.code, 0, h0.out);
+  assert.equal(up.rows, 1);
+  assert.deepEqual([up.leases, up.veths], [1, 1]);
+  assert.ok(up.elements >= 3 && up.dns >= 1, JSON.stringify(up));
+
+  assert.equal((await post("/sandboxes/lc/stop")).status, 200);
+  assert.deepEqual(netCounts(d.dataDir), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+
+  const started = await post("/sandboxes/lc/start");
+  assert.equal(started.status, 200, started.text);
+  assert.deepEqual(started.json.network, { egress: "public", allow_hosts: [], allow_cidrs: [] });
+  assert.deepEqual(netCounts(d.dataDir), up, "the same amount of everything again (the address may differ)");
+  const h1 = await httpGet("lc", "http://api.bhatti.test/two");
+  assert.equal(h1.code, 0, h1.out);
+  assert.equal(JSON.parse(h1.out).path, "/two");
+  assert.match((await sh("lc", "echo | timeout 5 nc api.bhatti.test 7000")).out, /echo from/);
+});
+
+test("a policy stored while stopped applies at start; pause and resume keep the network", async () => {
+  assert.equal((await post("/sandboxes/lc/stop")).status, 200);
+  const p = await api(d, "PATCH", "/sandboxes/lc", { key, body: { network: { egress: "deny", allow_hosts: ["other.bhatti.test"] } } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(netCounts(d.dataDir).rows, 0, "a stored policy sets nothing up");
+  assert.equal((await post("/sandboxes/lc/start")).status, 200);
+  assert.notEqual((await httpGet("lc", "http://api.bhatti.test/")).code, 0, "api is no longer allowed");
+  assert.equal((await httpGet("lc", "http://other.bhatti.test/")).code, 0);
+
+  const before = netCounts(d.dataDir);
+  const addr = await addressOf("lc");
+  assert.equal((await post("/sandboxes/lc/pause")).status, 200);
+  assert.deepEqual(netCounts(d.dataDir), before, "a paused sandbox keeps its network");
+  assert.equal((await post("/sandboxes/lc/resume")).status, 200);
+  assert.equal(await addressOf("lc"), addr);
+  assert.equal((await httpGet("lc", "http://other.bhatti.test/")).code, 0);
+});
+
+test("a fork and a fork from a snapshot get their own network under the source's policy", async () => {
+  const snap = await api(d, "POST", "/sandboxes/lc/snapshots", { key, body: { name: "lc-snap" } });
+  assert.equal(snap.status, 201, snap.text);
+  const f1 = await api(d, "POST", "/sandboxes", { key, body: { name: "fk1", from: "lc-snap" } });
+  assert.equal(f1.status, 201, f1.text);
+  assert.deepEqual(f1.json.network, { egress: "deny", allow_hosts: ["other.bhatti.test"], allow_cidrs: [] });
+  const f2 = await api(d, "POST", "/sandboxes", { key, body: { name: "fk2", from: "lc" } });
+  assert.equal(f2.status, 201, f2.text);
+  const addrs = new Set([await addressOf("lc"), await addressOf("fk1"), await addressOf("fk2")]);
+  assert.equal(addrs.size, 3, `three addresses: ${[...addrs]}`);
+  for (const sb of ["fk1", "fk2"]) {
+    assert.equal((await httpGet(sb, "http://other.bhatti.test/")).code, 0, sb);
+    assert.notEqual((await httpGet(sb, "http://api.bhatti.test/")).code, 0, sb);
+  }
+  assert.equal(netCounts(d.dataDir).rows, 3);
+  for (const n of ["fk1", "fk2"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key })).status, 204);
+  assert.equal((await api(d, "DELETE", "/snapshots/lc-snap", { key })).status, 204);
+  assert.equal(netCounts(d.dataDir).rows, 1);
+});
+
+test("a daemon restart leaves nothing for stopped sandboxes, keeps a paused one's network, and both work after", async () => {
+  await create("pz");
+  assert.equal((await post("/sandboxes/lc/stop")).status, 200);
+  assert.equal((await post("/sandboxes/pz/pause")).status, 200);
+  const held = netCounts(d.dataDir);
+  assert.equal(held.rows, 1, "only the paused one holds a network");
+  await d.stop();
+  d = await start(d.dataDir);
+  await waitForOutput(d, RECOVERED);
+  assert.deepEqual(netCounts(d.dataDir), held, "after the restart: the paused one's network only");
+  assert.equal((await post("/sandboxes/pz/resume")).status, 200);
+  assert.equal((await httpGet("pz", "http://api.bhatti.test/")).code, 0);
+  assert.equal((await post("/sandboxes/lc/start")).status, 200);
+  assert.equal((await httpGet("lc", "http://other.bhatti.test/")).code, 0);
+  // A crash (SIGKILL) with a sandbox stopped: the next start sweeps nothing of it back in.
+  assert.equal((await post("/sandboxes/lc/stop")).status, 200);
+  await d.stop("SIGKILL");
+  d = await start(d.dataDir);
+  await waitForOutput(d, RECOVERED);
+  assert.equal(netCounts(d.dataDir).rows, 1);
+  assert.equal(netCounts(d.dataDir).veths, 1);
+  for (const n of ["lc", "pz"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key })).status, 204);
+  assert.deepEqual(netCounts(d.dataDir), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+});
+
+test("the egress cap: shown to its user, lowers the default, refuses more (403 naming it) and changes nothing", async () => {
+  carol = createUser(d.dataDir, "carol", ["--max-egress", "deny"]);
+  const users = JSON.parse(cli(["user", "list", "--data-dir", d.dataDir, "--json"]).stdout) as { name: string; max_egress: string }[];
+  assert.equal(users.find((u) => u.name === "carol")?.max_egress, "deny");
+  assert.equal(users.find((u) => u.name === "alice")?.max_egress, "public");
+  assert.match(cli(["user", "list", "--data-dir", d.dataDir]).stdout, /MAX_EGRESS[\s\S]*carol.*\bdeny\b/);
+  assert.equal((await api(d, "GET", "/me", { key: carol })).json.quotas.max_egress, "deny");
+  assert.match(cli(["whoami", "--url", d.url, "--token", carol]).stdout, /egress\s+at most deny/);
+
+  // Nothing asked: the daemon's default (public) lowered to the cap.
+  const a = await create("capped", undefined, carol);
+  assert.deepEqual(a.network, { egress: "deny", allow_hosts: [], allow_cidrs: [] });
+  // More than the cap: 403 with the code, nothing made.
+  for (const network of [{ egress: "public" }, { egress: "deny", allow_cidrs: ["8.0.0.0/8"] }]) {
+    const r = await api(d, "POST", "/sandboxes", { key: carol, body: { name: "over", network } });
+    assert.equal(r.status, 403, r.text);
+    assert.equal(r.json.code, "egress_cap_exceeded");
+    assert.match(r.json.error, /egress cap \(deny\)/);
+  }
+  assert.deepEqual(((await api(d, "GET", "/sandboxes", { key: carol })).json as { name: string }[]).map((s) => s.name), ["capped"]);
+  // ...and a private range is fine under a deny cap; a PATCH over the cap changes nothing.
+  const pr = await api(d, "PATCH", "/sandboxes/capped", { key: carol, body: { network: { allow_cidrs: [PRIVATE_RANGE], allow_hosts: ["api.bhatti.test"] } } });
+  assert.equal(pr.status, 200, pr.text);
+  const up = await api(d, "PATCH", "/sandboxes/capped", { key: carol, body: { network: { egress: "public" } } });
+  assert.equal(up.status, 403);
+  assert.equal(up.json.code, "egress_cap_exceeded");
+  assert.deepEqual((await api(d, "GET", "/sandboxes/capped", { key: carol })).json.network, { egress: "deny", allow_hosts: ["api.bhatti.test"], allow_cidrs: [PRIVATE_RANGE] });
+  assert.notEqual((await httpGet("capped", "http://other.bhatti.test/", carol)).code, 0, "the kernel and proxy still enforce deny");
+  // Templates: one over the cap is refused; one made before the cap was lowered is checked at use.
+  const t = await api(d, "POST", "/templates", { key: carol, body: { name: "open", network: { egress: "public" } } });
+  assert.equal(t.status, 403);
+  assert.equal(t.json.code, "egress_cap_exceeded");
+  assert.equal((await api(d, "POST", "/templates", { key: carol, body: { name: "closed", network: { egress: "deny" } } })).status, 201);
+  const lower = cli(["user", "update", "carol", "--max-egress", "none", "--data-dir", d.dataDir, "--json"]);
+  assert.equal(lower.code, 0, lower.stderr);
+  assert.equal(JSON.parse(lower.stdout).max_egress, "none");
+  const ft = await api(d, "POST", "/sandboxes", { key: carol, body: { name: "fromtpl", template: "closed" } });
+  assert.equal(ft.status, 403, ft.text);
+  assert.equal(ft.json.code, "egress_cap_exceeded");
+  assert.match(ft.json.error, /template "closed"/);
+  // A fork of a deny sandbox is over a none cap too.
+  const fk = await api(d, "POST", "/sandboxes", { key: carol, body: { name: "fork", from: "capped" } });
+  assert.equal(fk.status, 403, fk.text);
+  assert.equal(fk.json.code, "egress_cap_exceeded");
+  const none = await create("offline", undefined, carol);
+  assert.equal(none.network.egress, "none");
+  assert.deepEqual(((await api(d, "GET", "/sandboxes", { key: carol })).json as { name: string }[]).map((s) => s.name).sort(), ["capped", "offline"]);
+  // Bad input: a usage error naming the rule; the user is unchanged.
+  const bad = cli(["user", "update", "carol", "--max-egress", "sometimes", "--data-dir", d.dataDir]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--max-egress must be one of public, deny, none/);
+  assert.equal((await api(d, "GET", "/me", { key: carol })).json.quotas.max_egress, "none");
+  for (const n of ["capped", "offline"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: carol })).status, 204);
+});
