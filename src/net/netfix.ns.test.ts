@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
 import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
-import { POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
+import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
 import { netCounts, peek, waitForHostInternet } from "../testing/net-counts.js";
 
 let net: TestInternet;
@@ -189,4 +189,43 @@ test("the egress cap: shown to its user, lowers the default, refuses more (403 n
   assert.match(bad.stderr, /--max-egress must be one of public, deny, none/);
   assert.equal((await api(d, "GET", "/me", { key: carol })).json.quotas.max_egress, "none");
   for (const n of ["capped", "offline"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key: carol })).status, 204);
+});
+
+/** Runs a Node script inside the sandbox (the image's own Node), arguments after it. */
+const nodeIn = (sb: string, script: string, ...a: string[]) => sh(sb, `/opt/bhatti/node -e '${script}' ${a.join(" ")}`);
+
+// A DNS-over-TCP client run inside the sandbox: sends the given queries (base64) back to back on one
+// connection to the resolver in /etc/resolv.conf, prints each answer (base64) on a line.
+const TCP_CLIENT = `const ns=require("fs").readFileSync("/etc/resolv.conf","utf8").match(/nameserver (\\S+)/)[1];
+const qs=process.argv.slice(1).map(b=>Buffer.from(b,"base64"));let buf=Buffer.alloc(0),got=0;
+const s=require("net").connect(53,ns,()=>{for(const q of qs){const h=Buffer.alloc(2);h.writeUInt16BE(q.length);s.write(Buffer.concat([h,q]))}});
+s.on("data",b=>{buf=Buffer.concat([buf,b]);while(buf.length>=2&&buf.length>=2+buf.readUInt16BE(0)){const n=buf.readUInt16BE(0);console.log(buf.subarray(2,2+n).toString("base64"));buf=buf.subarray(2+n);if(++got===qs.length)s.end()}});
+s.on("close",()=>process.exit(0));s.on("error",e=>{console.log("ERR",e.code);process.exit(1)});setTimeout(()=>{console.log("TIMEOUT");process.exit(1)},10000);`;
+
+test("DNS over TCP on the gateway: the same policy and answers as UDP, and bounded", async () => {
+  const dnsPacket = (await import("dns-packet")).default;
+  await create("tcpdns", { egress: "deny", allow_hosts: ["api.bhatti.test"] });
+  const q = (name: string, id: number) => dnsPacket.encode({ type: "query", id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: "A", name }] }).toString("base64");
+  const r = await nodeIn("tcpdns", TCP_CLIENT, q("api.bhatti.test", 1), q("other.bhatti.test", 2));
+  assert.equal(r.code, 0, r.out);
+  const answers = r.out.trim().split("\n").map((l) => dnsPacket.decode(Buffer.from(l, "base64")) as { id?: number; rcode?: string; answers?: { data: unknown }[] });
+  const byId = new Map(answers.map((a) => [a.id, a]));
+  assert.deepEqual(byId.get(1)!.answers!.map((a) => a.data), [ADDR.A], "an allowed name is resolved");
+  assert.equal(byId.get(2)!.rcode, "NXDOMAIN", "a name the policy does not allow: NXDOMAIN, as over UDP");
+  assert.ok(eventsOf("tcpdns").some((e) => e.type === "dns.denied" && JSON.parse(e.detail).name === "other.bhatti.test"));
+  // The answer let the address through, as a UDP answer does: a port other than 80/443 of it works.
+  assert.match((await sh("tcpdns", "echo | timeout 5 nc api.bhatti.test 7000")).out, /echo from/);
+
+  // Bounds: a length over the limit closes the connection; at most 16 connections per sandbox; idle ones are closed.
+  const bounds = await nodeIn("tcpdns", `const ns=require("fs").readFileSync("/etc/resolv.conf","utf8").match(/nameserver (\\S+)/)[1];const net=require("net");const t0=Date.now();const res={};
+const big=net.connect(53,ns,()=>big.write(Buffer.from([0xff,0xff,1,2,3])));big.on("error",()=>{});big.on("close",()=>{res.big=Date.now()-t0});
+const cs=[];for(let i=0;i<17;i++){const c=net.connect(53,ns);c.on("error",()=>{});c.on("close",()=>{(res.closed=res.closed||[]).push(Date.now()-t0);if(res.closed.length===17){console.log(JSON.stringify(res));process.exit(0)}});cs.push(c)}
+setTimeout(()=>{console.log(JSON.stringify(res));process.exit(1)},20000);`);
+  assert.equal(bounds.code, 0, bounds.out);
+  const b = JSON.parse(bounds.out) as { big: number; closed: number[] };
+  assert.ok(b.big < 3000, `an oversized message is cut at once (${b.big} ms)`);
+  const early = b.closed.filter((t) => t < 5000).length;
+  assert.ok(early >= 1, `the 17th connection is refused at once: ${b.closed}`);
+  assert.ok(b.closed.filter((t) => t >= 8000).length >= 15, `idle connections are closed after the idle timeout: ${b.closed}`);
+  assert.equal((await api(d, "DELETE", "/sandboxes/tcpdns", { key })).status, 204);
 });

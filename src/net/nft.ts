@@ -38,6 +38,7 @@ table inet ${t} {
     type filter hook input priority filter; policy accept;
     iifname @ifaces ct state established,related accept
     iifname @ifaces ip daddr . udp dport @dnsgw accept
+    iifname @ifaces ip daddr . tcp dport @dnsgw accept
     iifname @ifaces ct status dnat tcp dport { ${ports.http}, ${ports.tls} } accept
     iifname @ifaces drop
   }
