@@ -229,3 +229,68 @@ setTimeout(()=>{console.log(JSON.stringify(res));process.exit(1)},20000);`);
   assert.ok(b.closed.filter((t) => t >= 8000).length >= 15, `idle connections are closed after the idle timeout: ${b.closed}`);
   assert.equal((await api(d, "DELETE", "/sandboxes/tcpdns", { key })).status, 204);
 });
+
+test("connections nft drops (not 80/443) are net.denied events: destination, protocol, rule, rate-limited, never payload; per daemon instance", async () => {
+  await create("drops", { egress: "deny", allow_hosts: ["api.bhatti.test"] });
+  const gw = (await sh("drops", "ip route | sed -n 's/default via \\([0-9.]*\\).*/\\1/p'")).out.trim();
+  const MARK = "payload-marker-7c1e";
+  // TCP to a name the policy does not allow (by address), to a private range, to link-local, to the host; UDP anywhere.
+  const tries = [`${ADDR.B} 7000`, `${ADDR.PRIVATE} 7000`, "169.254.169.254 8080", `${gw} 8080`];
+  for (const t of tries) await sh("drops", `echo | timeout 3 nc ${t} 2>&1`);
+  await nodeIn("drops", `const s=require("dgram").createSocket("udp4");s.send("${MARK}",9999,"${ADDR.A}",()=>s.close())`);
+  const want = [
+    { ip: ADDR.B, port: 7000, protocol: "tcp", rule: "not_allowed" },
+    { ip: ADDR.PRIVATE, port: 7000, protocol: "tcp", rule: "private_range" },
+    { ip: "169.254.169.254", port: 8080, protocol: "tcp", rule: "always_denied" },
+    { ip: gw, port: 8080, protocol: "tcp", rule: "host_address" },
+    { ip: ADDR.A, port: 9999, protocol: "udp", rule: "udp_denied" },
+  ];
+  const denied = async (n: number) => {
+    for (let i = 0; i < 50; i++) {
+      const ev = eventsOf("drops").filter((e) => e.type === "net.denied").map((e) => JSON.parse(e.detail) as Record<string, unknown>);
+      if (ev.length >= n) return ev;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return eventsOf("drops").filter((e) => e.type === "net.denied").map((e) => JSON.parse(e.detail) as Record<string, unknown>);
+  };
+  const ev = await denied(want.length);
+  for (const w of want) assert.ok(ev.some((e) => Object.entries(w).every(([k, v]) => e[k] === v)), `${JSON.stringify(w)} in ${JSON.stringify(ev)}`);
+  assert.ok(ev.every((e) => Object.keys(e).every((k) => ["id", "ip", "port", "protocol", "rule"].includes(k))), JSON.stringify(ev));
+  assert.ok(!JSON.stringify(eventsOf("drops")).includes(MARK) && !d.output().includes(MARK), "no payload anywhere");
+  // The DNS server (UDP and TCP 53 on the gateway) and allowed traffic are not denials.
+  assert.ok(!ev.some((e) => e.port === 53 || e.ip === ADDR.A && e.protocol === "tcp"));
+
+  // A flood (600 UDP packets to as many ports in about a second): bounded in the kernel, then by the event budget.
+  await nodeIn("drops", `const s=require("dgram").createSocket("udp4");let i=0;const t=setInterval(()=>{for(let k=0;k<60;k++)s.send("x",20000+(i++),"${ADDR.A}");if(i>=600){clearInterval(t);setTimeout(()=>s.close(),200)}},100)`);
+  await new Promise((r) => setTimeout(r, 1500));
+  const flood = (await denied(0)).filter((e) => e.protocol === "udp" && Number(e.port) >= 20000);
+  assert.ok(flood.length >= 5 && flood.length <= 25, `the kernel passes at most 10 + 5/s per sandbox: ${flood.length}`);
+
+  // Survives a restart: the new daemon binds its group again and its table logs to it.
+  await d.stop();
+  d = await start(d.dataDir);
+  await waitForOutput(d, RECOVERED);
+  await sh("drops", `echo | timeout 3 nc ${ADDR.B} 7001 2>&1`);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok((await denied(0)).some((e) => e.port === 7001 && e.rule === "not_allowed"), "recorded after a restart");
+
+  // A second daemon instance on the host: its own NFLOG group; each records only its own sandboxes' drops.
+  const other = await start();
+  try {
+    const k2 = createUser(other.dataDir, "erin");
+    const r = await api(other, "POST", "/sandboxes", { key: k2, body: { name: "drops2", memory_mb: 256, network: { egress: "deny" } } });
+    assert.equal(r.status, 201, r.text);
+    const groups = [d, other].map((x) => /logged to NFLOG group (\d+)/.exec(x.output())?.[1]);
+    assert.ok(groups[0] && groups[1] && groups[0] !== groups[1], JSON.stringify(groups));
+    await exec(other, k2, "drops2", ["/bin/sh", "-c", `echo | timeout 3 nc ${ADDR.B} 7002`]);
+    await new Promise((r) => setTimeout(r, 800));
+    const theirs = peek<{ detail: string }>(other.dataDir, "SELECT detail FROM events WHERE type = 'net.denied' AND subject = 'drops2'").map((e) => JSON.parse(e.detail));
+    assert.ok(theirs.some((e) => e.port === 7002), JSON.stringify(theirs));
+    assert.ok(!(await denied(0)).some((e) => e.port === 7002), "not recorded by the first daemon");
+    assert.equal((await api(other, "DELETE", "/sandboxes/drops2", { key: k2 })).status, 204);
+  } finally {
+    await other.stop();
+    cleanup(other.dataDir);
+  }
+  assert.equal((await api(d, "DELETE", "/sandboxes/drops", { key })).status, 204);
+});
