@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
 import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
-import { netCounts, peek, waitForHostInternet } from "../testing/net-counts.js";
+import { netCounts, peek } from "../testing/net-counts.js";
 
 let net: TestInternet;
 let d: Daemon;
@@ -32,7 +32,6 @@ const addressOf = async (sb: string) => (await sh(sb, "ip -4 -o addr show eth0 2
 const post = (path: string, k = key) => api(d, "POST", path, { key: k, body: {} });
 
 before(async () => {
-  await waitForHostInternet();
   net = await buildTestInternet();
   d = await start();
   key = createUser(d.dataDir, "alice", ["--max-sandboxes", "10", "--max-cpus", "10", "--max-memory", "8192"]);
@@ -53,7 +52,7 @@ after(async () => {
 
 test("stop gives the network back (lease, veth, DNS listener, nft elements); start sets it up again under the stored policy", async () => {
   await create("lc");
-  const up = netCounts(d.dataDir); // before any DNS answer adds addresses it learnt
+  const up = netCounts(d.dataDir, d.proc.pid!); // before any DNS answer adds addresses it learnt
   const h0 = await httpGet("lc", "http://api.bhatti.test/one");
   assert.equal(h0.code, 0, h0.out);
   assert.equal(up.rows, 1);
@@ -61,12 +60,12 @@ test("stop gives the network back (lease, veth, DNS listener, nft elements); sta
   assert.ok(up.elements >= 3 && up.dns >= 1, JSON.stringify(up));
 
   assert.equal((await post("/sandboxes/lc/stop")).status, 200);
-  assert.deepEqual(netCounts(d.dataDir), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+  assert.deepEqual(netCounts(d.dataDir, d.proc.pid!), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
 
   const started = await post("/sandboxes/lc/start");
   assert.equal(started.status, 200, started.text);
   assert.deepEqual(started.json.network, { egress: "public", allow_hosts: [], allow_cidrs: [] });
-  assert.deepEqual(netCounts(d.dataDir), up, "the same amount of everything again (the address may differ)");
+  assert.deepEqual(netCounts(d.dataDir, d.proc.pid!), up, "the same amount of everything again (the address may differ)");
   const h1 = await httpGet("lc", "http://api.bhatti.test/two");
   assert.equal(h1.code, 0, h1.out);
   assert.equal(JSON.parse(h1.out).path, "/two");
@@ -77,15 +76,15 @@ test("a policy stored while stopped applies at start; pause and resume keep the 
   assert.equal((await post("/sandboxes/lc/stop")).status, 200);
   const p = await api(d, "PATCH", "/sandboxes/lc", { key, body: { network: { egress: "deny", allow_hosts: ["other.bhatti.test"] } } });
   assert.equal(p.status, 200, p.text);
-  assert.equal(netCounts(d.dataDir).rows, 0, "a stored policy sets nothing up");
+  assert.equal(netCounts(d.dataDir, d.proc.pid!).rows, 0, "a stored policy sets nothing up");
   assert.equal((await post("/sandboxes/lc/start")).status, 200);
   assert.notEqual((await httpGet("lc", "http://api.bhatti.test/")).code, 0, "api is no longer allowed");
   assert.equal((await httpGet("lc", "http://other.bhatti.test/")).code, 0);
 
-  const before = netCounts(d.dataDir);
+  const before = netCounts(d.dataDir, d.proc.pid!);
   const addr = await addressOf("lc");
   assert.equal((await post("/sandboxes/lc/pause")).status, 200);
-  assert.deepEqual(netCounts(d.dataDir), before, "a paused sandbox keeps its network");
+  assert.deepEqual(netCounts(d.dataDir, d.proc.pid!), before, "a paused sandbox keeps its network");
   assert.equal((await post("/sandboxes/lc/resume")).status, 200);
   assert.equal(await addressOf("lc"), addr);
   assert.equal((await httpGet("lc", "http://other.bhatti.test/")).code, 0);
@@ -105,22 +104,22 @@ test("a fork and a fork from a snapshot get their own network under the source's
     assert.equal((await httpGet(sb, "http://other.bhatti.test/")).code, 0, sb);
     assert.notEqual((await httpGet(sb, "http://api.bhatti.test/")).code, 0, sb);
   }
-  assert.equal(netCounts(d.dataDir).rows, 3);
+  assert.equal(netCounts(d.dataDir, d.proc.pid!).rows, 3);
   for (const n of ["fk1", "fk2"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key })).status, 204);
   assert.equal((await api(d, "DELETE", "/snapshots/lc-snap", { key })).status, 204);
-  assert.equal(netCounts(d.dataDir).rows, 1);
+  assert.equal(netCounts(d.dataDir, d.proc.pid!).rows, 1);
 });
 
 test("a daemon restart leaves nothing for stopped sandboxes, keeps a paused one's network, and both work after", async () => {
   await create("pz");
   assert.equal((await post("/sandboxes/lc/stop")).status, 200);
   assert.equal((await post("/sandboxes/pz/pause")).status, 200);
-  const held = netCounts(d.dataDir);
+  const held = netCounts(d.dataDir, d.proc.pid!);
   assert.equal(held.rows, 1, "only the paused one holds a network");
   await d.stop();
   d = await start(d.dataDir);
   await waitForOutput(d, RECOVERED);
-  assert.deepEqual(netCounts(d.dataDir), held, "after the restart: the paused one's network only");
+  assert.deepEqual(netCounts(d.dataDir, d.proc.pid!), held, "after the restart: the paused one's network only");
   assert.equal((await post("/sandboxes/pz/resume")).status, 200);
   assert.equal((await httpGet("pz", "http://api.bhatti.test/")).code, 0);
   assert.equal((await post("/sandboxes/lc/start")).status, 200);
@@ -130,10 +129,34 @@ test("a daemon restart leaves nothing for stopped sandboxes, keeps a paused one'
   await d.stop("SIGKILL");
   d = await start(d.dataDir);
   await waitForOutput(d, RECOVERED);
-  assert.equal(netCounts(d.dataDir).rows, 1);
-  assert.equal(netCounts(d.dataDir).veths, 1);
+  assert.equal(netCounts(d.dataDir, d.proc.pid!).rows, 1);
+  assert.equal(netCounts(d.dataDir, d.proc.pid!).veths, 1);
   for (const n of ["lc", "pz"]) assert.equal((await api(d, "DELETE", `/sandboxes/${n}`, { key })).status, 204);
-  assert.deepEqual(netCounts(d.dataDir), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+  assert.deepEqual(netCounts(d.dataDir, d.proc.pid!), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+});
+
+test("the idle policy's cold stop gives the network back too; the request that wakes it finds its network again", async () => {
+  const idle = await startDaemon({ args: [...args(), "--idle-warm-seconds", "1", "--idle-cold-minutes", "0.05"], env: { BHATTI_IMAGES_DIR: IMAGES_DIR } });
+  try {
+    const k = createUser(idle.dataDir, "ivy");
+    assert.equal((await api(idle, "POST", "/sandboxes", { key: k, body: { name: "sleepy", memory_mb: 256 } })).status, 201);
+    assert.equal(netCounts(idle.dataDir, idle.proc.pid!).rows, 1);
+    let st = "";
+    for (let i = 0; i < 100 && st !== "stopped"; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const v = (await api(idle, "GET", "/sandboxes/sleepy", { key: k })).json;
+      st = v.idle === "cold" ? v.status : "";
+    }
+    assert.equal(st, "stopped", "idle-stopped");
+    assert.deepEqual(netCounts(idle.dataDir, idle.proc.pid!), { leases: 0, veths: 0, elements: 0, rows: 0, dns: 0 });
+    const r = await exec(idle, k, "sleepy", ["/bin/sh", "-c", "timeout 10 wget -qO- http://api.bhatti.test/awake"], { timeout_sec: 30 });
+    assert.equal(r.exit_code, 0, r.stdout + r.stderr);
+    assert.equal(JSON.parse(r.stdout).path, "/awake");
+    assert.equal((await api(idle, "DELETE", "/sandboxes/sleepy", { key: k })).status, 204);
+  } finally {
+    await idle.stop();
+    cleanup(idle.dataDir);
+  }
 });
 
 test("the egress cap: shown to its user, lowers the default, refuses more (403 naming it) and changes nothing", async () => {

@@ -94,6 +94,7 @@ export function sandboxLines(instance: string, op: "add" | "delete", e: SandboxE
   const sets: [string, string][] = [["ifaces", `"${e.ifname}"`], ["sbaddrs", e.address], ["dnsgw", `${e.gateway} . 53`]];
   if (e.public) sets.push(["pubsb", e.address]);
   if (e.cidrs.length) sets.push(["cidrallow", e.cidrs.map((c) => `${e.address} . ${c}`).join(", ")]);
+  if (op === "delete") sets.push(["logrl", e.address]); // the drop-log meter's entry (made by the kernel)
   // A delete of a missing element fails the whole transaction: adding it first makes removal idempotent.
   return sets.flatMap(([set, el]) => op === "add" ? [`add element ${t} ${set} { ${el} }`] : [`add element ${t} ${set} { ${el} }`, `delete element ${t} ${set} { ${el} }`]);
 }

@@ -10,7 +10,7 @@
 // credential-broker tests (issue 11). Not part of the product.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO } from "./harness.js";
@@ -100,8 +100,42 @@ function removeStale(): void {
   for (const l of links) spawnSync("ip", ["link", "del", l.replace(/^\d+: /, "")]);
 }
 
-/** Builds the test internet. One at a time on a host (its addresses are fixed): a new one replaces what a killed test left. */
+/** Held while a test internet exists: test files running in parallel (scripts/test runs two at a time) take turns. */
+const LOCK = "/run/bhatti-test-internet.lock";
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+}
+
+/** Takes the host's test-internet lock: waits while a live process holds it (a dead holder's lock is taken over). */
+async function lock(maxMs = 30 * 60_000): Promise<void> {
+  const t = Date.now();
+  for (;;) {
+    try {
+      const fd = openSync(LOCK, "wx", 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      // A test internet of a process that does not take this lock (an older copy of this file): wait a while for it too.
+      while (Date.now() - t < 5 * 60_000 && /^bhti-[0-9a-f]{6}/m.test(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout)) await new Promise((r) => setTimeout(r, 3000));
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let holder = 0;
+    try { holder = Number(readFileSync(LOCK, "utf8").trim()); } catch { continue; }
+    if (!holder || !alive(holder)) { try { unlinkSync(LOCK); } catch { /* taken meanwhile */ } continue; }
+    if (Date.now() - t > maxMs) throw new Error(`the test internet is held by pid ${holder} for over ${maxMs / 60_000} minutes`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function unlock(): void {
+  try { if (readFileSync(LOCK, "utf8").trim() === String(process.pid)) unlinkSync(LOCK); } catch { /* not ours */ }
+}
+
+/** Builds the test internet. One at a time on a host (its addresses are fixed): it waits for its turn, and replaces what a killed test left. */
 export async function buildTestInternet(): Promise<TestInternet> {
+  await lock();
   removeStale();
   // Never over anything the host uses (its uplink, gateway, nameservers, /etc/hosts): that would cut it off.
   for (const r of [SERVERS, PRIVATE_RANGE, POOL]) await assertFree(parseCidr(r)!, /^(bhti[0-9a-f]{6}|bh[0-9a-f]{8}p?)$/, "the test internet's range");
@@ -120,6 +154,7 @@ export async function buildTestInternet(): Promise<TestInternet> {
     spawnSync("ip", ["link", "del", hostIf]);
     spawnSync("ip", ["netns", "del", netns]);
     rmSync(dir, { recursive: true, force: true });
+    unlock();
   };
   try {
     // A test CA and a server certificate for the zone.

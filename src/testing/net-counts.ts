@@ -1,7 +1,6 @@
 // Test-only: what one daemon instance holds on the host for sandbox
 // networking (veths, lease files, nft elements, net_leases rows, DNS
-// listeners), counted from the host's own tools, and a wait for the host's
-// one test internet (src/testing/internet.ts: fixed addresses, one at a time).
+// listeners), counted from the host's own tools.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -17,8 +16,11 @@ export const instanceOf = (dataDir: string) => peek<{ value: string }>(dataDir, 
 
 const hexName = (gateway: string) => "bh" + gateway.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join("");
 
-/** Counts of this instance's networking on the host; `poolOctet`: addresses from this last octet on are sandboxes'. */
-export function netCounts(dataDir: string, poolPrefix = "198.51.100.", poolFrom = 64) {
+/**
+ * Counts of this instance's networking on the host (addresses from poolPrefix + poolFrom on are
+ * sandboxes'); DNS listeners are those of the daemon process `pid` (other daemons may share the pool).
+ */
+export function netCounts(dataDir: string, pid: number, poolPrefix = "198.51.100.", poolFrom = 64) {
   const inst = instanceOf(dataDir);
   let files: string[] = [];
   try { files = readdirSync(LEASES_DIR); } catch { /* none */ }
@@ -30,18 +32,7 @@ export function netCounts(dataDir: string, poolPrefix = "198.51.100.", poolFrom 
   const elements = table.status === 0 ? [...table.stdout.matchAll(re)].filter((m) => Number(m[1]) >= poolFrom).length : 0;
   const rows = peek<{ n: number }>(dataDir, "SELECT COUNT(*) AS n FROM net_leases")[0].n;
   // DNS listeners (UDP and TCP port 53) on any of the pool's addresses.
-  const ss = spawnSync("ss", ["-Hlntu"], { encoding: "utf8" }).stdout;
+  const ss = spawnSync("ss", ["-Hlntup"], { encoding: "utf8" }).stdout.split("\n").filter((l) => l.includes(`pid=${pid},`)).join("\n");
   const dns = [...ss.matchAll(new RegExp(`${poolPrefix.replace(/\./g, "\\.")}(\\d+):53\\b`, "g"))].filter((m) => Number(m[1]) >= poolFrom).length;
   return { leases: leases.length, veths: veths.length, elements, rows, dns };
-}
-
-/** Waits while another test process's test internet exists (building one removes any other). */
-export async function waitForHostInternet(maxMs = 15 * 60_000): Promise<void> {
-  const t = Date.now();
-  while (Date.now() - t < maxMs) {
-    const ns = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.match(/^bhti-[0-9a-f]{6}/gm) ?? [];
-    if (!ns.length) return;
-    await new Promise((r) => setTimeout(r, 5000));
-  }
-  throw new Error("another test internet stayed up for 15 minutes");
 }
