@@ -233,7 +233,7 @@ test("DNS over TCP on the gateway: the same policy and answers as UDP, and bound
   assert.equal(r.code, 0, r.out);
   const answers = r.out.trim().split("\n").map((l) => dnsPacket.decode(Buffer.from(l, "base64")) as { id?: number; rcode?: string; answers?: { data: unknown }[] });
   const byId = new Map(answers.map((a) => [a.id, a]));
-  assert.deepEqual(byId.get(1)!.answers!.map((a) => a.data), [ADDR.A], "an allowed name is resolved");
+  assert.deepEqual(byId.get(1)!.answers!.map((a) => a.data), [ADDR.A], `an allowed name is resolved: ${JSON.stringify(answers)} ${JSON.stringify(eventsOf("tcpdns"))}`);
   assert.equal(byId.get(2)!.rcode, "NXDOMAIN", "a name the policy does not allow: NXDOMAIN, as over UDP");
   assert.ok(eventsOf("tcpdns").some((e) => e.type === "dns.denied" && JSON.parse(e.detail).name === "other.bhatti.test"));
   // The answer let the address through, as a UDP answer does: a port other than 80/443 of it works.

@@ -484,7 +484,6 @@ export class SandboxService {
       running.agent.close();
       return;
     }
-
     this.db.prepare("UPDATE sandboxes SET token_encrypted = ?, idle = NULL WHERE id = ?").run(await tokenBlob, r.id);
     this.attach(running);
     this.touch(r.id);
