@@ -5,6 +5,7 @@
 // nft rules, against the test internet (src/testing/internet.ts) only.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { api, cleanup, cli, createUser, startDaemon, type Daemon } from "../testing/harness.js";
 import { exec, IMAGES_DIR, RECOVERED, waitForOutput } from "../testing/sandbox-api.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../testing/internet.js";
@@ -296,6 +297,14 @@ test("connections nft drops (not 80/443) are net.denied events: destination, pro
   await sh("drops", `echo | timeout 3 nc ${ADDR.B} 7001 2>&1`);
   await new Promise((r) => setTimeout(r, 500));
   assert.ok((await denied(0)).some((e) => e.port === 7001 && e.rule === "not_allowed"), "recorded after a restart");
+  // The reader killed under the daemon: started again, events go on.
+  const reader = spawnSync("ps", ["--ppid", String(d.proc.pid), "-o", "pid=,args="], { encoding: "utf8" }).stdout.split("\n").find((l) => l.includes("python3 -I -S -c"));
+  assert.ok(reader, "the NFLOG reader is the daemon's child");
+  process.kill(Number(reader!.trim().split(/\s+/)[0]), "SIGKILL");
+  await new Promise((r) => setTimeout(r, 3000));
+  await sh("drops", `echo | timeout 3 nc ${ADDR.B} 7003 2>&1`);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok((await denied(0)).some((e) => e.port === 7003), "recorded after the reader was restarted");
 
   // A second daemon instance on the host: its own NFLOG group; each records only its own sandboxes' drops.
   const other = await start();
