@@ -22,7 +22,7 @@ export function tableText(instance: string, ports: Ports, hard: Cidr[], priv: Ci
   const elems = (l: Cidr[]) => l.map((c) => c.text).join(", ");
   // A drop worth an event: logged (rate-limited in the kernel) just before the rule that drops it.
   const log = (rule: string) => dropLog
-    ? ` update @logrl { ip saddr limit rate ${LOG_RATE.perSandbox} } limit rate ${LOG_RATE.total} log prefix "${dropLog.tag}:${rule}" group ${dropLog.group} snaplen ${dropLog.snaplen}`
+    ? ` update @logrl { ip saddr limit rate ${LOG_RATE.perSandbox} } limit name "droplog" log prefix "${dropLog.tag}:${rule}" group ${dropLog.group} snaplen ${dropLog.snaplen}`
     : "";
   const logLine = (match: string, rule: string) => dropLog ? `\n    iifname @ifaces ${match}${log(rule)}` : "";
   return `table inet ${t}
@@ -37,6 +37,7 @@ table inet ${t} {
   set hardnets { type ipv4_addr; flags interval; auto-merge; elements = { ${elems(hard)} } }
   set privnets { type ipv4_addr; flags interval; auto-merge; elements = { ${elems(priv)} } }
   set logrl { type ipv4_addr; flags dynamic,timeout; timeout 1m; size 65536; }
+  limit droplog { rate ${LOG_RATE.total} }
   chain sb_pre {
     type nat hook prerouting priority dstnat; policy accept;
     iifname @ifaces tcp dport 80 redirect to :${ports.http}
