@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   not_running: "The sandbox is not running (its status says why).",
   file_conflict: "The path exists or a directory is not empty inside the sandbox.",
   conflict: "The request conflicts with the current state of the object.",
+  egress_cap_exceeded: "The network policy asks for more egress than the caller's cap (max_egress: public > deny > none) allows; nothing was changed.",
   too_large_for_host: "The request asks for more than this host admits for all sandboxes together.",
   has_dependents: "The object still owns others; delete them first.",
   payload_too_large: "The request body is over its size limit.",

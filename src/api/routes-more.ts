@@ -23,9 +23,9 @@ const MORE: Record<string, Entry> = {
   // the audit trail (docs/secrets.md)
   "GET /events": e("The caller's audit events (?since, ?type, ?limit, ?cursor; ?follow=1 streams JSON lines)", { 200: [json(obj("{events, next_cursor}")), { ndjson: obj("one event") }] }),
   // lifecycle (docs/lifecycle.md)
-  "POST /sandboxes/:id/stop": e("Stop a sandbox: processes end, its disk is kept", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported"], idempotent: true }),
+  "POST /sandboxes/:id/stop": e("Stop a sandbox: processes end, its disk is kept", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported", "egress_cap_exceeded"], idempotent: true }),
   "POST /sandboxes/:id/start": e("Start a stopped sandbox: the config drive is built again from the current secrets", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "daemon_busy"], idempotent: true }),
-  "POST /sandboxes/:id/pause": e("Freeze a sandbox's processes in memory", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported"], idempotent: true }),
+  "POST /sandboxes/:id/pause": e("Freeze a sandbox's processes in memory", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported", "egress_cap_exceeded"], idempotent: true }),
   "POST /sandboxes/:id/resume": e("Thaw a paused sandbox", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict"], idempotent: true }),
   "PUT /sandboxes/:id/keep-hot": e("Exempt a sandbox from the idle policy ({keep_hot})", { 200: json(obj("the sandbox")) }, { errors: sb }),
   "POST /volumes": e("Create a volume ({name, size_mb})", { 201: json(obj("the volume")) }, { errors: ["name_taken", "quota_exceeded"] }),
@@ -35,7 +35,7 @@ const MORE: Record<string, Entry> = {
   "GET /snapshots": e("The caller's snapshots", { 200: json(arr("snapshots")) }),
   "DELETE /snapshots/:name": e("Delete a snapshot", { 204: EMPTY }, { errors: ["snapshot_not_found"] }),
   // networking (docs/networking.md)
-  "PATCH /sandboxes/:id": e("Change a running sandbox's egress policy ({network}); new connections follow it within a second", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported"], idempotent: true }),
+  "PATCH /sandboxes/:id": e("Change a sandbox's egress policy ({network}): running or paused, new connections follow it within a second; stopped, it applies at start", { 200: json(obj("the sandbox")) }, { errors: [...sb, "conflict", "not_supported", "egress_cap_exceeded"], idempotent: true }),
   "GET /sandboxes/:id/ports": e("TCP ports listening in the sandbox", { 200: json(arr("{port, address, family}")) }, { errors: [...sb, "not_running", "not_supported"] }),
   // sessions and the web terminal (docs/sessions.md)
   "GET /sandboxes/:id/sessions": e("A sandbox's sessions", { 200: json(arr("sessions")) }, { errors: [...sb, "not_running"] }),

@@ -25,7 +25,7 @@ export const ROUTES = {
 
   createSandbox: route({
     method: "POST", path: "/sandboxes", summary: "Create and boot a sandbox", body: CreateSandboxRequest, responses: { 201: json(CreatedSandbox) },
-    errors: ["quota_exceeded", "name_taken", "daemon_busy", "too_large_for_host", "sandbox_failed"],
+    errors: ["quota_exceeded", "name_taken", "daemon_busy", "too_large_for_host", "sandbox_failed", "egress_cap_exceeded"],
   }),
   listSandboxes: route({ method: "GET", path: "/sandboxes", summary: "The caller's sandboxes", responses: { 200: json(SandboxList) } }),
   getSandbox: route({ method: "GET", path: "/sandboxes/:id", summary: "One sandbox, by id or name", responses: { 200: json(Sandbox) }, errors: ["sandbox_not_found"] }),
@@ -56,7 +56,7 @@ export const ROUTES = {
     responses: { 200: json(FileWritten) }, errors: ["sandbox_not_found", "not_running", "file_not_found", "forbidden", "payload_too_large"],
   }),
 
-  createTemplate: route({ method: "POST", path: "/templates", summary: "Create a template", body: CreateTemplateRequest, responses: { 201: json(Template) }, errors: ["name_taken"] }),
+  createTemplate: route({ method: "POST", path: "/templates", summary: "Create a template", body: CreateTemplateRequest, responses: { 201: json(Template) }, errors: ["name_taken", "egress_cap_exceeded"] }),
   listTemplates: route({ method: "GET", path: "/templates", summary: "The caller's templates", responses: { 200: json(TemplateList) } }),
   getTemplate: route({ method: "GET", path: "/templates/:id", summary: "One template, by id or name", responses: { 200: json(Template) }, errors: ["template_not_found"] }),
   deleteTemplate: route({ method: "DELETE", path: "/templates/:id", summary: "Delete a template", responses: { 204: EMPTY }, errors: ["template_not_found"] }),

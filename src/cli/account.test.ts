@@ -56,7 +56,7 @@ test("whoami: name, quotas and usage from GET /me; user update changes the quota
   cli(["secret", "set", "MINE"], { env, input: "x" });
   const me = JSON.parse(cli(["whoami", "--json"], { env }).stdout);
   assert.equal(me.name, "acct");
-  assert.deepEqual(me.quotas, { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096, max_disk_mb: 20480 });
+  assert.deepEqual(me.quotas, { max_sandboxes: 5, max_cpus: 4, max_memory_mb: 4096, max_disk_mb: 20480, max_egress: "public" });
   assert.equal(me.usage.sandboxes, 0);
   assert.ok(me.usage.secrets >= 1);
   const them = (await api(d, "GET", "/me", { key: other })).json;
@@ -67,13 +67,13 @@ test("whoami: name, quotas and usage from GET /me; user update changes the quota
 
   const up = cli(["user", "update", "acct", "--max-cpus", "8", "--max-memory", "2048", "--max-disk", "1024", "--data-dir", d.dataDir, "--json"]);
   assert.equal(up.code, 0, up.stderr);
-  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024 });
+  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024, max_egress: "public" });
   // Bad input: usage errors, and nothing changes.
   for (const bad of [["--max-cpus", "0"], ["--max-cpus", "-1"], ["--max-memory", "lots"], []]) {
     const r = cli(["user", "update", "acct", ...bad, "--data-dir", d.dataDir]);
     assert.equal(r.code, 2, `${bad.join(" ")}: ${r.stderr}`);
   }
-  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024 });
+  assert.deepEqual(JSON.parse(cli(["whoami", "--json"], { env }).stdout).quotas, { max_sandboxes: 5, max_cpus: 8, max_memory_mb: 2048, max_disk_mb: 1024, max_egress: "public" });
   const ghost = cli(["user", "update", "ghost", "--max-cpus", "2", "--data-dir", d.dataDir]);
   assert.equal(ghost.code, 1);
   assert.match(ghost.stderr, /user "ghost" not found/);

@@ -67,7 +67,7 @@ export type SecretRef = string | { name: string; path: string; mode?: number | s
 
 export interface Me {
   name: string; created_at: string;
-  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number; max_disk_mb: number };
+  quotas: { max_sandboxes: number; max_cpus: number; max_memory_mb: number; max_disk_mb: number; max_egress: "public" | "deny" | "none" };
   usage: { sandboxes: number; cpus: number; memory_mb: number; disk_mb: number; secrets: number; templates: number };
 }
 

@@ -5,7 +5,10 @@
 // resolved upstream, and an answer pointing into a range the sandbox may not
 // reach is refused (DNS rebinding). Allowed addresses are told to nft before
 // the answer goes back, so the connection that follows is let through.
+// DNS over TCP on the same address gets the same answers (dns-tcp.ts).
 import { createSocket, type Socket } from "node:dgram";
+import type { Server } from "node:net";
+import { DnsTcp } from "./dns-tcp.js";
 import dnsPacket from "dns-packet";
 import { addresses, query } from "./upstream.js";
 import type { Egress } from "./egress.js";
@@ -17,8 +20,12 @@ const MAX_PENDING_PER_SANDBOX = 64;
 export class DnsServer {
   private readonly socks = new Map<string, Socket>();
   private readonly pending = new Map<string, number>();
+  private readonly tcpServers = new Map<string, Server>();
+  private readonly tcp: DnsTcp;
 
-  constructor(private readonly egress: Egress) {}
+  constructor(private readonly egress: Egress) {
+    this.tcp = new DnsTcp((msg, from) => this.handle(msg, from), (ip) => !!egress.sandboxFor(ip), (l) => egress.warn(l));
+  }
 
   /**
    * Listens on a sandbox's gateway address, port 53: one socket per sandbox,
@@ -47,16 +54,26 @@ export class DnsServer {
     });
     sock.on("error", () => { /* a send to a gone sandbox; nothing to do */ });
     this.socks.set(gateway, sock);
+    try {
+      this.tcpServers.set(gateway, await this.tcp.listen(gateway));
+    } catch (e) {
+      this.unlisten(gateway);
+      throw e;
+    }
   }
 
   unlisten(gateway: string): void {
     const s = this.socks.get(gateway);
     this.socks.delete(gateway);
     try { s?.close(); } catch { /* closed */ }
+    this.tcpServers.get(gateway)?.close();
+    this.tcpServers.delete(gateway);
+    this.tcp.closeFor(gateway);
   }
 
   close(): void {
     for (const g of [...this.socks.keys()]) this.unlisten(g);
+    this.tcp.closeAll();
   }
 
   /** The reply to one packet from a sandbox, or null to stay silent. */

@@ -11,6 +11,7 @@ import type { DB } from "../store/db.js";
 import { recordEvent, type EventType } from "../store/events.js";
 import { HARD_DENIED, PRIVATE, inCidr, parseCidr, type Cidr } from "./cidr.js";
 import { DnsServer } from "./dns.js";
+import { DeniedLog, SNAPLEN, logTag, type DroppedPacket } from "./denied-log.js";
 import { dropLease, leaseAgeMs, leasesOf, takeLease } from "./leases.js";
 import { linksMatching, removeVeth } from "./netns.js";
 import { linkUp } from "./fastlink.js";
@@ -61,6 +62,7 @@ export interface Egress {
 }
 
 const EVENTS_PER_MINUTE = 30;
+const DEDUP_MS = 10_000;
 const MIN_TTL = 30;
 const MAX_TTL = 3600;
 
@@ -80,6 +82,8 @@ export class NetManager implements Egress {
   private hostAddrs = new Set<string>();
   private hostAddrsAt = 0;
   private readonly budget = new Map<string, { at: number; n: number; dropped: number }>();
+  private readonly dropLog: DeniedLog;
+  private readonly recentDrops = new Map<string, number>(); // "<sandbox> <proto> <ip>:<port>" -> when last recorded
 
   constructor(private readonly db: DB, private readonly log: (l: string) => void, private readonly opts: NetOptions) {
     const pool = parseCidr(opts.pool ?? DEFAULT_POOL);
@@ -97,6 +101,7 @@ export class NetManager implements Egress {
     this.upstream = up;
     this.dns = new DnsServer(this);
     this.proxy = new EgressProxy(this);
+    this.dropLog = new DeniedLog(opts.instance, (p) => this.dropped(p), log);
   }
 
   private get owner(): string {
@@ -108,9 +113,10 @@ export class NetManager implements Egress {
     this.started ??= (async () => {
       await this.checkPool();
       this.ports = await this.proxy.start();
-      await nft(tableText(this.opts.instance, this.ports, HARD_DENIED, this.privateRanges));
+      const group = await this.dropLog.start();
+      await nft(tableText(this.opts.instance, this.ports, HARD_DENIED, this.privateRanges, group === undefined ? undefined : { group, tag: logTag(this.opts.instance), snaplen: SNAPLEN }));
       mkdirSync(join(this.opts.runtimeDir, "net"), { recursive: true, mode: 0o711 });
-      this.log(`network: pool ${this.pool.text}, DNS upstream ${this.upstream.host}:${this.upstream.port}, nft table inet bhatti_${this.opts.instance}`);
+      this.log(`network: pool ${this.pool.text}, DNS upstream ${this.upstream.host}:${this.upstream.port}, nft table inet bhatti_${this.opts.instance}${group === undefined ? "" : `, dropped connections logged to NFLOG group ${group}`}`);
     })();
     this.started.catch(() => { this.started = undefined; }); // a later create tries again
     return this.started;
@@ -231,6 +237,7 @@ export class NetManager implements Egress {
   /** Daemon stop: the listeners close; with no networked sandbox left, the table goes too. */
   async close(): Promise<void> {
     this.dns.close();
+    this.dropLog.close();
     await this.proxy.close();
     if (this.ports && this.byId.size === 0 && (this.db.open ? (this.db.prepare("SELECT COUNT(*) AS n FROM net_leases").get() as { n: number }).n === 0 : true)) await deleteTable(this.opts.instance);
   }
@@ -279,6 +286,24 @@ export class NetManager implements Egress {
     } catch (e) {
       this.log(`sandbox ${sb.id}: recording a ${type} event failed: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * A packet nft dropped (denied-log.ts): a net.denied event for the sandbox
+   * that sent it, under the same budget as every denial. A connection's
+   * retransmits (same destination within DEDUP_MS) are one event.
+   */
+  private dropped(p: DroppedPacket): void {
+    if (p.lost) this.warn(`network: the kernel dropped ${p.lost} batch(es) of denied-connection logs (the reader fell behind)`);
+    const sb = this.byAddr.get(p.src);
+    if (!sb) return;
+    const k = `${sb.id} ${p.proto} ${p.dst}:${p.port ?? ""}`;
+    const now = Date.now();
+    if (now - (this.recentDrops.get(k) ?? 0) < DEDUP_MS) return;
+    if (this.recentDrops.size >= 4096) for (const [key, at] of this.recentDrops) if (now - at >= DEDUP_MS) this.recentDrops.delete(key);
+    if (this.recentDrops.size >= 4096) this.recentDrops.clear();
+    this.recentDrops.set(k, now);
+    this.denied(sb, "net.denied", { ip: p.dst, ...(p.port !== undefined ? { port: p.port } : {}), protocol: p.proto, rule: p.rule });
   }
 
   async learn(sb: SandboxNet, ips: string[], ttl: number): Promise<void> {

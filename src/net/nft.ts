@@ -10,10 +10,21 @@ export interface Ports { http: number; tls: number }
 
 export const tableName = (instance: string) => `bhatti_${instance}`;
 
+/** Where the drop rules log to (denied-log.ts): an NFLOG group and this instance's prefix tag. */
+export interface DropLog { group: number; tag: string; snaplen: number }
+
+/** Per sandbox (source address) and in all: what the kernel sends to the NFLOG group at most. */
+export const LOG_RATE = { perSandbox: "5/second burst 10 packets", total: "200/second burst 200 packets" };
+
 /** The table's full text (created atomically; an older copy of it is replaced). */
-export function tableText(instance: string, ports: Ports, hard: Cidr[], priv: Cidr[]): string {
+export function tableText(instance: string, ports: Ports, hard: Cidr[], priv: Cidr[], dropLog?: DropLog): string {
   const t = tableName(instance);
   const elems = (l: Cidr[]) => l.map((c) => c.text).join(", ");
+  // A drop worth an event: logged (rate-limited in the kernel) just before the rule that drops it.
+  const log = (rule: string) => dropLog
+    ? ` update @logrl { ip saddr limit rate ${LOG_RATE.perSandbox} } limit name "droplog" log prefix "${dropLog.tag}:${rule}" group ${dropLog.group} snaplen ${dropLog.snaplen}`
+    : "";
+  const logLine = (match: string, rule: string) => dropLog ? `\n    iifname @ifaces ${match}${log(rule)}` : "";
   return `table inet ${t}
 delete table inet ${t}
 table inet ${t} {
@@ -25,6 +36,8 @@ table inet ${t} {
   set cidrallow { type ipv4_addr . ipv4_addr; flags interval; }
   set hardnets { type ipv4_addr; flags interval; auto-merge; elements = { ${elems(hard)} } }
   set privnets { type ipv4_addr; flags interval; auto-merge; elements = { ${elems(priv)} } }
+  set logrl { type ipv4_addr; flags dynamic,timeout; timeout 1m; size 65536; }
+  limit droplog { rate ${LOG_RATE.total} }
   chain sb_pre {
     type nat hook prerouting priority dstnat; policy accept;
     iifname @ifaces tcp dport 80 redirect to :${ports.http}
@@ -38,20 +51,21 @@ table inet ${t} {
     type filter hook input priority filter; policy accept;
     iifname @ifaces ct state established,related accept
     iifname @ifaces ip daddr . udp dport @dnsgw accept
-    iifname @ifaces ct status dnat tcp dport { ${ports.http}, ${ports.tls} } accept
+    iifname @ifaces ip daddr . tcp dport @dnsgw accept
+    iifname @ifaces ct status dnat tcp dport { ${ports.http}, ${ports.tls} } accept${logLine("meta l4proto { tcp, udp }", "host_address")}
     iifname @ifaces drop
   }
   chain sb_fwd {
     type filter hook forward priority filter; policy accept;
     iifname @ifaces ct state established,related accept
     oifname @ifaces ct state established,related accept
-    iifname @ifaces meta nfproto != ipv4 drop
-    iifname @ifaces meta l4proto != tcp drop
+    iifname @ifaces meta nfproto != ipv4 drop${logLine("meta l4proto udp", "udp_denied")}
+    iifname @ifaces meta l4proto != tcp drop${logLine("ip daddr @hardnets", "always_denied")}
     iifname @ifaces ip daddr @hardnets drop
-    iifname @ifaces ip saddr . ip daddr @cidrallow accept
+    iifname @ifaces ip saddr . ip daddr @cidrallow accept${logLine("ip daddr @privnets", "private_range")}
     iifname @ifaces ip daddr @privnets reject with tcp reset
     iifname @ifaces ip saddr @pubsb accept
-    iifname @ifaces ip saddr . ip daddr @dynallow accept
+    iifname @ifaces ip saddr . ip daddr @dynallow accept${logLine("ct state new", "not_allowed")}
     iifname @ifaces reject with tcp reset
     oifname @ifaces drop
   }
@@ -81,6 +95,7 @@ export function sandboxLines(instance: string, op: "add" | "delete", e: SandboxE
   const sets: [string, string][] = [["ifaces", `"${e.ifname}"`], ["sbaddrs", e.address], ["dnsgw", `${e.gateway} . 53`]];
   if (e.public) sets.push(["pubsb", e.address]);
   if (e.cidrs.length) sets.push(["cidrallow", e.cidrs.map((c) => `${e.address} . ${c}`).join(", ")]);
+  if (op === "delete") sets.push(["logrl", e.address]); // the drop-log meter's entry (made by the kernel)
   // A delete of a missing element fails the whole transaction: adding it first makes removal idempotent.
   return sets.flatMap(([set, el]) => op === "add" ? [`add element ${t} ${set} { ${el} }`] : [`add element ${t} ${set} { ${el} }`, `delete element ${t} ${set} { ${el} }`]);
 }

@@ -31,6 +31,7 @@ import { validateVolumeMounts } from "../volumes/validate.js";
 import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
 import type { NetManager } from "../net/egress.js";
 import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
+import { lowerToCap, requireWithinCap } from "../net/cap.js";
 import { listeningPorts, type ListeningPort } from "../net/ports.js";
 import type { BrokerStore } from "../broker/store.js";
 import { bootBrokering, brokeredEnv } from "../broker/boot.js";
@@ -174,8 +175,10 @@ export class SandboxService {
     if (body.memory_mb !== undefined) memory_mb = validateMemory(body.memory_mb);
     const diskMb = body.disk_mb === undefined || body.disk_mb === null ? defaultDiskMb(image) : validateDisk(body.disk_mb);
     env = { ...env, ...requestEnv };
-    // A template's policy is the base (the daemon's default if it names none); the request's fields go on top.
-    const network = validateNetwork(body.network, templateNetwork ?? this.defaultNetwork);
+    // A template's policy is the base (the daemon's default lowered to the user's egress cap if it names none); the request's fields go on top.
+    if (templateNetwork) requireWithinCap(templateNetwork, user.max_egress, `template ${JSON.stringify(templateName)}`);
+    const network = validateNetwork(body.network, templateNetwork ?? lowerToCap(this.defaultNetwork, user.max_egress));
+    requireWithinCap(network, user.max_egress);
     if (network.egress !== "none") {
       if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
       if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);
@@ -433,6 +436,8 @@ export class SandboxService {
       this.log(`sandbox ${r.id} (${r.name}): stop failed: ${(e as Error).message}`);
       throw new UserError(500, `stopping sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
     }
+    // A stopped sandbox holds no lease, veth, DNS listener or nft elements: start sets them up again.
+    await this.net?.release(r.id).catch((e: Error) => this.log(`sandbox ${r.id}: releasing its network failed (retried at the next start of the daemon): ${e.message}`));
     this.db.prepare("UPDATE sandboxes SET status = 'stopped', engine_state = ?, idle = ? WHERE id = ? AND status = 'stopping'").run(JSON.stringify(kept), idle, r.id);
     this.log(`sandbox ${r.id} (${r.name}): stopped${idle ? " (idle)" : ""}`);
   }
@@ -463,6 +468,7 @@ export class SandboxService {
     if (!owner) throw notFound(`sandbox ${JSON.stringify(r.name)} not found`);
     const boot: BootConfig = r.boot_encrypted ? parseBoot(await this.keyring.decrypt(r.boot_encrypted)) : { env: {} };
     const secretNames = JSON.parse(r.secret_names) as string[];
+    this.requireNetworking(r.name, policyOf(r));
     const resolved = await this.secrets.resolve(owner as User, secretNames);
     // Its own placeholders again (its disk may hold them), new ones for secrets bound since.
     const brokering = await bootBrokering(this.broker, owner.id, resolved, { sandbox: r.id });
@@ -483,10 +489,13 @@ export class SandboxService {
     const tokenBlob = this.keyring.encrypt(token);
     const state = r.engine_state ? JSON.parse(r.engine_state) : {};
     let running: RunningSandbox;
+    // Its network comes back under its stored policy (a new lease: possibly a new address).
+    const link = this.prepareNetwork(r.id, owner.name, r.name, policyOf(r));
     try {
       const volumes = r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : [];
-      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, ...(volumes.length ? { volumes } : {}), config }, state);
+      running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, ...(volumes.length ? { volumes } : {}), config, ...(link ? { network: link } : {}) }, state);
     } catch (e) {
+      await this.unprepareNetwork(r.id, link);
       this.setStatus(r.id, "starting", "stopped");
       this.log(`sandbox ${r.id} (${r.name}) failed to start on ${r.engine}: ${(e as Error).message}`);
       throw new UserError(500, `sandbox ${JSON.stringify(r.name)} failed to start on engine ${r.engine} (the daemon log has details)`);
@@ -500,6 +509,25 @@ export class SandboxService {
     this.db.prepare("UPDATE sandboxes SET token_encrypted = ?, idle = NULL WHERE id = ?").run(await tokenBlob, r.id);
     this.attach(running);
     this.touch(r.id);
+  }
+
+  /** 400 when a sandbox with this policy cannot get a network here (no networking on this daemon). */
+  private requireNetworking(name: string, policy: NetworkPolicy): void {
+    if (policy.egress !== "none" && !this.net) throw new UserError(400, `sandbox ${JSON.stringify(name)} has network.egress ${policy.egress}, but networking is not available on this daemon (see the daemon log)`);
+  }
+
+  /** Sets up a sandbox's network under its policy, alongside the engine's boot (start, fork); none: nothing to do. */
+  private prepareNetwork(id: string, user: string, name: string, policy: NetworkPolicy) {
+    if (policy.egress === "none" || !this.net) return undefined;
+    const link = this.net.prepare(id, user, name, policy);
+    link.catch(() => {}); // awaited by the engine; a failure fails the boot
+    return link;
+  }
+
+  /** Undoes prepareNetwork after a failed boot. */
+  private async unprepareNetwork(id: string, link: Promise<unknown> | undefined): Promise<void> {
+    if (!link) return;
+    await link.then(() => {}, () => {}).then(() => this.net!.release(id)).catch((err: Error) => this.log(`sandbox ${id}: removing its network failed: ${err.message}`));
   }
 
   async pause(user: User, ref: string): Promise<SandboxView> {
@@ -629,7 +657,7 @@ export class SandboxService {
         }
         const recorded = snaps.record(user, {
           id, name, sandbox: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb,
-          disk_mb: typeof state.diskMb === "number" ? state.diskMb : null, base, boot_encrypted: r.boot_encrypted, secret_names: r.secret_names,
+          disk_mb: typeof state.diskMb === "number" ? state.diskMb : null, base, boot_encrypted: r.boot_encrypted, secret_names: r.secret_names, network: r.network,
         });
         this.broker?.copyToSnapshot(r.id, id); // its disk holds the sandbox's placeholders and trusts its CA
         return recorded;
@@ -675,6 +703,10 @@ export class SandboxService {
       requireImage(this.engines.env.imagesDir, snap.image);
       const cpus = body.cpus !== undefined ? validateCpus(body.cpus) : snap.cpus;
       const memory_mb = body.memory_mb !== undefined ? validateMemory(body.memory_mb) : snap.memory_mb;
+      // The fork gets its own network (lease, veth, rules) under the source's policy, within the user's cap.
+      const network: NetworkPolicy = snap.network ? JSON.parse(snap.network) as NetworkPolicy : NO_NETWORK;
+      requireWithinCap(network, user.max_egress, `the policy of ${JSON.stringify(body.from)}`);
+      this.requireNetworking(name, network);
       const boot: BootConfig = snap.boot_encrypted ? parseBoot(await this.keyring.decrypt(snap.boot_encrypted)) : { env: {} };
       const secretNames = JSON.parse(snap.secret_names) as string[];
       const resolved = await this.secrets.resolve(user, secretNames);
@@ -691,9 +723,9 @@ export class SandboxService {
         if (used.m + memory_mb > user.max_memory_mb) throw new UserError(403, `quota exceeded: at most ${user.max_memory_mb} MiB of memory in total (${used.m} in use, ${memory_mb} requested)`);
         if (this.db.prepare("SELECT 1 FROM sandboxes WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`sandbox ${JSON.stringify(name)} already exists`);
         this.admission?.check(this.db, cpus, memory_mb);
-        this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, keep_hot)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'creating', ?, ?)`)
-          .run(id, user.id, name, engine.name, snap!.image, cpus, memory_mb, JSON.stringify(Object.keys(boot.env).sort()), snap!.secret_names, new Date().toISOString(), body.keep_hot === true ? 1 : 0);
+        this.db.prepare(`INSERT INTO sandboxes (id, user_id, name, engine, image, cpus, memory_mb, env_keys, secret_names, template_id, status, created_at, keep_hot, network)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'creating', ?, ?, ?)`)
+          .run(id, user.id, name, engine.name, snap!.image, cpus, memory_mb, JSON.stringify(Object.keys(boot.env).sort()), snap!.secret_names, new Date().toISOString(), body.keep_hot === true ? 1 : 0, JSON.stringify(network));
         brokering?.save(id);
         if (volumeMounts.length) {
           attached = this.volumes!.claim(user, volumeMounts, id, engine.name);
@@ -707,12 +739,14 @@ export class SandboxService {
       plain.clear();
       const tokenBlob = this.keyring.encrypt(token);
       let running: RunningSandbox;
+      const link = this.prepareNetwork(id, user.name, name, network);
       try {
         running = await engine.create({
           id, name, image: snap.image, cpus, memoryMb: memory_mb, ...(snap.disk_mb ? { diskMb: snap.disk_mb } : {}),
-          ...(attached.length ? { volumes: attached } : {}), from: { dir: this.snapshots.dir(snap.id), base: snap.base }, config,
+          ...(attached.length ? { volumes: attached } : {}), from: { dir: this.snapshots.dir(snap.id), base: snap.base }, config, ...(link ? { network: link } : {}),
         });
       } catch (e) {
+        await this.unprepareNetwork(id, link);
         this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
         this.volumes?.release(id);
         this.log(`sandbox ${id} (fork of ${snap.sandbox}) failed to start on ${engine.name}: ${(e as Error).message}`);
@@ -745,7 +779,8 @@ export class SandboxService {
     for (const r of toReattach) this.pending.add(r.id);
     // Live sandboxes' network rules come back first (the nft table is recreated with this daemon's ports).
     if (this.net) {
-      await Promise.all(toReattach.filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
+      // Paused ones keep their network too (they run on when resumed); stopped ones have none.
+      await Promise.all([...toReattach, ...rows.filter((r) => r.status === "paused")].filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
         .catch((e: Error) => this.log(`sandbox ${r.id}: restoring its network failed: ${e.message}`))));
     }
     try {
@@ -774,6 +809,7 @@ export class SandboxService {
         ...rows.filter((r) => r.status === "stopping" || r.status === "starting").map(async (r) => {
           try {
             const kept = await this.engines.get(r.engine).stop(r.id, r.engine_state ? JSON.parse(r.engine_state) : {});
+            await this.net?.release(r.id);
             this.setStatus(r.id, r.status, "stopped", JSON.stringify(kept));
             this.log(`sandbox ${r.id} (${r.name}): an interrupted ${r.status === "stopping" ? "stop was finished" : "start was undone"}`);
           } catch (e) {
@@ -800,7 +836,7 @@ export class SandboxService {
     }
     if (this.stopping) return sum;
     if (this.net) {
-      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting')").all() as { id: string }[]).map((r) => r.id));
+      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting', 'paused', 'starting', 'stopping')").all() as { id: string }[]).map((r) => r.id));
       await this.net.sweep(keep).then((n) => { if (n) this.log(`removed ${n} network leftover(s) of sandboxes that are gone`); }, (e: Error) => this.log(`sweeping network leftovers failed: ${e.message}`));
     }
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
@@ -1010,8 +1046,10 @@ export class SandboxService {
     if ((before.egress === "none") !== (after.egress === "none")) {
       throw new UserError(400, `network.egress cannot change between none and ${before.egress === "none" ? after.egress : before.egress} on a sandbox: it ${before.egress === "none" ? "has no network device" : "has its network device"} for life; create a new sandbox`);
     }
-    if (r.status !== "running" && after.egress !== "none") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
-    if (after.egress !== "none") await this.net!.setPolicy(r.id, after);
+    requireWithinCap(after, user.max_egress);
+    // Running or paused: applied at once. Stopped: stored, and applied when it starts.
+    if (!["running", "paused", "stopped"].includes(r.status) && after.egress !== "none") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (after.egress !== "none" && r.status !== "stopped") await this.net!.setPolicy(r.id, after);
     this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
     recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
     return view(this.row(r.id)!);

@@ -8,7 +8,8 @@ import { DEFAULT_IMAGE } from "../image/names.js";
 import { requireImage } from "./images.js";
 import { validateCpus, validateEnv, validateMemory, validateName } from "./validate.js";
 import { validateSecretRefs, type SecretFileRef } from "./secret-files.js";
-import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
+import { validateNetwork, type Egress, type NetworkPolicy } from "../net/policy.js";
+import { requireWithinCap } from "../net/cap.js";
 
 export interface Template {
   id: string;
@@ -37,7 +38,7 @@ export class TemplateService {
    */
   constructor(private readonly db: DB, private readonly imagesDir?: string, readonly defaultImage: string = DEFAULT_IMAGE) {}
 
-  create(user: Caller, body: Record<string, unknown>): Template {
+  create(user: Caller & { max_egress?: Egress }, body: Record<string, unknown>): Template {
     const name = validateName(body.name, "name");
     let image = body.image === undefined ? this.defaultImage : validateName(body.image, "image");
     if (this.imagesDir !== undefined) image = requireImage(this.imagesDir, image);
@@ -47,6 +48,8 @@ export class TemplateService {
     // Secret names are checked when a sandbox is created from the template, in the requesting user's store.
     const { env: secrets, files: secret_files } = validateSecretRefs(body.secrets);
     const network = body.network === undefined || body.network === null ? null : validateNetwork(body.network, { egress: "public", allow_hosts: [], allow_cidrs: [] });
+    // A template carrying a policy over its owner's egress cap could never be used: refused now, as a create would be.
+    if (network && user.max_egress) requireWithinCap(network, user.max_egress, "template");
     const t: Template = { id: "tpl_" + randomBytes(8).toString("hex"), name, image, cpus, memory_mb, env, secrets, secret_files, network, created_at: new Date().toISOString() };
     this.db.transaction(() => {
       if (this.db.prepare("SELECT 1 FROM templates WHERE user_id = ? AND name = ?").get(user.id, name)) throw conflict(`template ${JSON.stringify(name)} already exists`, "name_taken");

@@ -19,6 +19,7 @@ export interface SnapshotView { name: string; sandbox: string; engine: string; i
 export interface SnapshotRow {
   id: string; user_id: number; name: string; sandbox: string; engine: string; image: string; cpus: number; memory_mb: number;
   disk_mb: number | null; base: number; boot_encrypted: Buffer | null; secret_names: string; created_at: string;
+  network: string | null; // JSON policy of the source sandbox (netfix, migration 11); a fork gets its own network under it
 }
 
 const view = (r: SnapshotRow): SnapshotView => ({ name: r.name, sandbox: r.sandbox, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, created_at: r.created_at });
@@ -45,8 +46,8 @@ export class SnapshotService {
   record(user: User, r: Omit<SnapshotRow, "user_id" | "created_at">): SnapshotView {
     const now = new Date().toISOString();
     try {
-      this.db.prepare(`INSERT INTO snapshots (id, user_id, name, sandbox, engine, image, cpus, memory_mb, disk_mb, base, boot_encrypted, secret_names, created_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, user.id, r.name, r.sandbox, r.engine, r.image, r.cpus, r.memory_mb, r.disk_mb, r.base, r.boot_encrypted, r.secret_names, now);
+      this.db.prepare(`INSERT INTO snapshots (id, user_id, name, sandbox, engine, image, cpus, memory_mb, disk_mb, base, boot_encrypted, secret_names, network, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, user.id, r.name, r.sandbox, r.engine, r.image, r.cpus, r.memory_mb, r.disk_mb, r.base, r.boot_encrypted, r.secret_names, r.network, now);
     } catch (e) {
       if (/UNIQUE/.test((e as Error).message)) throw conflict(`snapshot ${JSON.stringify(r.name)} already exists`);
       throw e;

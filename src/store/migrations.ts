@@ -196,4 +196,15 @@ export const migrations: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // netfix (issue 10): the per-user egress cap, and the policy a snapshot's forks get.
+    version: 11,
+    name: "netfix: per-user egress cap, snapshot network policy",
+    sql: `
+      -- The most a user's sandboxes may have: public > deny > none (user create|update --max-egress).
+      ALTER TABLE users ADD COLUMN max_egress TEXT NOT NULL DEFAULT 'public';
+      -- JSON policy of the snapshotted sandbox; a fork gets its own network under it. NULL: none.
+      ALTER TABLE snapshots ADD COLUMN network TEXT;
+    `,
+  },
 ];

@@ -3,6 +3,8 @@ import { createHash, randomBytes } from "node:crypto";
 import type { DB } from "../store/db.js";
 import { recordEvent } from "../store/events.js";
 import { UserError, badRequest, conflict, notFound } from "../util/errors.js";
+import type { Egress } from "../net/policy.js";
+import { parseEgress } from "../net/cap.js";
 
 export const USER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 export const API_KEY_RE = /^bht_[0-9a-f]{64}$/;
@@ -14,6 +16,7 @@ export interface User {
   max_cpus: number;
   max_memory_mb: number;
   max_disk_mb: number;
+  max_egress: Egress; // the most egress its sandboxes may have: public > deny > none
   created_at: string;
   key_rotated_at: string;
 }
@@ -30,7 +33,10 @@ export function hashKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
-const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at";
+const COLUMNS = "id, name, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, max_egress, created_at, key_rotated_at";
+
+/** A quota change: the numeric limits and/or the egress cap. */
+export type LimitChange = Partial<Limits> & { max_egress?: Egress };
 
 export class UserService {
   private readonly byKeyHash;
@@ -39,18 +45,19 @@ export class UserService {
     this.byKeyHash = db.prepare(`SELECT ${COLUMNS} FROM users WHERE api_key_sha256 = ?`); // every request
   }
 
-  create(name: string, limits: Limits = DEFAULT_LIMITS): { user: User; apiKey: string } {
+  create(name: string, limits: Limits = DEFAULT_LIMITS, maxEgress: Egress = "public"): { user: User; apiKey: string } {
     if (!USER_NAME_RE.test(name)) throw badRequest("user name must be 1-32 characters: a lowercase letter, then lowercase letters, digits, '_' or '-' (^[a-z][a-z0-9_-]{0,31}$)");
     for (const [k, v] of Object.entries(limits)) {
       if (!Number.isInteger(v) || v < 1) throw badRequest(`${k.replace("max_", "max-").replace("_mb", "")} must be a positive integer`);
     }
+    parseEgress(maxEgress);
     const apiKey = newApiKey();
     const now = new Date().toISOString();
     return this.db.transaction(() => {
       if (this.byName(name)) throw conflict(`user ${JSON.stringify(name)} already exists`, "name_taken");
       const res = this.db.prepare(
-        "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-      ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, limits.max_disk_mb, now, now);
+        "INSERT INTO users (name, api_key_sha256, max_sandboxes, max_cpus, max_memory_mb, max_disk_mb, max_egress, created_at, key_rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ).run(name, hashKey(apiKey), limits.max_sandboxes, limits.max_cpus, limits.max_memory_mb, limits.max_disk_mb, maxEgress, now, now);
       recordEvent(this.db, "user.created", name, name, undefined, { actor: "operator" });
       return { user: this.byId(Number(res.lastInsertRowid))!, apiKey };
     }).immediate();
@@ -90,16 +97,18 @@ export class UserService {
   }
 
   /** Changes some of a user's quotas; the rest stay. Lowering below current use stops new sandboxes only. */
-  updateLimits(name: string, change: Partial<Limits>): User {
+  updateLimits(name: string, change: LimitChange): User {
     for (const [k, v] of Object.entries(change)) {
+      if (k === "max_egress") { parseEgress(v); continue; }
       if (!(k in DEFAULT_LIMITS)) throw badRequest(`unknown quota ${k}`);
       if (!Number.isInteger(v) || (v as number) < 1) throw badRequest(`${k.replace("max_", "max-").replace("_mb", "")} must be a positive integer`);
     }
     return this.db.transaction(() => {
       const user = this.byName(name);
       if (!user) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
-      const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb, ...change };
-      this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ?, max_disk_mb = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, next.max_disk_mb, user.id);
+      const next = { max_sandboxes: user.max_sandboxes, max_cpus: user.max_cpus, max_memory_mb: user.max_memory_mb, max_disk_mb: user.max_disk_mb, max_egress: user.max_egress, ...change };
+      // A lowered egress cap binds new creates and policy changes; running sandboxes keep their policy.
+      this.db.prepare("UPDATE users SET max_sandboxes = ?, max_cpus = ?, max_memory_mb = ?, max_disk_mb = ?, max_egress = ? WHERE id = ?").run(next.max_sandboxes, next.max_cpus, next.max_memory_mb, next.max_disk_mb, next.max_egress, user.id);
       recordEvent(this.db, "user.updated", name, name, change, { actor: "operator" });
       return this.byId(user.id)!;
     }).immediate();

@@ -9,7 +9,7 @@ import { resolveDataDir, ensureDataDir, dataPaths } from "../../util/paths.js";
 import type { UserService } from "../../users/service.js";
 
 type Op = { dataDir?: string; json?: boolean };
-interface LimitOpts { maxSandboxes?: string; maxCpus?: string; maxMemory?: string; maxDisk?: string }
+interface LimitOpts { maxSandboxes?: string; maxCpus?: string; maxMemory?: string; maxDisk?: string; maxEgress?: string }
 
 async function withUsers<T>(o: Op & { init?: boolean }, fn: (u: UserService) => T): Promise<T> {
   const dir = resolveDataDir(o.dataDir);
@@ -34,7 +34,15 @@ function limitOptions(c: Command, dflt: boolean): Command {
     .option("--max-sandboxes <n>", `sandboxes at a time${d(5)}`)
     .option("--max-cpus <n>", `CPUs over all sandboxes${d(4)}`)
     .option("--max-memory <mb>", `MiB of memory over all sandboxes${d(4096)}`)
-    .option("--max-disk <mb>", `MiB of writable disk over all sandboxes${d(20480)}`);
+    .option("--max-disk <mb>", `MiB of writable disk over all sandboxes${d(20480)}`)
+    .option("--max-egress <mode>", `the most egress its sandboxes may have: public, deny or none (public > deny > none)${dflt ? " (default public)" : ""}`);
+}
+
+/** --max-egress: checked before the database is opened (a usage error, exit 2). */
+function egressOption(v: string | undefined): "public" | "deny" | "none" | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "public" && v !== "deny" && v !== "none") throw new UsageError("--max-egress must be one of public, deny, none");
+  return v;
 }
 
 export function register(cmd: Command): void {
@@ -49,7 +57,8 @@ export function register(cmd: Command): void {
         max_memory_mb: intOption("max-memory", o.maxMemory, DEFAULT_LIMITS.max_memory_mb),
         max_disk_mb: intOption("max-disk", o.maxDisk, DEFAULT_LIMITS.max_disk_mb),
       };
-      const { user, apiKey } = await withUsers(o, (u) => u.create(o.name, limits));
+      const maxEgress = egressOption(o.maxEgress) ?? "public";
+      const { user, apiKey } = await withUsers(o, (u) => u.create(o.name, limits, maxEgress));
       if (o.json) printJson({ ...user, api_key: apiKey });
       else process.stdout.write(`created user ${user.name}\napi key (shown once, store it now): ${apiKey}\n`);
       return 0;
@@ -62,19 +71,20 @@ export function register(cmd: Command): void {
         ...(o.maxCpus !== undefined ? { max_cpus: intOption("max-cpus", o.maxCpus, 0) } : {}),
         ...(o.maxMemory !== undefined ? { max_memory_mb: intOption("max-memory", o.maxMemory, 0) } : {}),
         ...(o.maxDisk !== undefined ? { max_disk_mb: intOption("max-disk", o.maxDisk, 0) } : {}),
+        ...(o.maxEgress !== undefined ? { max_egress: egressOption(o.maxEgress) } : {}),
       };
-      if (Object.keys(change).length === 0) throw new UsageError("give at least one of --max-sandboxes, --max-cpus, --max-memory, --max-disk");
+      if (Object.keys(change).length === 0) throw new UsageError("give at least one of --max-sandboxes, --max-cpus, --max-memory, --max-disk, --max-egress");
       const user = await withUsers(o, (u) => u.updateLimits(name, change));
       if (o.json) printJson(user);
-      else process.stdout.write(`user ${user.name}: max ${user.max_sandboxes} sandboxes, ${user.max_cpus} cpus, ${user.max_memory_mb} MiB memory, ${user.max_disk_mb} MiB disk\n`);
+      else process.stdout.write(`user ${user.name}: max ${user.max_sandboxes} sandboxes, ${user.max_cpus} cpus, ${user.max_memory_mb} MiB memory, ${user.max_disk_mb} MiB disk, egress at most ${user.max_egress}\n`);
       return 0;
     }));
   operatorOptions(cmd.command("list").description("list users with their quotas and counts (never keys)"))
     .action(run(async (o: Op) => {
       const users = await withUsers(o, (u) => u.list());
       if (o.json) printJson(users);
-      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "MAX_DISK_MB", "CREATED"],
-        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.max_disk_mb, u.created_at]));
+      else printTable(["NAME", "SECRETS", "SANDBOXES", "MAX_SANDBOXES", "MAX_CPUS", "MAX_MEMORY_MB", "MAX_DISK_MB", "MAX_EGRESS", "CREATED"],
+        users.map((u) => [u.name, u.secrets, u.sandboxes, u.max_sandboxes, u.max_cpus, u.max_memory_mb, u.max_disk_mb, u.max_egress, u.created_at]));
       return 0;
     }));
   operatorOptions(cmd.command("rotate-key").description("give a user a new API key; the old one stops working").argument("<name>", "user name"))

@@ -14,6 +14,7 @@ export function register(cmd: Command): void {
       `cpus       ${u.cpus} of ${q.max_cpus}\n` +
       `memory     ${u.memory_mb} of ${q.max_memory_mb} MiB\n` +
       `disk       ${u.disk_mb} of ${q.max_disk_mb} MiB\n` +
+      `egress     at most ${q.max_egress}\n` +
       `secrets    ${u.secrets}\ntemplates  ${u.templates}\n`);
     return 0;
   }));
