@@ -3,7 +3,7 @@
 // the sandbox CA, and the CA alone is written for NODE_EXTRA_CA_CERTS. The
 // guest's root is a tmpfs overlay: nothing here reaches a disk. (ns: the
 // daemon bind-mounts both read-only instead; lohar leaves them alone.)
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { GUEST_TRUST } from "../protocol/agent.js";
 
@@ -13,7 +13,7 @@ export function installTrust(caCert: string): void {
   if (typeof caCert !== "string" || !caCert.startsWith("-----BEGIN CERTIFICATE-----")) throw new Error("config.json: ca_cert is not a PEM certificate");
   let system = "";
   try {
-    const st = lstatSync(GUEST_TRUST.bundle);
+    const st = statSync(GUEST_TRUST.bundle); // through a link: it is the guest's own tree
     if (st.isFile() && st.size <= MAX_BUNDLE) system = readFileSync(GUEST_TRUST.bundle, "utf8");
   } catch { /* the image has no bundle (minimal): the sandbox CA alone */ }
   if (system && !system.endsWith("\n")) system += "\n";

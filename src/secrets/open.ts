@@ -13,9 +13,9 @@ function secretCount(db: DB): number {
   return (db.prepare("SELECT COUNT(*) AS n FROM secrets").get() as { n: number }).n;
 }
 
-/** Sandbox AUTH tokens are age ciphertext under the same key. */
+/** Sandbox AUTH tokens are age ciphertext under the same key (and so are snapshots' broker CA keys, issue 11: counted with them). */
 function tokenCount(db: DB): number {
-  return (db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE token_encrypted IS NOT NULL").get() as { n: number }).n;
+  return (db.prepare("SELECT (SELECT COUNT(*) FROM sandboxes WHERE token_encrypted IS NOT NULL) + (SELECT COUNT(*) FROM snapshot_brokers) AS n").get() as { n: number }).n;
 }
 
 function restoreHint(keyPath: string, n: number): string {
