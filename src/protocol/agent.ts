@@ -235,6 +235,22 @@ export interface ConfigDrive {
   secret_files?: SecretFileConfig[]; // secret files (below)
   // life (issue 14), vm engine only: volumes (virtio-blk disks, found by their serial) lohar mounts at boot.
   volumes?: ConfigVolume[];
+  // netvm (issue 10), vm engine only: the guest's network, set up by lohar at boot (below).
+  net?: ConfigNet;
+}
+
+// ---- guest network (netvm, issue 10) ----
+// vm engine: the sandbox's virtio-net NIC. lohar gives the interface whose MAC
+// is `mac` the name eth0, the address and a default route via the gateway (the
+// host's tap), and bind-mounts a resolv.conf naming `nameserver` (the daemon's
+// DNS on the gateway) read-only over /etc/resolv.conf. The host's rules match
+// the tap and this address: another address gets nothing.
+export interface ConfigNet {
+  mac: string; // aa:bb:cc:dd:ee:ff
+  address: string; // IPv4
+  prefix: number; // 1..32
+  gateway: string; // IPv4
+  nameserver: string; // IPv4
 }
 
 // ---- secret files (sec, issue 13) ----

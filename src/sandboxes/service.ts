@@ -31,6 +31,7 @@ import type { SnapshotService, SnapshotView } from "../snapshots/service.js";
 import type { NetManager } from "../net/egress.js";
 import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 import { listeningPorts, type ListeningPort } from "../net/ports.js";
+import { guestListeningPorts } from "../net/guest-ports.js";
 
 /**
  * A sandbox's status:
@@ -173,7 +174,6 @@ export class SandboxService {
     const network = validateNetwork(body.network, templateNetwork ?? this.defaultNetwork);
     if (network.egress !== "none") {
       if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
-      if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);
     }
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -221,7 +221,7 @@ export class SandboxService {
     const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
     // Networking is set up while the engine prepares the rest (egress none: nothing to do, the fast path).
-    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network);
+    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network, engine.name === "vm" ? "tap" : "veth");
     link?.catch(() => {}); // awaited by the engine; a failure fails the create below
     try {
       running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, ...(attached.length ? { volumes: attached } : {}), config, ...(link ? { network: link } : {}) });
@@ -995,11 +995,12 @@ export class SandboxService {
     return { id: r.id, name: r.name, address };
   }
 
-  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host). */
-  ports(user: User, ref: string): ListeningPort[] {
+  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host; vm: asked of the guest). */
+  async ports(user: User, ref: string): Promise<ListeningPort[]> {
     const r = this.find(user, ref);
     const s = this.live.get(r.id);
     if (!s || r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (s.engine === "vm") return guestListeningPorts(s.agent);
     if (s.engine !== "ns" || typeof s.state.pid !== "number") throw new UserError(400, `listing ports is not supported on engine ${s.engine} yet`);
     return listeningPorts(s.state.pid);
   }
