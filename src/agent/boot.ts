@@ -99,7 +99,9 @@ async function mountVolumes(vols: ConfigVolume[]): Promise<void> {
 async function netUp(n: unknown): Promise<void> {
   const c = validNet(n);
   if (!c) throw new Error("config.json: net is malformed");
+  const t = Date.now();
   await configureNet(c).catch((e: Error) => { throw new Error(`network not configured: ${e.message}`); });
+  log(`network up in ${Date.now() - t} ms`);
 }
 
 /** Real root (vm) can write the UTS name directly; a user-namespace root (ns) cannot, so fall back to busybox. */

@@ -45,30 +45,34 @@ async function waitForIface(mac: string, ms: number): Promise<string> {
   }
 }
 
+/**
+ * One shell for every step: each process lohar (a large Node) spawns costs a
+ * fork of it, which under TCG is tens to hundreds of milliseconds; busybox
+ * forks from a small shell are cheap. argv holds addresses and paths only.
+ */
+const SCRIPT = [
+  "set -e",
+  '"$1" addr add "$2" dev "$3"',
+  '"$1" link set "$3" up',
+  '"$1" route add default via "$4"',
+  '/bin/mount --bind "$5" "$6"',
+  '/bin/mount -o remount,bind,ro "$6"',
+].join("\n");
+
 export async function configureNet(n: ConfigNet): Promise<void> {
   const ip = IP_TOOLS.find((p) => existsSync(p));
   if (!ip) throw new Error("no ip tool in the image");
-  const resolv = (async () => {
-    mkdirSync("/run/bhatti", { recursive: true, mode: 0o755 });
-    writeFileSync(RESOLV_SRC, `nameserver ${n.nameserver}\noptions ndots:0 attempts:2 timeout:2\n`, { mode: 0o644 });
-    // The mount point must be a plain file (an image's may be a symlink, or missing): made in the overlay's upper, in guest RAM.
-    let st;
-    try { st = lstatSync(RESOLV); } catch { /* missing */ }
-    if (!st || !st.isFile()) {
-      if (st) rmSync(RESOLV, { force: true });
-      writeFileSync(RESOLV, "", { mode: 0o644 });
-    }
-    await run("/bin/mount", ["--bind", RESOLV_SRC, RESOLV]);
-    await run("/bin/mount", ["-o", "remount,bind,ro", RESOLV]);
-  })();
-  const link = (async () => {
-    const dev = await waitForIface(n.mac, 5000);
-    // IPv4 only, as on the host's side of the tap (no link-local v6 chatter).
-    try { writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, "1"); } catch { /* kernel without IPv6 */ }
-    await run(ip, ["addr", "add", `${n.address}/${n.prefix}`, "dev", dev]);
-    await run(ip, ["link", "set", dev, "up"]);
-    await run(ip, ["route", "add", "default", "via", n.gateway]);
-  })();
-  const [a, b] = await Promise.allSettled([resolv, link]);
-  for (const r of [a, b]) if (r.status === "rejected") throw r.reason;
+  mkdirSync("/run/bhatti", { recursive: true, mode: 0o755 });
+  writeFileSync(RESOLV_SRC, `nameserver ${n.nameserver}\noptions ndots:0 attempts:2 timeout:2\n`, { mode: 0o644 });
+  // The mount point must be a plain file (an image's may be a symlink, or missing): made in the overlay's upper, in guest RAM.
+  let st;
+  try { st = lstatSync(RESOLV); } catch { /* missing */ }
+  if (!st || !st.isFile()) {
+    if (st) rmSync(RESOLV, { force: true });
+    writeFileSync(RESOLV, "", { mode: 0o644 });
+  }
+  const dev = await waitForIface(n.mac, 5000);
+  // IPv4 only, as on the host's side of the tap (no link-local v6 chatter).
+  try { writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, "1"); } catch { /* kernel without IPv6 */ }
+  await run("/bin/sh", ["-c", SCRIPT, "sh", ip, `${n.address}/${n.prefix}`, dev, n.gateway, RESOLV_SRC, RESOLV]);
 }

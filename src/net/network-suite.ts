@@ -22,6 +22,8 @@ import { LEASES_DIR } from "./leases.js";
 export function networkSuite(engine: "ns" | "vm"): void {
 /** Engine-independent cases run once, on ns (see above). */
 const nsOnly = { skip: engine === "vm" ? "engine-independent: covered by network.ns.test.ts" : false };
+/** vm-only: stop/start of an ns sandbox's network (released at stop, set up again at start) is tested with that work, not here. */
+const vmOnly = { skip: engine === "ns" ? "vm lifecycle (memory snapshot with a NIC)" : false };
 let net: TestInternet;
 let d: Daemon;
 let key: string;
@@ -300,6 +302,31 @@ test("ports, the preview proxy (HTTP and WebSocket upgrades) and forward reach a
   const other = cli(["forward", "pub", "8080", "0", "--url", d.url, "--token", bob]);
   assert.notEqual(other.code, 0);
   assert.match(other.stderr, /not found/);
+});
+
+test("vm: a networked sandbox pauses, resumes, stops into a memory snapshot and starts again with its address; a restart while it is stopped keeps its tap", vmOnly, async () => {
+  await create("cycle");
+  const addrOf = () => peek<{ address: string; ifname: string }>(d.dataDir, "SELECT address, ifname FROM net_leases WHERE sandbox_id = (SELECT id FROM sandboxes WHERE name = 'cycle')")[0];
+  const lease = addrOf();
+  const hasLink = (n: string) => spawnSync("ip", ["link", "show", n], { encoding: "utf8" }).status === 0;
+  const post = async (op: string) => { const r = await api(d, "POST", `/sandboxes/cycle/${op}`, { key }); assert.equal(r.status, 200, `${op}: ${r.text}`); };
+  await post("pause");
+  await post("resume");
+  assert.equal((await httpGet("cycle", "http://api.bhatti.test/resumed")).code, 0);
+  await post("stop");
+  assert.ok(hasLink(lease.ifname), "the tap outlives the stopped QEMU");
+  await d.stop();
+  d = await start(d.dataDir);
+  await waitForOutput(d, RECOVERED);
+  assert.deepEqual(addrOf(), lease, "the lease is kept while stopped, across a restart");
+  assert.ok(hasLink(lease.ifname));
+  await post("start");
+  const h = await httpGet("cycle", "http://api.bhatti.test/started");
+  assert.equal(h.code, 0, h.out);
+  assert.match((await sh("cycle", "ip -4 addr show dev eth0")).out, new RegExp(`inet ${lease.address.replace(/\./g, "\\.")}/`));
+  assert.match(await resolves("cycle", "other.bhatti.test"), new RegExp(ADDR.B));
+  assert.equal((await api(d, "DELETE", "/sandboxes/cycle", { key })).status, 204);
+  assert.ok(!hasLink(lease.ifname), "destroy removes the tap");
 });
 
 test("destroy, restart and crash leave no veth, lease, rule or row behind; a restart keeps live sandboxes' networking", async () => {

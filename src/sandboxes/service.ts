@@ -32,6 +32,7 @@ import type { NetManager } from "../net/egress.js";
 import { validateNetwork, type NetworkPolicy } from "../net/policy.js";
 import { listeningPorts, type ListeningPort } from "../net/ports.js";
 import { guestListeningPorts } from "../net/guest-ports.js";
+import { keepsNetwork } from "./net-keep.js";
 
 /**
  * A sandbox's status:
@@ -714,7 +715,7 @@ export class SandboxService {
     for (const r of toReattach) this.pending.add(r.id);
     // Live sandboxes' network rules come back first (the nft table is recreated with this daemon's ports).
     if (this.net) {
-      await Promise.all(toReattach.filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
+      await Promise.all(rows.filter((r) => keepsNetwork(r) && policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
         .catch((e: Error) => this.log(`sandbox ${r.id}: restoring its network failed: ${e.message}`))));
     }
     try {
@@ -769,7 +770,8 @@ export class SandboxService {
     }
     if (this.stopping) return sum;
     if (this.net) {
-      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting')").all() as { id: string }[]).map((r) => r.id));
+      const keep = new Set((this.db.prepare("SELECT id, status, engine FROM sandboxes").all() as { id: string; status: string; engine: string }[])
+        .filter((r) => r.status === "creating" || r.status === "deleting" || keepsNetwork(r)).map((r) => r.id));
       await this.net.sweep(keep).then((n) => { if (n) this.log(`removed ${n} network leftover(s) of sandboxes that are gone`); }, (e: Error) => this.log(`sweeping network leftovers failed: ${e.message}`));
     }
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
