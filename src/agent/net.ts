@@ -72,7 +72,5 @@ export async function configureNet(n: ConfigNet): Promise<void> {
     writeFileSync(RESOLV, "", { mode: 0o644 });
   }
   const dev = await waitForIface(n.mac, 5000);
-  // IPv4 only, as on the host's side of the tap (no link-local v6 chatter).
-  try { writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, "1"); } catch { /* kernel without IPv6 */ }
   await run("/bin/sh", ["-c", SCRIPT, "sh", ip, `${n.address}/${n.prefix}`, dev, n.gateway, RESOLV_SRC, RESOLV]);
 }
