@@ -48,7 +48,9 @@ async function sh(sb: string, script: string, k = key): Promise<{ out: string; c
   const r = await exec(d, k, sb, ["/bin/sh", "-c", script], { timeout_sec: 30 });
   return { out: `${r.stdout ?? ""}${r.stderr ?? ""}`, code: r.exit_code };
 }
-const resolves = async (sb: string, name: string) => (await sh(sb, `nslookup ${name} 2>&1`)).out;
+// A queries only: busybox nslookup sends A and AAAA with one id taken from the clock, and a TCG guest's clock
+// (refined-jiffies) often gives both the same id; it then takes the AAAA's empty answer for A's (busybox's matching, not the network).
+const resolves = async (sb: string, name: string) => (await sh(sb, `nslookup -type=a ${name} 2>&1`)).out;
 const httpGet = (sb: string, url: string, hdr = "") => sh(sb, `timeout 10 wget -qO- ${hdr ? `--header '${hdr}'` : ""} ${url} 2>&1`);
 const httpsGet = (sb: string, url: string) => sh(sb, `/opt/bhatti/node -e 'fetch(process.argv[1]).then(r=>r.text()).then(t=>console.log(t),e=>{console.log("ERR",(e.cause&&e.cause.code)||e.message);process.exit(1)})' ${url}`);
 /** A TLS handshake to ip with an SNI of our choosing (trusting the test CA). */
@@ -67,7 +69,10 @@ function leftovers(dataDir: string) {
   for (const g of leases) seen.add(ifname(g));
   for (const r of peek<{ ifname: string }>(dataDir, "SELECT ifname FROM net_leases")) seen.add(r.ifname);
   const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout;
-  const veths = [...seen].filter((n) => links.includes(`${n}:`) || links.includes(`${n}@`));
+  // A name another test's daemon leased meanwhile (the test pool is shared on this host) is theirs, not a leftover of ours.
+  const gatewayOf = (n: string) => n.slice(2).match(/../g)!.map((h) => parseInt(h, 16)).join(".");
+  const theirs = (n: string) => { try { return !readFileSync(join(LEASES_DIR, gatewayOf(n)), "utf8").startsWith(`${inst}:`); } catch { return false; } };
+  const veths = [...seen].filter((n) => (links.includes(`${n}:`) || links.includes(`${n}@`)) && !theirs(n));
   const table = spawnSync("nft", ["list", "table", "inet", `bhatti_${inst}`], { encoding: "utf8" });
   const elements = table.status === 0 ? (table.stdout.match(/(?<![-\d.])198\.51\.100\.\d+(?![\d/-])/g) ?? []).filter((a) => Number(a.split(".")[3]) >= 64).length : 0;
   const rows = peek<{ n: number }>(dataDir, "SELECT COUNT(*) AS n FROM net_leases")[0].n;
