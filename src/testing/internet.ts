@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { REPO } from "./harness.js";
 import { assertFree } from "../net/hostnets.js";
 import { parseCidr } from "../net/cidr.js";
+import { holdInternetLock } from "./internet-lock.js";
 
 export const ZONE = "bhatti.test";
 /** Servers' addresses: A and B serve HTTP(S) and echo; DNS answers on DNS; PRIVATE is in a range tests declare private. */
@@ -102,9 +103,15 @@ function removeStale(): void {
 
 /** Builds the test internet. One at a time on a host (its addresses are fixed): a new one replaces what a killed test left. */
 export async function buildTestInternet(): Promise<TestInternet> {
-  removeStale();
-  // Never over anything the host uses (its uplink, gateway, nameservers, /etc/hosts): that would cut it off.
-  for (const r of [SERVERS, PRIVATE_RANGE, POOL]) await assertFree(parseCidr(r)!, /^(bhti[0-9a-f]{6}|bh[0-9a-f]{8}p?)$/, "the test internet's range");
+  const unlock = await holdInternetLock(); // until close(): another test file's internet is never removed under it
+  try {
+    removeStale();
+    // Never over anything the host uses (its uplink, gateway, nameservers, /etc/hosts): that would cut it off.
+    for (const r of [SERVERS, PRIVATE_RANGE, POOL]) await assertFree(parseCidr(r)!, /^(bhti[0-9a-f]{6}|bh[0-9a-f]{8}p?)$/, "the test internet's range");
+  } catch (e) {
+    unlock();
+    throw e;
+  }
   const tag = randomBytes(3).toString("hex");
   const netns = `bhti-${tag}`;
   const hostIf = `bhti${tag}`;
@@ -120,6 +127,7 @@ export async function buildTestInternet(): Promise<TestInternet> {
     spawnSync("ip", ["link", "del", hostIf]);
     spawnSync("ip", ["netns", "del", netns]);
     rmSync(dir, { recursive: true, force: true });
+    unlock();
   };
   try {
     // A test CA and a server certificate for the zone.
