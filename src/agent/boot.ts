@@ -13,6 +13,7 @@ import { run } from "./run.js";
 import { defaultCwd } from "./util.js";
 import { asCommand } from "./oom.js";
 import { installTrust } from "./trust.js";
+import { configureNet, validNet } from "./net.js";
 
 /** What lohar holds for its lifetime. token and env are secret: memory only. */
 export interface Sandbox {
@@ -35,6 +36,9 @@ export async function boot(args: Args): Promise<Sandbox> {
   // The drive goes away first (in parallel with the rest): the less time it is mounted, the better.
   const unmounted = args.unmount ? takeDriveAway(args) : Promise.resolve();
   const named = args.hostname && c.hostname && c.hostname !== currentHostname() ? setHostname(c.hostname) : Promise.resolve();
+  // netvm (issue 10): the vm's NIC, in parallel with the rest; a failure stops the boot (a create asked for a network).
+  const net = args.vm && c.net !== undefined ? netUp(c.net) : Promise.resolve();
+  net.catch(() => {});
   for (const f of c.files) {
     try {
       writeConfigFile(f);
@@ -50,7 +54,7 @@ export async function boot(args: Args): Promise<Sandbox> {
       if (args.vm) await mountSecretsDir();
       writeSecretFiles(secretFiles);
     } catch (e) {
-      await Promise.allSettled([unmounted, named]);
+      await Promise.allSettled([unmounted, named, net]);
       throw e;
     } finally {
       for (const f of secretFiles) f.value = "";
@@ -61,11 +65,11 @@ export async function boot(args: Args): Promise<Sandbox> {
     try {
       installTrust(c.ca_cert);
     } catch (e) {
-      await Promise.allSettled([unmounted, named]);
+      await Promise.allSettled([unmounted, named, net]);
       throw e;
     }
   }
-  await Promise.all([unmounted, named]);
+  await Promise.all([unmounted, named, net]);
   if (args.vm && Array.isArray(c.volumes)) await mountVolumes(c.volumes);
   if (c.init) startInit(c.init, sandbox.env);
   return sandbox;
@@ -100,6 +104,14 @@ async function mountVolumes(vols: ConfigVolume[]): Promise<void> {
       log(`volume ${v.serial} not mounted at ${JSON.stringify(v.path)}: ${errText(e)}`);
     }
   }
+}
+
+async function netUp(n: unknown): Promise<void> {
+  const c = validNet(n);
+  if (!c) throw new Error("config.json: net is malformed");
+  const t = Date.now();
+  await configureNet(c).catch((e: Error) => { throw new Error(`network not configured: ${e.message}`); });
+  log(`network up in ${Date.now() - t} ms`);
 }
 
 /** Real root (vm) can write the UTS name directly; a user-namespace root (ns) cannot, so fall back to busybox. */

@@ -1,6 +1,7 @@
 // The one interface every sandbox engine implements. The daemon's sandbox
 // service (src/sandboxes) only ever talks to an Engine and to the AgentClient
 // an engine hands back; it never knows about runc or QEMU.
+import type { GuestLink } from "../net/egress.js";
 import type { AgentClient } from "./agent-client.js";
 import type { ConfigDrive } from "../protocol/agent.js";
 
@@ -34,7 +35,7 @@ export interface CreateSpec {
   // config.ext4 on tmpfs, never log it, never put it in argv or a file on disk.
   config: ConfigDrive;
   /** Networking (egress public|deny): the daemon prepares it alongside the boot (src/net); absent: loopback only. */
-  network?: Promise<{ resolvConf: string; attach(pid: number): Promise<void> }>;
+  network?: Promise<{ resolvConf: string; attach(pid: number): Promise<void>; guest?: GuestLink }>;
 }
 
 /** Engine-private facts about a running sandbox, persisted (no secrets) so a restarted daemon can reattach. */

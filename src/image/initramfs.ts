@@ -20,7 +20,7 @@ export const INIT_MARKER = "BHATTI-INITRAMFS";
 export const ROOT_MARKER = "BHATTI-SWITCH-ROOT";
 
 /** Modules /init loads, in this order after their dependencies. */
-export const GUEST_MODULES = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "overlay"];
+export const GUEST_MODULES = ["virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "overlay"];
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 B=/bin/busybox

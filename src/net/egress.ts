@@ -15,6 +15,7 @@ import { DeniedLog, SNAPLEN, logTag, type DroppedPacket } from "./denied-log.js"
 import { dropLease, leaseAgeMs, leasesOf, takeLease } from "./leases.js";
 import { linksMatching, removeVeth } from "./netns.js";
 import { linkUp } from "./fastlink.js";
+import { createTap, macFor } from "./tap.js";
 import { deleteTable, dynLine, nft, policyLines, sandboxLines, tableText, type Ports } from "./nft.js";
 import { addressAllowed, hostAllowed, type NetworkPolicy } from "./policy.js";
 import { EgressProxy } from "./proxy.js";
@@ -46,7 +47,13 @@ export interface SandboxNet {
 }
 
 /** What the ns engine needs to put the sandbox on its network. */
-export interface SandboxLink { resolvConf: string; attach(pid: number): Promise<void> }
+export interface SandboxLink { resolvConf: string; attach(pid: number): Promise<void>; guest?: GuestLink }
+
+/** netvm (issue 10): what the vm engine needs: the tap QEMU opens and the guest side lohar configures. */
+export interface GuestLink { ifname: string; mac: string; address: string; prefix: number; gateway: string; nameserver: string }
+
+/** The host side of a sandbox's network: a veth moved into its netns (ns) or a tap a QEMU opens (vm). */
+export type NetDevice = "veth" | "tap";
 
 /** What the DNS server and the proxy ask. */
 export interface Egress {
@@ -128,7 +135,7 @@ export class NetManager implements Egress {
   }
 
   /** Sets up a new sandbox's network (lease, veth, netns, rules, resolv.conf). */
-  async prepare(id: string, user: string, name: string, policy: NetworkPolicy): Promise<SandboxLink> {
+  async prepare(id: string, user: string, name: string, policy: NetworkPolicy, device: NetDevice = "veth"): Promise<SandboxLink> {
     await timedPhase(id, "net start", () => this.start());
     const lease = takeLease(this.pool, this.owner + id);
     const sb: SandboxNet = { id, name, user, ...lease, ifname: ifnameFor(lease.gateway), policy, dyn: new Set() };
@@ -138,6 +145,15 @@ export class NetManager implements Egress {
     try {
       const resolvConf = this.resolvConf(id);
       writeFileSync(resolvConf, `nameserver ${sb.gateway}\noptions ndots:0 attempts:2 timeout:2\n`, { mode: 0o644 });
+      if (device === "tap") {
+        // vm: the tap must exist before QEMU opens it; the guest configures its side from the config drive.
+        await Promise.all([
+          createTap(sb).then(() => this.dns.listen(sb.gateway)),
+          nft(sandboxLines(this.opts.instance, "add", elems(sb)).join("\n") + "\n"),
+        ]);
+        this.byAddr.set(sb.address, sb);
+        return { resolvConf, attach: async () => {}, guest: { ifname: sb.ifname, mac: macFor(sb.address), address: sb.address, prefix: sb.prefix, gateway: sb.gateway, nameserver: sb.gateway } };
+      }
       this.byAddr.set(sb.address, sb);
       // The veth, its addresses and the nft elements are made in one process once runc has made
       // the sandbox's netns, while lohar boots (fastlink.ts); the DNS listener needs the gateway address.

@@ -30,6 +30,7 @@ delete table inet ${t}
 table inet ${t} {
   set ifaces { type ifname; }
   set sbaddrs { type ipv4_addr; }
+  set ifaddr { type ifname . ipv4_addr; }
   set dnsgw { type ipv4_addr . inet_service; }
   set pubsb { type ipv4_addr; }
   set dynallow { type ipv4_addr . ipv4_addr; flags timeout; }
@@ -38,6 +39,10 @@ table inet ${t} {
   set privnets { type ipv4_addr; flags interval; auto-merge; elements = { ${elems(priv)} } }
   set logrl { type ipv4_addr; flags dynamic,timeout; timeout 1m; size 65536; }
   limit droplog { rate ${LOG_RATE.total} }
+  chain sb_guard {
+    type filter hook prerouting priority raw; policy accept;
+    iifname @ifaces iifname . ip saddr != @ifaddr drop
+  }
   chain sb_pre {
     type nat hook prerouting priority dstnat; policy accept;
     iifname @ifaces tcp dport 80 redirect to :${ports.http}
@@ -92,7 +97,7 @@ export interface SandboxElems { ifname: string; address: string; gateway: string
 /** Lines adding (op "add") or removing (op "delete") a sandbox's elements. dyn elements are removed separately. */
 export function sandboxLines(instance: string, op: "add" | "delete", e: SandboxElems): string[] {
   const t = `inet ${tableName(instance)}`;
-  const sets: [string, string][] = [["ifaces", `"${e.ifname}"`], ["sbaddrs", e.address], ["dnsgw", `${e.gateway} . 53`]];
+  const sets: [string, string][] = [["ifaces", `"${e.ifname}"`], ["sbaddrs", e.address], ["dnsgw", `${e.gateway} . 53`], ["ifaddr", `"${e.ifname}" . ${e.address}`]];
   if (e.public) sets.push(["pubsb", e.address]);
   if (e.cidrs.length) sets.push(["cidrallow", e.cidrs.map((c) => `${e.address} . ${c}`).join(", ")]);
   if (op === "delete") sets.push(["logrl", e.address]); // the drop-log meter's entry (made by the kernel)

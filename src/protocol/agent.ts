@@ -237,6 +237,22 @@ export interface ConfigDrive {
   volumes?: ConfigVolume[];
   // brokerstore (issue 11): the sandbox's own CA certificate (PEM, public), see GUEST_TRUST below.
   ca_cert?: string;
+  // netvm (issue 10), vm engine only: the guest's network, set up by lohar at boot (below).
+  net?: ConfigNet;
+}
+
+// ---- guest network (netvm, issue 10) ----
+// vm engine: the sandbox's virtio-net NIC. lohar gives the interface whose MAC
+// is `mac` the name eth0, the address and a default route via the gateway (the
+// host's tap), and bind-mounts a resolv.conf naming `nameserver` (the daemon's
+// DNS on the gateway) read-only over /etc/resolv.conf. The host's rules match
+// the tap and this address: another address gets nothing.
+export interface ConfigNet {
+  mac: string; // aa:bb:cc:dd:ee:ff
+  address: string; // IPv4
+  prefix: number; // 1..32
+  gateway: string; // IPv4
+  nameserver: string; // IPv4
 }
 
 // ---- brokered secrets (brokerstore, issue 11): the sandbox CA in the trust store ----

@@ -35,6 +35,8 @@ import { lowerToCap, requireWithinCap } from "../net/cap.js";
 import { listeningPorts, type ListeningPort } from "../net/ports.js";
 import type { BrokerStore } from "../broker/store.js";
 import { bootBrokering, brokeredEnv } from "../broker/boot.js";
+import { guestListeningPorts } from "../net/guest-ports.js";
+import { keepsNetwork } from "./net-keep.js";
 
 /**
  * A sandbox's status:
@@ -181,7 +183,6 @@ export class SandboxService {
     requireWithinCap(network, user.max_egress);
     if (network.egress !== "none") {
       if (!this.net) throw new UserError(400, "networking is not available on this daemon (see the daemon log); create with network.egress none");
-      if (engine.name !== "ns") throw new UserError(400, `network.egress ${network.egress} is not supported on engine ${engine.name} yet; use engine ns or network.egress none`);
     }
 
     // Resolving secrets also proves they exist: an unknown name (missing or another user's) is a 400 before anything starts.
@@ -233,7 +234,7 @@ export class SandboxService {
     const bootBlob = this.keyring.encrypt(JSON.stringify(boot));
     let running: RunningSandbox;
     // Networking is set up while the engine prepares the rest (egress none: nothing to do, the fast path).
-    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network);
+    const link = network.egress === "none" ? undefined : this.net!.prepare(id, user.name, name, network, engine.name === "vm" ? "tap" : "veth");
     link?.catch(() => {}); // awaited by the engine; a failure fails the create below
     try {
       running = await engine.create({ id, name, image, cpus, memoryMb: memory_mb, diskMb, ...(attached.length ? { volumes: attached } : {}), config, ...(link ? { network: link } : {}) });
@@ -437,7 +438,8 @@ export class SandboxService {
       throw new UserError(500, `stopping sandbox ${JSON.stringify(r.name)} failed (the daemon log has details)`);
     }
     // A stopped sandbox holds no lease, veth, DNS listener or nft elements: start sets them up again.
-    await this.net?.release(r.id).catch((e: Error) => this.log(`sandbox ${r.id}: releasing its network failed (retried at the next start of the daemon): ${e.message}`));
+    // Except on vm: its memory snapshot has eth0 configured with this address, and the restore needs the same tap.
+    if (!keepsNetwork({ status: "stopped", engine: r.engine })) await this.net?.release(r.id).catch((e: Error) => this.log(`sandbox ${r.id}: releasing its network failed (retried at the next start of the daemon): ${e.message}`));
     this.db.prepare("UPDATE sandboxes SET status = 'stopped', engine_state = ?, idle = ? WHERE id = ? AND status = 'stopping'").run(JSON.stringify(kept), idle, r.id);
     this.log(`sandbox ${r.id} (${r.name}): stopped${idle ? " (idle)" : ""}`);
   }
@@ -489,8 +491,8 @@ export class SandboxService {
     const tokenBlob = this.keyring.encrypt(token);
     const state = r.engine_state ? JSON.parse(r.engine_state) : {};
     let running: RunningSandbox;
-    // Its network comes back under its stored policy (a new lease: possibly a new address).
-    const link = this.prepareNetwork(r.id, owner.name, r.name, policyOf(r));
+    // Its network comes back under its stored policy (a new lease: possibly a new address); a vm kept its own.
+    const link = keepsNetwork({ status: "stopped", engine: r.engine }) ? undefined : this.prepareNetwork(r.id, owner.name, r.name, policyOf(r), r.engine);
     try {
       const volumes = r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : [];
       running = await engine.start({ id: r.id, name: r.name, image: r.image, cpus: r.cpus, memoryMb: r.memory_mb, ...(volumes.length ? { volumes } : {}), config, ...(link ? { network: link } : {}) }, state);
@@ -517,9 +519,9 @@ export class SandboxService {
   }
 
   /** Sets up a sandbox's network under its policy, alongside the engine's boot (start, fork); none: nothing to do. */
-  private prepareNetwork(id: string, user: string, name: string, policy: NetworkPolicy) {
+  private prepareNetwork(id: string, user: string, name: string, policy: NetworkPolicy, engine: string) {
     if (policy.egress === "none" || !this.net) return undefined;
-    const link = this.net.prepare(id, user, name, policy);
+    const link = this.net.prepare(id, user, name, policy, engine === "vm" ? "tap" : "veth");
     link.catch(() => {}); // awaited by the engine; a failure fails the boot
     return link;
   }
@@ -739,7 +741,7 @@ export class SandboxService {
       plain.clear();
       const tokenBlob = this.keyring.encrypt(token);
       let running: RunningSandbox;
-      const link = this.prepareNetwork(id, user.name, name, network);
+      const link = this.prepareNetwork(id, user.name, name, network, engine.name);
       try {
         running = await engine.create({
           id, name, image: snap.image, cpus, memoryMb: memory_mb, ...(snap.disk_mb ? { diskMb: snap.disk_mb } : {}),
@@ -779,8 +781,7 @@ export class SandboxService {
     for (const r of toReattach) this.pending.add(r.id);
     // Live sandboxes' network rules come back first (the nft table is recreated with this daemon's ports).
     if (this.net) {
-      // Paused ones keep their network too (they run on when resumed); stopped ones have none.
-      await Promise.all([...toReattach, ...rows.filter((r) => r.status === "paused")].filter((r) => policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
+      await Promise.all(rows.filter((r) => keepsNetwork(r) && policyOf(r).egress !== "none").map((r) => this.net!.reattach(r.id, this.userName(r), r.name, policyOf(r))
         .catch((e: Error) => this.log(`sandbox ${r.id}: restoring its network failed: ${e.message}`))));
     }
     try {
@@ -836,7 +837,8 @@ export class SandboxService {
     }
     if (this.stopping) return sum;
     if (this.net) {
-      const keep = new Set((this.db.prepare("SELECT id FROM sandboxes WHERE status IN ('running', 'unreachable', 'creating', 'deleting', 'paused', 'starting', 'stopping')").all() as { id: string }[]).map((r) => r.id));
+      const keep = new Set((this.db.prepare("SELECT id, status, engine FROM sandboxes").all() as { id: string; status: string; engine: string }[])
+        .filter((r) => r.status === "creating" || r.status === "deleting" || keepsNetwork(r)).map((r) => r.id));
       await this.net.sweep(keep).then((n) => { if (n) this.log(`removed ${n} network leftover(s) of sandboxes that are gone`); }, (e: Error) => this.log(`sweeping network leftovers failed: ${e.message}`));
     }
     // Sandboxes on the host with no row: their owner was deleted while no daemon ran, or a crash hit between the engine and the database.
@@ -1047,9 +1049,9 @@ export class SandboxService {
       throw new UserError(400, `network.egress cannot change between none and ${before.egress === "none" ? after.egress : before.egress} on a sandbox: it ${before.egress === "none" ? "has no network device" : "has its network device"} for life; create a new sandbox`);
     }
     requireWithinCap(after, user.max_egress);
-    // Running or paused: applied at once. Stopped: stored, and applied when it starts.
+    // Running or paused, or a stopped vm (it keeps its network): applied at once. A stopped ns sandbox: stored, applied when it starts.
     if (!["running", "paused", "stopped"].includes(r.status) && after.egress !== "none") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
-    if (after.egress !== "none" && r.status !== "stopped") await this.net!.setPolicy(r.id, after);
+    if (after.egress !== "none" && keepsNetwork(r)) await this.net?.setPolicy(r.id, after);
     this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
     recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
     return view(this.row(r.id)!);
@@ -1064,11 +1066,12 @@ export class SandboxService {
     return { id: r.id, name: r.name, address };
   }
 
-  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host). */
-  ports(user: User, ref: string): ListeningPort[] {
+  /** The TCP ports listening in a running sandbox (ns: read from its network namespace on the host; vm: asked of the guest). */
+  async ports(user: User, ref: string): Promise<ListeningPort[]> {
     const r = this.find(user, ref);
     const s = this.live.get(r.id);
     if (!s || r.status !== "running") throw new UserError(409, `sandbox ${JSON.stringify(r.name)} is not running (status ${r.status})`);
+    if (s.engine === "vm") return guestListeningPorts(s.agent);
     if (s.engine !== "ns" || typeof s.state.pid !== "number") throw new UserError(400, `listing ports is not supported on engine ${s.engine} yet`);
     return listeningPorts(s.state.pid);
   }

@@ -16,7 +16,7 @@ import { ensureRuntimeDir, isMounted, run, sandboxDirsWith, tryConnect, unmountI
 import { accelCacheFile, probeAccelCached } from "./accel.js";
 import { imagePaths, probeImageName, vmPaths, type VmPaths } from "./paths.js";
 import { findOurQemu, isAlive, isOurQemu, spawnQemu, stopProcess } from "./proc.js";
-import { type Accel, QEMU_BIN, qemuArgs } from "./qemu.js";
+import { type Accel, QEMU_BIN, type QemuNet, qemuArgs } from "./qemu.js";
 
 export interface VmState extends EngineState {
   pid: number;
@@ -24,6 +24,7 @@ export interface VmState extends EngineState {
   image: string;
   configSize?: number; // bytes of the config drive (a restore attaches a blank one of this size)
   memory?: string; // while stopped: the age-encrypted memory snapshot
+  net?: QemuNet; // netvm (issue 10): the NIC on the daemon's tap (a restore must attach the same one)
 }
 
 export interface VmOptions {
@@ -85,12 +86,19 @@ export class VmEngine implements Engine {
       const volumes = (spec.volumes ?? []).map((v, i) => ({ file: v.file, serial: `bhatti-vol${i}`, ro: v.ro, path: v.path }));
       for (const v of volumes) await unshiftVolume(p.sb, v.file);
       if (volumes.length) spec.config.volumes = volumes.map((v) => ({ serial: v.serial, path: v.path, ro: v.ro }));
+      // netvm (issue 10): the daemon made the tap (src/net); lohar configures the guest side from the drive's net field.
+      if (spec.network) {
+        const g = (await spec.network).guest;
+        if (!g) throw new Error("the sandbox's network was prepared without a tap");
+        state.net = { ifname: g.ifname, mac: g.mac };
+        spec.config.net = { mac: g.mac, address: g.address, prefix: g.prefix, gateway: g.gateway, nameserver: g.nameserver };
+      }
       drive = await buildConfigDrive(p.sb, spec.config);
       state.configSize = fstatSync(drive.fd).size;
       const args = qemuArgs({ volumes,
         id: spec.id, accel: avail.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
-        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}), ...(state.net ? { net: state.net } : {}),
       });
       const qemu = spawnQemu(args, p.qemuLog, drive.fd);
       state.pid = qemu.pid;
@@ -216,7 +224,7 @@ export class VmEngine implements Engine {
       const args = [...qemuArgs({
         volumes, id: spec.id, accel: st.accel, kernel: img.kernel, initramfs: img.initramfs, rootfs: img.rootfs,
         configDrive: CHILD_DRIVE_PATH, agentSocket: p.socket, qmpSocket: p.qmp, consoleLog: p.console,
-        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}),
+        cpus: spec.cpus, memoryMb: spec.memoryMb, ...(spec.diskMb ? { diskMb: spec.diskMb } : {}), ...(st.net ? { net: st.net } : {}),
       }), ...incomingArgs(st.memory, join(this.env.dataDir, "age.key"))];
       const qemu = spawnQemu(args, p.qemuLog, fd);
       next.pid = qemu.pid;

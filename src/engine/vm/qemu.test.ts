@@ -38,3 +38,10 @@ test("kernel command line: TCG gets tsc_early_khz, KVM does not; the probe flag 
   assert.match(kernelCmdline({ accel: "kvm", probe: true }), / bhatti\.probe$/);
   assert.match(kernelCmdline({ accel: "tcg" }), /console=ttyS0 .*root=\/dev\/vda/);
 });
+
+test("qemu argv (netvm): a networked sandbox gets a virtio-net NIC on the daemon's tap, never QEMU's scripts; none gets no NIC", () => {
+  assert.equal(after(qemuArgs(spec), "-netdev").length, 0);
+  const a = qemuArgs({ ...spec, net: { ifname: "bhc6336441", mac: "02:62:c6:33:64:42" } });
+  assert.deepEqual(after(a, "-netdev"), ["tap,id=net0,ifname=bhc6336441,script=no,downscript=no"]);
+  assert.ok(after(a, "-device").includes("virtio-net-device,netdev=net0,mac=02:62:c6:33:64:42"));
+});

@@ -17,12 +17,16 @@ export interface QemuSpec {
   agentSocket?: string; // unix socket QEMU listens on for the virtio-serial agent port
   qmpSocket?: string; // unix socket QEMU listens on for QMP (pause/resume)
   volumes?: { file: string; serial: string; ro: boolean }[]; // extra virtio-blk disks (issue 14)
+  net?: QemuNet; // netvm (issue 10): a virtio-net NIC on the daemon's tap
   consoleLog: string; // guest serial console (kernel messages, init errors)
   cpus: number;
   memoryMb: number;
   diskMb?: number; // size limit of the guest's writable layer (a tmpfs in guest memory), MiB
   probe?: boolean; // boot to the initramfs marker and power off
 }
+
+/** netvm (issue 10): the tap (made by the daemon, src/net/tap.ts) and the guest NIC's MAC. */
+export interface QemuNet { ifname: string; mac: string }
 
 /** Host TSC frequency in kHz (TCG guests read the host TSC), or null if unknown. */
 export function hostTscKhz(): number | null {
@@ -94,6 +98,12 @@ export function qemuArgs(spec: QemuSpec): string[] {
     args.push(
       "-drive", `id=vol${i},file=${v.file},format=raw,if=none${v.ro ? ",readonly=on" : ""}`,
       "-device", `virtio-blk-device,drive=vol${i},serial=${v.serial}`,
+    );
+  }
+  if (spec.net) {
+    args.push(
+      "-netdev", `tap,id=net0,ifname=${spec.net.ifname},script=no,downscript=no`,
+      "-device", `virtio-net-device,netdev=net0,mac=${spec.net.mac}`,
     );
   }
   if (spec.qmpSocket) args.push("-qmp", `unix:${spec.qmpSocket},server=on,wait=off`);
