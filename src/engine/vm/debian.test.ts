@@ -1,7 +1,7 @@
 // The vm engine on the `debian` image: its userland in one boot (TCG boots
 // are slow; the ns engine runs the conformance subset on debian too).
 import { after } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDebianTestImage, ensureTestImage } from "../ns/test-image.js";
 import { RUN_BHATTI } from "../runtime.js";
@@ -13,6 +13,8 @@ const env: EngineEnv = { dataDir: mkdtempSync("/var/tmp/bhatti-vmdeb-"), runtime
 
 after(() => {
   rmSync(env.dataDir, { recursive: true, force: true });
+  // Only once its sandboxes are gone (nothing can be mounted there then).
+  if (existsSync(env.runtimeDir) && readdirSync(join(env.runtimeDir, "sb")).length === 0) rmSync(env.runtimeDir, { recursive: true, force: true });
 });
 
 userlandSuite(async () => {

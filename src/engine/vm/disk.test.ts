@@ -2,7 +2,7 @@
 // root overlay) is capped, so writing past it fails with ENOSPC inside. One boot.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { execIn, newId, specFor } from "../conformance.js";
 import { ensureTestImage } from "../ns/test-image.js";
@@ -14,6 +14,8 @@ const env: EngineEnv = { dataDir: mkdtempSync("/var/tmp/bhatti-vmdisk-"), runtim
 
 after(() => {
   rmSync(env.dataDir, { recursive: true, force: true });
+  // Only once its sandboxes are gone (nothing can be mounted there then).
+  if (existsSync(env.runtimeDir) && readdirSync(join(env.runtimeDir, "sb")).length === 0) rmSync(env.runtimeDir, { recursive: true, force: true });
 });
 
 test("writing past disk_mb fails with ENOSPC inside the guest", async () => {
