@@ -5,8 +5,9 @@
 // Uses the test internet (src/testing/internet.ts) as DNS upstream; nothing
 // leaves this machine. Run: bench/network-vm [--runs N]   (after npm run build)
 import { parseArgs } from "node:util";
-import { api, cleanup, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
+import { api, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
 import { POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../src/testing/internet.js";
+import { teardown } from "./teardown.js";
 import { machine, percentile, printTable } from "./stats.js";
 
 const IMAGES = process.env.BHATTI_IMAGES_DIR ?? "/var/lib/bhatti-test/images";
@@ -57,15 +58,7 @@ async function main(): Promise<void> {
     ]);
     console.log(`added by networking: p50 ${(percentile(pub, 50) - percentile(none, 50)).toFixed(0)} ms, ratio ${(percentile(pub, 50) / percentile(none, 50)).toFixed(3)}`);
   } finally {
-    if (d) {
-      try {
-        for (const s of (await api(d, "GET", "/sandboxes", { key })).json ?? []) await api(d, "DELETE", `/sandboxes/${s.id}`, { key });
-      } finally {
-        await d.stop();
-        cleanup(d.dataDir);
-      }
-    }
-    await net?.close();
+    await teardown(d, key, net);
   }
 }
 

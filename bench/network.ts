@@ -13,8 +13,9 @@
 // Run: bench/network [--runs N] [--only broker]   (or node dist/bench/network.js)
 import { spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { api, cleanup, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
+import { api, createUser, startDaemon, type Daemon } from "../src/testing/harness.js";
 import { ADDR, POOL, PRIVATE_RANGE, buildTestInternet, type TestInternet } from "../src/testing/internet.js";
+import { teardown } from "./teardown.js";
 import { machine, percentile, printTable, timeit, type Row } from "./stats.js";
 import { phaseRows } from "./sandbox-steps.js";
 
@@ -165,16 +166,7 @@ async function main(): Promise<void> {
       for (const [k, text] of Object.entries(byKind)) printTable(`create phases, egress ${k} (daemon log; steps overlap)`, phaseRows(text, 1));
     }
   } finally {
-    if (d) {
-      // The daemon leaves sandboxes running when it stops: every one is destroyed first.
-      try {
-        for (const s of (await api(d, "GET", "/sandboxes", { key })).json ?? []) await api(d, "DELETE", `/sandboxes/${s.id}`, { key });
-      } finally {
-        await d.stop();
-        cleanup(d.dataDir);
-      }
-    }
-    await net?.close();
+    await teardown(d, key, net);
   }
 }
 
