@@ -51,6 +51,7 @@ export const Sandbox = Type.Object({
   status: Type.Union(["creating", "running", "unreachable", "dead", "deleting", "lost", "paused", "stopping", "stopped", "starting"].map((s) => Type.Literal(s))),
   env: Type.Array(Type.String(), { description: "names only" }),
   secrets: Type.Array(Type.String(), { description: "names only" }),
+  brokered: Type.Array(Type.String(), { description: "names of the secrets this sandbox holds only as placeholders (bound to hosts; the egress proxy adds the value)" }),
   secret_files: Type.Array(SecretFile, { description: "secrets delivered as files (names, paths, modes; never values)" }),
   secret_versions: Type.Record(Type.String(), Type.Integer(), { description: "the version of each secret the sandbox received" }),
   redact: Type.Boolean(),

@@ -100,6 +100,11 @@ export function brokerSuite(engine: "ns" | "vm", opts: { image?: string; prepare
       if (known) assert.ok(ph[n].startsWith(known), `${n} keeps its known prefix`);
     }
     assert.match((await sh("echo $PLAIN")).out, new RegExp(`^${PLAIN}$`, "m"));
+    // inspect names the brokered ones (names only: no placeholder, no value).
+    const r = await api(d, "GET", "/sandboxes/b1", { key });
+    assert.deepEqual(r.json.brokered, ["API", "BODY", "CLI", "OTHER"]);
+    assert.deepEqual([...r.json.secrets].sort(), ["API", "BODY", "CLI", "OTHER", "PLAIN"]);
+    for (const x of [...Object.values(V), ...Object.values(ph)]) assert.ok(!r.text.includes(x), "no value or placeholder in the view");
   });
 
   test("curl: the bound host receives the value in a header; the sandbox sees only the placeholder, also echoed back", async () => {

@@ -72,6 +72,7 @@ export interface SandboxView {
   status: string;
   env: string[]; // names only
   secrets: string[]; // names only (env)
+  brokered: string[]; // of its secrets, those it holds only as placeholders (brokered: bound to hosts)
   secret_files: SecretFileRef[]; // names, paths and modes only
   secret_versions: Record<string, number>; // the version of each secret this sandbox received
   redact: boolean; // exec output has this sandbox's secret values redacted
@@ -94,15 +95,21 @@ interface Row {
 const NO_NETWORK: NetworkPolicy = { egress: "none", allow_hosts: [], allow_cidrs: [] };
 const policyOf = (r: Row): NetworkPolicy => (r.network ? JSON.parse(r.network) as NetworkPolicy : NO_NETWORK);
 
-const view = (r: Row): SandboxView => ({
+const view = (r: Row, brokered: string[] = []): SandboxView => ({
   id: r.id, name: r.name, engine: r.engine, image: r.image, cpus: r.cpus, memory_mb: r.memory_mb, disk_mb: r.disk_mb, status: r.status,
-  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), secret_files: JSON.parse(r.secret_files),
+  env: JSON.parse(r.env_keys), secrets: JSON.parse(r.secret_names), brokered, secret_files: JSON.parse(r.secret_files),
   secret_versions: JSON.parse(r.secret_versions), redact: r.redact === 1, template_id: r.template_id, network: policyOf(r), created_at: r.created_at,
   keep_hot: r.keep_hot === 1, idle: r.idle,
   volumes: (r.volumes ? (JSON.parse(r.volumes) as AttachedVolume[]) : []).map((v) => ({ name: v.name, path: v.path, ro: v.ro })),
 });
 
 export class SandboxService {
+  /** The API's view of a row, with the names of the secrets it holds only as placeholders (a name only: never a placeholder). */
+  private view(r: Row): SandboxView {
+    const b = this.db.prepare("SELECT placeholders FROM sandbox_brokers WHERE sandbox_id = ?").get(r.id) as { placeholders: string } | undefined;
+    return view(r, b ? Object.keys(JSON.parse(b.placeholders) as Record<string, string>).sort() : []);
+  }
+
   private readonly live = new Map<string, RunningSandbox>();
   private readonly pending = new Set<string>(); // reattach in progress after a restart
   private readonly retrying = new Set<string>();
@@ -273,16 +280,16 @@ export class SandboxService {
     const t3 = performance.now();
     const phases = takePhases(id); // BHATTI_TRACE_CREATE=1: each step's ms (util/phases.ts)
     this.log(`sandbox ${id} (${name}) created on ${engine.name} in ${(t3 - t0).toFixed(0)} ms: secrets ${(t1 - t0).toFixed(1)}, engine ${(t2 - t1).toFixed(1)}, persist ${(t3 - t2).toFixed(1)}${phases ? ` [${phases}]` : ""}`);
-    return { sandbox: view(this.row(id)!), warnings };
+    return { sandbox: this.view(this.row(id)!), warnings };
   }
 
   list(user: User): SandboxView[] {
-    return (this.db.prepare("SELECT * FROM sandboxes WHERE user_id = ? ORDER BY name").all(user.id) as Row[]).map(view);
+    return (this.db.prepare("SELECT * FROM sandboxes WHERE user_id = ? ORDER BY name").all(user.id) as Row[]).map((r) => this.view(r));
   }
 
   /** By id or name; another user's sandbox is simply not found. */
   get(user: User, ref: string): SandboxView {
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   /** The live agent connection of a running sandbox. */
@@ -418,7 +425,7 @@ export class SandboxService {
       await this.doStop(r, null);
     });
     recordEvent(this.db, "sandbox.stopped", user.name, r0.name, { id: r0.id });
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   private async doStop(r: Row, idle: "cold" | null): Promise<void> {
@@ -446,7 +453,7 @@ export class SandboxService {
 
   async start(user: User, ref: string): Promise<SandboxView> {
     const r0 = this.find(user, ref);
-    if (r0.status === "running") return view(r0);
+    if (r0.status === "running") return this.view(r0);
     this.requireEngine(r0, "start");
     await this.serial(r0.id, async () => {
       const r = this.row(r0.id);
@@ -456,7 +463,7 @@ export class SandboxService {
       await this.doStart(r);
     });
     recordEvent(this.db, "sandbox.started", user.name, r0.name, { id: r0.id });
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   /**
@@ -543,7 +550,7 @@ export class SandboxService {
       await this.doPause(r, null);
     });
     recordEvent(this.db, "sandbox.paused", user.name, r0.name, { id: r0.id });
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   private async doPause(r: Row, idle: "warm" | null): Promise<void> {
@@ -568,7 +575,7 @@ export class SandboxService {
       await this.doResume(r);
     });
     recordEvent(this.db, "sandbox.resumed", user.name, r0.name, { id: r0.id });
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   private async doResume(r: Row): Promise<void> {
@@ -627,7 +634,7 @@ export class SandboxService {
   setKeepHot(user: User, ref: string, keepHot: boolean): SandboxView {
     const r = this.find(user, ref);
     this.db.prepare("UPDATE sandboxes SET keep_hot = ? WHERE id = ?").run(keepHot ? 1 : 0, r.id);
-    return view(this.find(user, ref));
+    return this.view(this.find(user, ref));
   }
 
   // ---- snapshots and fork (issue 14) ----
@@ -761,7 +768,7 @@ export class SandboxService {
       this.attach(running);
       this.touch(id);
       recordEvent(this.db, "sandbox.created", user.name, name, { id, engine: engine.name, secrets: secretNames, from: temp ? snap.sandbox : snap.name });
-      return { sandbox: view(this.row(id)!), warnings: [] };
+      return { sandbox: this.view(this.row(id)!), warnings: [] };
     } finally {
       if (temp) await this.snapshots.delete(user, temp).catch(() => {});
     }
@@ -1054,7 +1061,7 @@ export class SandboxService {
     if (after.egress !== "none" && keepsNetwork(r)) await this.net?.setPolicy(r.id, after);
     this.db.prepare("UPDATE sandboxes SET network = ? WHERE id = ?").run(JSON.stringify(after), r.id);
     recordEvent(this.db, "net.policy_changed", user.name, r.name, { id: r.id, egress: after.egress, allow_hosts: after.allow_hosts, allow_cidrs: after.allow_cidrs });
-    return view(this.row(r.id)!);
+    return this.view(this.row(r.id)!);
   }
 
   /** Where the daemon reaches a running, networked sandbox's ports (its address on its veth). */
