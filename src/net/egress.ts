@@ -234,6 +234,9 @@ export class NetManager implements Egress {
   async sweep(live: Set<string>): Promise<number> {
     let n = 0;
     const rows = this.db.prepare("SELECT sandbox_id FROM net_leases").all() as { sandbox_id: string }[];
+    // A lease of a sandbox that is gone (its owner deleted while no daemon ran): its elements are in
+    // the previous run's nft table, which release() edits only once the table is this daemon's.
+    if (rows.some((r) => !live.has(r.sandbox_id))) await this.start().catch((e: Error) => this.log(`network: starting it to remove leftovers failed: ${e.message}`));
     for (const r of rows) if (!live.has(r.sandbox_id)) { await this.release(r.sandbox_id); n++; }
     for (const [gateway, owner] of leasesOf(this.owner)) {
       const id = owner.slice(this.owner.length);

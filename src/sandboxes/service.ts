@@ -989,6 +989,9 @@ export class SandboxService {
         s.agent.close();
         await this.engines.get(s.engine).destroy(id, s.state).catch(() => {});
         await this.net?.release(id).catch(() => {});
+        // Its volume claims and broker records went with the rows (ON DELETE CASCADE); its redactor goes here.
+        this.redactors.forget(id);
+        this.volumes?.release(id);
         this.log(`sandbox ${id}: destroyed (its owner was deleted)`);
       }
     }

@@ -5,6 +5,7 @@ import { recordEvent } from "../store/events.js";
 import { UserError, badRequest, conflict, notFound } from "../util/errors.js";
 import type { Egress } from "../net/policy.js";
 import { parseEgress } from "../net/cap.js";
+import { ownedFiles, removeOwnedFiles } from "./purge.js";
 
 export const USER_NAME_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 export const API_KEY_RE = /^bht_[0-9a-f]{64}$/;
@@ -20,6 +21,9 @@ export interface User {
   created_at: string;
   key_rotated_at: string;
 }
+
+/** What a user delete took: counts of its things. */
+export interface DeleteSummary { secrets: number; sandboxes: number; volumes: number; snapshots: number }
 
 export interface Limits { max_sandboxes: number; max_cpus: number; max_memory_mb: number; max_disk_mb: number }
 /** max_disk_mb: the writable disk of all live sandboxes together (five debian sandboxes at their default size). */
@@ -114,19 +118,33 @@ export class UserService {
     }).immediate();
   }
 
-  /** Deletes a user. Without force it refuses while the user owns secrets or sandboxes (live or dead). */
-  delete(name: string, force: boolean): { secrets: number; sandboxes: number } {
-    return this.db.transaction(() => {
+  /**
+   * Deletes a user. Without force it refuses while the user owns secrets, sandboxes (live or dead),
+   * volumes or snapshots. With force every row of it goes (ON DELETE CASCADE: secrets, sandboxes and
+   * their broker records, volumes, snapshots and theirs, templates); events stay (the audit trail).
+   * Given the data dir, its volume images and snapshot directories are removed too; its live
+   * sandboxes are the daemon's to destroy (reapOrphans while it runs, recover at its next start).
+   */
+  delete(name: string, force: boolean, dataDir?: string): DeleteSummary {
+    const { summary, files } = this.db.transaction(() => {
       const user = this.byName(name);
       if (!user) throw notFound(`user ${JSON.stringify(name)} not found`, "user_not_found");
-      const secrets = (this.db.prepare("SELECT COUNT(*) AS n FROM secrets WHERE user_id = ?").get(user.id) as { n: number }).n;
-      const sandboxes = (this.db.prepare("SELECT COUNT(*) AS n FROM sandboxes WHERE user_id = ?").get(user.id) as { n: number }).n;
-      if (!force && (secrets > 0 || sandboxes > 0)) {
-        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${secrets} secret(s) and ${sandboxes} sandbox(es); delete them first or pass --force`, {}, "has_dependents");
+      const count = (table: string) => (this.db.prepare(`SELECT COUNT(*) AS n FROM ${table} WHERE user_id = ?`).get(user.id) as { n: number }).n;
+      const summary: DeleteSummary = { secrets: count("secrets"), sandboxes: count("sandboxes"), volumes: count("volumes"), snapshots: count("snapshots") };
+      if (!force && Object.values(summary).some((n) => n > 0)) {
+        throw new UserError(409, `user ${JSON.stringify(name)} still owns ${summary.secrets} secret(s), ${summary.sandboxes} sandbox(es), ${summary.volumes} volume(s) and ${summary.snapshots} snapshot(s); delete them first or pass --force`, {}, "has_dependents");
       }
+      const files = ownedFiles(this.db, user.id);
+      const templates = count("templates");
       this.db.prepare("DELETE FROM users WHERE id = ?").run(user.id);
-      recordEvent(this.db, "user.deleted", name, name, { secrets, sandboxes, force }, { actor: "operator" });
-      return { secrets, sandboxes };
+      // Counts and ids only (no names of its things): enough to find what the delete took.
+      recordEvent(this.db, "user.deleted", name, name, { ...summary, templates, force, volume_ids: files.volumes, snapshot_ids: files.snapshots }, { actor: "operator" });
+      return { summary, files };
     }).immediate();
+    if (dataDir) {
+      const failed = removeOwnedFiles(dataDir, files);
+      if (failed.length) throw new Error(`user ${JSON.stringify(name)} was deleted, but removing some of its files failed: ${failed.join("; ")}`);
+    }
+    return summary;
   }
 }

@@ -41,7 +41,11 @@ export class VolumeService {
       this.db.prepare("DELETE FROM volumes WHERE id = ?").run(id);
       throw new UserError(500, `making volume ${JSON.stringify(name)} failed: ${(e as Error).message.split("\n")[0]}`);
     }
-    this.db.prepare("UPDATE volumes SET attached_to = NULL WHERE id = ?").run(id);
+    if (this.db.prepare("UPDATE volumes SET attached_to = NULL WHERE id = ?").run(id).changes !== 1) {
+      // Its row went meanwhile (its owner was deleted with --force): the image goes too.
+      removeVolumeImage(this.dataDir, id);
+      throw notFound(`volume ${JSON.stringify(name)} not found`);
+    }
     recordEvent(this.db, "volume.created", user.name, name, { id, size_mb: size });
     return this.view(this.db.prepare("SELECT * FROM volumes WHERE id = ?").get(id) as Row);
   }

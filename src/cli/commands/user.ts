@@ -94,12 +94,12 @@ export function register(cmd: Command): void {
       else process.stdout.write(`new api key for ${name} (shown once; the old key no longer works): ${apiKey}\n`);
       return 0;
     }));
-  operatorOptions(cmd.command("delete").description("delete a user (refused while it owns secrets or sandboxes)").argument("<name>", "user name")
-    .option("--force", "delete its secrets and sandbox records too"))
+  operatorOptions(cmd.command("delete").description("delete a user (refused while it owns secrets, sandboxes, volumes or snapshots)").argument("<name>", "user name")
+    .option("--force", "delete everything it owns too: secrets, sandboxes (a running daemon destroys them), volumes, snapshots, templates"))
     .action(run(async (name: string, o: Op & { force?: boolean }) => {
-      const res = await withUsers(o, (u) => u.delete(name, !!o.force));
+      const res = await withUsers(o, (u) => u.delete(name, !!o.force, resolveDataDir(o.dataDir)));
       if (o.json) printJson({ name, deleted: true, ...res });
-      else process.stdout.write(`deleted user ${name}${res.secrets || res.sandboxes ? ` with ${res.secrets} secret(s) and ${res.sandboxes} sandbox(es)` : ""}\n`);
+      else process.stdout.write(`deleted user ${name}${Object.values(res).some((n) => n > 0) ? ` with ${res.secrets} secret(s), ${res.sandboxes} sandbox(es), ${res.volumes} volume(s) and ${res.snapshots} snapshot(s)` : ""}\n`);
       return 0;
     }));
 }
