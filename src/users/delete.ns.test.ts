@@ -79,8 +79,11 @@ async function until(what: () => boolean, ms: number): Promise<void> {
 async function scenario(daemonRuns: boolean) {
   let d = await start();
   const value = "tok_" + randomBytes(16).toString("hex");
+  let alice: string | undefined;
   try {
-    const { bob, id } = await populate(d, value);
+    const p = await populate(d, value);
+    alice = p.alice;
+    const { bob, id } = p;
     const { vols, snaps } = ids(d);
     assert.equal(vols.length, 2);
     assert.equal(snaps.length, 1);
@@ -133,6 +136,8 @@ async function scenario(daemonRuns: boolean) {
     assert.deepEqual((await api(d, "GET", "/volumes", { key: alice2 })).json, []);
     assert.deepEqual((await api(d, "GET", "/snapshots", { key: alice2 })).json, []);
   } finally {
+    // A test that failed half way leaves no running sandbox behind (stop keeps them running).
+    if (alice && d.proc.exitCode === null) await api(d, "DELETE", "/sandboxes/a", { key: alice }).catch(() => {});
     if (d.proc.exitCode === null) assert.equal(await d.stop(), 0);
     cleanup(d.dataDir);
   }
