@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { responseProblems, routeFor } from "./contract-check.js";
 
 const J = "application/json";
-const sandbox = { id: "sb1", name: "a", engine: "ns", image: "minimal", cpus: 1, memory_mb: 512, disk_mb: null, status: "running", env: [], secrets: [], secret_files: [], secret_versions: {}, redact: false, keep_hot: false, idle: null, volumes: [], network: { egress: "none", allow_hosts: [], allow_cidrs: [] }, template_id: null, created_at: "t" };
+const sandbox = { id: "sb1", name: "a", engine: "ns", image: "minimal", cpus: 1, memory_mb: 512, disk_mb: null, status: "running", env: [], secrets: [], brokered: [], secret_files: [], secret_versions: {}, redact: false, keep_hot: false, idle: null, volumes: [], network: { egress: "none", allow_hosts: [], allow_cidrs: [] }, template_id: null, created_at: "t" };
 
 test("conforming answers pass", () => {
   assert.deepEqual(responseProblems("GET", "/sandboxes/a", 200, J, JSON.stringify(sandbox)), []);

@@ -6,12 +6,13 @@
 // not know (added elsewhere without an entry) are left to the OpenAPI
 // completeness test.
 import { ROUTES } from "../api/routes.js";
+import { MORE_ROUTES } from "../api/routes-more.js";
 import type { Body, RouteSpec } from "../api/route.js";
 import { ErrorBody } from "../api/common.js";
 import { firstProblem } from "../api/check.js";
 import { ERROR_CODES } from "../api/codes.js";
 
-const compiled = Object.values(ROUTES as Record<string, RouteSpec>).map((spec) => ({
+const compiled = [...Object.values(ROUTES as Record<string, RouteSpec>), ...MORE_ROUTES].map((spec) => ({
   spec,
   re: new RegExp("^" + spec.path.replace(/:([a-z_]+)/g, "[^/]+") + "/?$"),
 }));
