@@ -348,7 +348,7 @@ export function sandboxApiSuite(engine: "ns" | "vm", opts: { full: boolean; imag
     assert.equal((await api(d, "POST", "/sandboxes", { key: k, body: { name: "orphan" } })).status, 201);
     const id = (await api(d, "GET", "/sandboxes/orphan", { key: k })).json.id;
     const refuse = cli(["user", "delete", "temp", "--data-dir", d.dataDir]);
-    assert.match(refuse.stderr, /still owns 0 secret\(s\) and 1 sandbox/);
+    assert.match(refuse.stderr, /still owns 0 secret\(s\), 1 sandbox\(es\), 0 volume\(s\) and 0 snapshot\(s\)/);
     assert.equal(cli(["user", "delete", "temp", "--force", "--data-dir", d.dataDir]).code, 0);
     const deadline = Date.now() + 15_000;
     while (existsSync(`${rt()}/sb/${id}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
